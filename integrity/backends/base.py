@@ -1,0 +1,65 @@
+"""The small interface a vendor backend implements, and the rows it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class TableBusy(Exception):
+    """The table lock a resync needs could not be had within the lock timeout."""
+
+
+@dataclass(frozen=True)
+class SequenceLink:
+    """A sequence that feeds one column of one table, as the catalog says."""
+
+    ref: int  # index of the table in the list passed to ``links``
+    schema: str
+    table: str
+    column: str
+    column_type: str
+    sequence_schema: str
+    sequence: str
+    sequence_type: str
+    start: int
+    increment: int
+    min_value: int
+    max_value: int
+    kind: str  # "identity", "serial", "owned" (OWNED BY only) or "default" (nextval)
+    sequence_readable: bool
+    column_readable: bool
+
+
+@dataclass(frozen=True)
+class SequenceState:
+    """What a sequence and its column hold right now."""
+
+    last_value: int | None
+    is_called: bool | None
+    column_extreme: int | None  # MAX (MIN for descending sequences) of the column
+
+
+class SequenceBackend(Protocol):
+    """What the sequence service needs from a database vendor."""
+
+    def links(self, tables: Sequence[str]) -> list[SequenceLink]:
+        """Return every sequence feeding a column of ``tables`` (one query)."""
+
+    def states(self, links: Sequence[SequenceLink]) -> list[SequenceState]:
+        """Return the state of every link, in order (one query)."""
+
+    def set_next(
+        self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext
+    ) -> tuple[int, int]:
+        """Lock the table against writers, then move the sequence.
+
+        ``choose(state)`` returns the next value to set, or ``None`` to leave
+        it. Returns ``(next before, next after)``. Must run inside a
+        transaction; raises ``TableBusy`` if the lock is not granted in time.
+        """
+
+
+class ChooseNext(Protocol):
+    def __call__(self, state: SequenceState) -> int | None: ...

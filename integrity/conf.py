@@ -1,0 +1,41 @@
+"""Settings of the app, read lazily so ``override_settings`` works.
+
+Every setting is ``INTEGRITY_<NAME>`` in the project's settings; the property
+below documents its default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+
+class Settings:
+    """Typed, lazily read view of the ``INTEGRITY_*`` settings."""
+
+    def _get(self, name: str, default: Any) -> Any:
+        return getattr(django_settings, f"INTEGRITY_{name}", default)
+
+    @property
+    def LOCK_TIMEOUT_MS(self) -> int:
+        """How long a resync waits for its table lock, in ms (default 2000)."""
+        return int(self._get("LOCK_TIMEOUT_MS", 2000))
+
+    @property
+    def CAPACITY_WARNING(self) -> float:
+        """Fraction of a sequence's range used that shows a warning (default 0.75)."""
+        return float(self._get("CAPACITY_WARNING", 0.75))
+
+    @property
+    def CAPACITY_CRITICAL(self) -> float:
+        """Fraction of a sequence's range used that is critical (default 0.90)."""
+        return float(self._get("CAPACITY_CRITICAL", 0.90))
+
+    @property
+    def SEQUENCES_PER_PAGE(self) -> int:
+        """Rows per page of the sequence table (default 100)."""
+        return int(self._get("SEQUENCES_PER_PAGE", 100))
+
+
+settings = Settings()

@@ -1,0 +1,53 @@
+"""Models of the app: the audit trail, and table-less models that anchor pages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Sequence(models.Model):
+    """Anchor of the sequences page in the admin; it has no table.
+
+    Its permissions are the page's: ``integrity.view_sequence`` to see it,
+    ``integrity.resync_sequence`` to change sequences.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ("view",)
+        permissions = [("resync_sequence", _("Can resync database sequences"))]
+        verbose_name = _("sequence")
+        verbose_name_plural = _("sequences")
+
+
+class SequenceResync(models.Model):
+    """One change of one sequence, made through the admin or the command."""
+
+    created_at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("who"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    database = models.CharField(_("database"), max_length=100)
+    model = models.CharField(_("model"), max_length=200)
+    table = models.CharField(_("table"), max_length=300)
+    column = models.CharField(_("column"), max_length=200)
+    sequence = models.CharField(_("sequence"), max_length=300)
+    value_before = models.BigIntegerField(_("next value before"))
+    value_after = models.BigIntegerField(_("next value after"))
+    lowered = models.BooleanField(_("lowered"), default=False)
+
+    class Meta:
+        default_permissions = ("view",)
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("sequence resync")
+        verbose_name_plural = _("sequence resyncs")
+
+    def __str__(self) -> str:
+        return f"{self.sequence}: {self.value_before} → {self.value_after}"

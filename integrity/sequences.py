@@ -1,0 +1,290 @@
+"""Sequence status and safe resync: the service behind the sequences page and CLI.
+
+No HTTP here. ``collect`` returns one ``SequenceInfo`` per sequence-fed
+column of every model on every database alias (router-aware) with a constant
+number of queries per alias; ``resync`` moves one sequence forward (or, when
+asked explicitly, down to close a gap) under a table lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.db import connections, router, transaction
+from django.db.models import Model
+
+from integrity.backends import for_connection
+from integrity.backends.base import SequenceLink, SequenceState, TableBusy
+from integrity.conf import settings
+
+__all__ = [
+    "SequenceInfo",
+    "AliasReport",
+    "SequenceNotFound",
+    "TableBusy",
+    "collect",
+    "models_for_alias",
+    "resync",
+]
+
+OK, AHEAD, BEHIND, EMPTY, UNREADABLE = "ok", "ahead", "behind", "empty", "unreadable"
+STATUSES = (BEHIND, UNREADABLE, AHEAD, EMPTY, OK)
+
+COLUMN_RANGES = {
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
+
+
+class SequenceNotFound(LookupError):
+    """No sequence feeds that column of that model on that database."""
+
+
+@dataclass
+class SequenceInfo:
+    """One sequence feeding one column of one model's table on one database."""
+
+    database: str
+    model: str
+    table: str
+    column: str
+    sequence: str
+    column_type: str
+    sequence_type: str
+    kind: str
+    start: int
+    increment: int
+    sequence_min: int
+    sequence_max: int
+    next_value: int | None
+    max_value: int | None
+    status: str
+    capacity: float | None
+    capacity_level: str
+    type_mismatch: bool
+
+    @property
+    def app_label(self) -> str:
+        return self.model.split(".", 1)[0]
+
+    @property
+    def key(self) -> str:
+        """Identifies the row in forms: alias, model label and column."""
+        return f"{self.database}:{self.model}:{self.column}"
+
+    @property
+    def problem(self) -> bool:
+        return self.status in (BEHIND, UNREADABLE) or self.capacity_level != "ok" or self.type_mismatch
+
+    def sort_key(self) -> tuple[Any, ...]:
+        level = {"critical": 0, "warning": 1, "ok": 2}[self.capacity_level]
+        rank = STATUSES.index(self.status)
+        return (rank if rank < 2 else 2 + level + (0 if self.type_mismatch else 3), rank, self.database, self.model, self.column)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AliasReport:
+    """The sequences of one database alias, or why they could not be read."""
+
+    database: str
+    vendor: str
+    supported: bool
+    sequences: list[SequenceInfo] = field(default_factory=list)
+
+
+def models_for_alias(alias: str, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:
+    """Concrete models (M2M through tables included) that live on ``alias``.
+
+    Unmanaged models count too (legacy tables have sequences); the router's
+    ``allow_migrate`` decides where each lives.
+    """
+    candidates = apps.get_models(include_auto_created=True) if models is None else models
+    return [
+        m
+        for m in candidates
+        if not m._meta.proxy
+        and not m._meta.swapped
+        and router.allow_migrate(alias, m._meta.app_label, model_name=m._meta.model_name, model=m)
+    ]
+
+
+def _capacity(link: SequenceLink, next_value: int | None, extreme: int | None) -> tuple[float | None, bool]:
+    """Fraction of the usable range consumed, and whether the sequence can outrun the column.
+
+    The usable range ends at the smaller of the column type's and the
+    sequence's limits; "consumed" is the larger of the last value handed out
+    and the column's MAX (MIN and lower limits for descending sequences).
+    """
+    low, high = COLUMN_RANGES.get(link.column_type, (None, None))
+    issued = None if next_value is None else next_value - link.increment
+    seen = [v for v in (extreme, issued) if v is not None]
+    if link.increment > 0:
+        limit = link.max_value if high is None else min(high, link.max_value)
+        mismatch = high is not None and link.max_value > high
+        used = max(seen, default=None)
+    else:
+        limit = link.min_value if low is None else max(low, link.min_value)
+        mismatch = low is not None and link.min_value < low
+        used = min(seen, default=None)
+    if used is None or limit == 0 or used / limit <= 0:
+        return (None if used is None else 0.0), mismatch
+    return min(used / limit, 1.0), mismatch
+
+
+def _status(link: SequenceLink, next_value: int | None, extreme: int | None) -> str:
+    if not (link.sequence_readable and link.column_readable) or next_value is None:
+        return UNREADABLE
+    if extreme is None:
+        return EMPTY
+    step = link.increment
+    if (step > 0 and next_value <= extreme) or (step < 0 and next_value >= extreme):
+        return BEHIND
+    return OK if next_value == extreme + step else AHEAD
+
+
+def _level(capacity: float | None) -> str:
+    if capacity is None:
+        return "ok"
+    if capacity >= settings.CAPACITY_CRITICAL:
+        return "critical"
+    return "warning" if capacity >= settings.CAPACITY_WARNING else "ok"
+
+
+def next_value_of(state: SequenceState, increment: int) -> int | None:
+    if state.last_value is None:
+        return None
+    return state.last_value + increment if state.is_called else state.last_value
+
+
+def _info(alias: str, label: str, link: SequenceLink, state: SequenceState) -> SequenceInfo:
+    next_value = next_value_of(state, link.increment)
+    extreme = state.column_extreme
+    capacity, mismatch = _capacity(link, next_value, extreme)
+    return SequenceInfo(
+        database=alias,
+        model=label,
+        table=f"{link.schema}.{link.table}",
+        column=link.column,
+        sequence=f"{link.sequence_schema}.{link.sequence}",
+        column_type=link.column_type,
+        sequence_type=link.sequence_type,
+        kind=link.kind,
+        start=link.start,
+        increment=link.increment,
+        sequence_min=link.min_value,
+        sequence_max=link.max_value,
+        next_value=next_value,
+        max_value=extreme,
+        status=_status(link, next_value, extreme),
+        capacity=None if capacity is None else round(capacity, 6),
+        capacity_level=_level(capacity),
+        type_mismatch=mismatch,
+    )
+
+
+def _links(alias: str, models: Sequence[type[Model]]) -> list[tuple[str, SequenceLink]]:
+    backend = for_connection(connections[alias])
+    assert backend is not None
+    tables = [m._meta.db_table for m in models]
+    return [(models[link.ref]._meta.label, link) for link in backend.links(tables)]
+
+
+def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> AliasReport:
+    """Status of every sequence on ``alias``: two queries, whatever the model count."""
+    connection = connections[alias]
+    backend = for_connection(connection)
+    report = AliasReport(database=alias, vendor=connection.vendor, supported=backend is not None)
+    if backend is None:
+        return report
+    labelled = _links(alias, models_for_alias(alias, models))
+    states = backend.states([link for _, link in labelled])
+    report.sequences = [_info(alias, label, link, state) for (label, link), state in zip(labelled, states)]
+    report.sequences.sort(key=SequenceInfo.sort_key)
+    return report
+
+
+def collect(
+    databases: Iterable[str] | None = None, models: Iterable[type[Model]] | None = None
+) -> list[AliasReport]:
+    """Status of every sequence on every alias in ``databases`` (default: all)."""
+    model_list = None if models is None else list(models)
+    return [collect_alias(alias, model_list) for alias in (databases or list(connections))]
+
+
+@dataclass
+class ResyncResult:
+    """What one resync did."""
+
+    info: SequenceInfo
+    value_before: int
+    value_after: int
+    record_id: int | None
+
+    @property
+    def changed(self) -> bool:
+        return self.value_before != self.value_after
+
+
+def find(alias: str, label: str, column: str) -> tuple[type[Model], SequenceLink]:
+    """Resolve a (database, model, column) triple to its sequence, from the catalog."""
+    if alias not in connections:
+        raise SequenceNotFound(f"unknown database {alias!r}")
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        model = next((m for m in apps.get_models(include_auto_created=True) if m._meta.label == label), None)
+        if model is None:
+            raise SequenceNotFound(f"unknown model {label!r}") from None
+    if for_connection(connections[alias]) is None or not models_for_alias(alias, [model]):
+        raise SequenceNotFound(f"{label} does not live on database {alias!r}")
+    for _, link in _links(alias, [model]):
+        if link.column == column:
+            return model, link
+    raise SequenceNotFound(f"no sequence feeds {label}.{column} on {alias!r}")
+
+
+def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None:
+    """The next value the sequence should hand out, or None to leave it."""
+    current = next_value_of(state, link.increment)
+    if state.column_extreme is None:
+        wanted = link.start
+    else:
+        wanted = state.column_extreme + link.increment
+    if not (link.min_value <= wanted <= link.max_value):
+        raise ValueError(f"{link.sequence}: {wanted} is outside the sequence's range")
+    ahead = current is not None and (wanted - current) * link.increment < 0
+    if ahead and not lower:
+        return None  # forward only: never move a sequence back unless asked
+    if not ahead and lower:
+        return None  # lowering only ever lowers
+    return wanted
+
+
+def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool = False) -> ResyncResult:
+    """Move one sequence just past its column's MAX, holding a writer-blocking lock.
+
+    Forward only unless ``lower`` is true, in which case it only ever lowers a
+    sequence that is ahead of its data (closing the gap). Raises
+    ``SequenceNotFound`` for bad input and ``TableBusy`` when the lock times
+    out; in both cases nothing is changed. Every change is recorded.
+    """
+    from integrity.audit import record_resync
+
+    model, link = find(alias, label, column)
+    backend = for_connection(connections[alias])
+    assert backend is not None
+    with transaction.atomic(using=alias):
+        before, after = backend.set_next(link, settings.LOCK_TIMEOUT_MS, lambda s: _target(link, s, lower))
+        record_id = None
+        if before != after:
+            record_id = record_resync(alias, label, link, before, after, user=user, lowered=lower)
+    info = collect_alias(alias, [model])
+    row = next(i for i in info.sequences if i.column == column)
+    return ResyncResult(info=row, value_before=before, value_after=after, record_id=record_id)
