@@ -12,7 +12,14 @@ from integrity.models import SequenceResync
 
 
 def record_resync(
-    alias: str, label: str, link: SequenceLink, before: int, after: int, *, user: Any = None, lowered: bool = False
+    alias: str,
+    label: str,
+    link: SequenceLink,
+    before: int,
+    after: int,
+    *,
+    user: Any = None,
+    lowered: bool = False,
 ) -> int:
     """Write a ``SequenceResync`` row (and a LogEntry when a user made the change)."""
     user_id = getattr(user, "pk", None)

@@ -81,9 +81,16 @@ class SequenceInfo:
         return self.status in (BEHIND, UNREADABLE) or self.capacity_level != "ok" or self.type_mismatch
 
     def sort_key(self) -> tuple[Any, ...]:
-        level = {"critical": 0, "warning": 1, "ok": 2}[self.capacity_level]
-        rank = STATUSES.index(self.status)
-        return (rank if rank < 2 else 2 + level + (0 if self.type_mismatch else 3), rank, self.database, self.model, self.column)
+        """Problems first: behind, unreadable, near overflow, type mismatch, then the rest."""
+        if self.status in (BEHIND, UNREADABLE):
+            rank = STATUSES.index(self.status)
+        elif self.capacity_level != "ok":
+            rank = 2 if self.capacity_level == "critical" else 3
+        elif self.type_mismatch:
+            rank = 4
+        else:
+            rank = 5 + STATUSES.index(self.status)
+        return (rank, self.database, self.model, self.column)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,7 +212,9 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
         return report
     labelled = _links(alias, models_for_alias(alias, models))
     states = backend.states([link for _, link in labelled])
-    report.sequences = [_info(alias, label, link, state) for (label, link), state in zip(labelled, states)]
+    report.sequences = [
+        _info(alias, label, link, state) for (label, link), state in zip(labelled, states, strict=True)
+    ]
     report.sequences.sort(key=SequenceInfo.sort_key)
     return report
 
@@ -236,12 +245,10 @@ def find(alias: str, label: str, column: str) -> tuple[type[Model], SequenceLink
     """Resolve a (database, model, column) triple to its sequence, from the catalog."""
     if alias not in connections:
         raise SequenceNotFound(f"unknown database {alias!r}")
-    try:
-        model = apps.get_model(label)
-    except (LookupError, ValueError):
-        model = next((m for m in apps.get_models(include_auto_created=True) if m._meta.label == label), None)
-        if model is None:
-            raise SequenceNotFound(f"unknown model {label!r}") from None
+    # get_models(include_auto_created=True) also knows M2M through tables.
+    model = next((m for m in apps.get_models(include_auto_created=True) if m._meta.label == label), None)
+    if model is None:
+        raise SequenceNotFound(f"unknown model {label!r}")
     if for_connection(connections[alias]) is None or not models_for_alias(alias, [model]):
         raise SequenceNotFound(f"{label} does not live on database {alias!r}")
     for _, link in _links(alias, [model]):

@@ -50,9 +50,7 @@ class SequenceBackend(Protocol):
     def states(self, links: Sequence[SequenceLink]) -> list[SequenceState]:
         """Return the state of every link, in order (one query)."""
 
-    def set_next(
-        self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext
-    ) -> tuple[int, int]:
+    def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
         """Lock the table against writers, then move the sequence.
 
         ``choose(state)`` returns the next value to set, or ``None`` to leave

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,38 +14,58 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Sequence',
+            name="Sequence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'sequence',
-                'verbose_name_plural': 'sequences',
-                'permissions': [('resync_sequence', 'Can resync database sequences')],
-                'managed': False,
-                'default_permissions': ('view',),
+                "verbose_name": "sequence",
+                "verbose_name_plural": "sequences",
+                "permissions": [("resync_sequence", "Can resync database sequences")],
+                "managed": False,
+                "default_permissions": ("view",),
             },
         ),
         migrations.CreateModel(
-            name='SequenceResync',
+            name="SequenceResync",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='when')),
-                ('database', models.CharField(max_length=100, verbose_name='database')),
-                ('model', models.CharField(max_length=200, verbose_name='model')),
-                ('table', models.CharField(max_length=300, verbose_name='table')),
-                ('column', models.CharField(max_length=200, verbose_name='column')),
-                ('sequence', models.CharField(max_length=300, verbose_name='sequence')),
-                ('value_before', models.BigIntegerField(verbose_name='next value before')),
-                ('value_after', models.BigIntegerField(verbose_name='next value after')),
-                ('lowered', models.BooleanField(default=False, verbose_name='lowered')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='who')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="when")),
+                ("database", models.CharField(max_length=100, verbose_name="database")),
+                ("model", models.CharField(max_length=200, verbose_name="model")),
+                ("table", models.CharField(max_length=300, verbose_name="table")),
+                ("column", models.CharField(max_length=200, verbose_name="column")),
+                ("sequence", models.CharField(max_length=300, verbose_name="sequence")),
+                ("value_before", models.BigIntegerField(verbose_name="next value before")),
+                ("value_after", models.BigIntegerField(verbose_name="next value after")),
+                ("lowered", models.BooleanField(default=False, verbose_name="lowered")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="who",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'sequence resync',
-                'verbose_name_plural': 'sequence resyncs',
-                'ordering': ['-created_at', '-id'],
-                'default_permissions': ('view',),
+                "verbose_name": "sequence resync",
+                "verbose_name_plural": "sequence resyncs",
+                "ordering": ["-created_at", "-id"],
+                "default_permissions": ("view",),
             },
         ),
     ]

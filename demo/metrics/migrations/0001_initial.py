@@ -4,11 +4,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.RunSQL(
@@ -17,48 +15,68 @@ class Migration(migrations.Migration):
             "DROP TABLE legacy_counter; DROP SCHEMA IF EXISTS archive CASCADE;",
         ),
         migrations.CreateModel(
-            name='LegacyCounter',
+            name="LegacyCounter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=50)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=50)),
             ],
             options={
-                'db_table': 'legacy_counter',
-                'managed': False,
+                "db_table": "legacy_counter",
+                "managed": False,
             },
         ),
         migrations.CreateModel(
-            name='ArchivedEntry',
+            name="ArchivedEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('note', models.CharField(max_length=50)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("note", models.CharField(max_length=50)),
             ],
             options={
-                'db_table': '"archive"."entry"',
+                "db_table": '"archive"."entry"',
             },
         ),
         migrations.CreateModel(
-            name='Entry',
+            name="Entry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('note', models.CharField(max_length=50)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("note", models.CharField(max_length=50)),
             ],
             options={
-                'db_table': 'entry',
+                "db_table": "entry",
             },
         ),
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=10)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=10)),
             ],
         ),
         migrations.CreateModel(
-            name='Reading',
+            name="Reading",
             fields=[
-                ('id', models.AutoField(primary_key=True, serialize=False)),
-                ('value', models.FloatField()),
+                ("id", models.AutoField(primary_key=True, serialize=False)),
+                ("value", models.FloatField()),
             ],
         ),
         migrations.RunSQL(

@@ -9,13 +9,13 @@ from django.db import migrations
 PRODUCTS = ["Keyboard", "Mouse", "Monitor", "Dock", "Headset", "Webcam", "Cable", "Stand"]
 
 
-def load(apps, schema_editor):  # type: ignore[no-untyped-def]
+def load(apps, schema_editor):
     Product = apps.get_model("shop", "Product")
     for pk, name in enumerate(PRODUCTS, start=1):
         Product.objects.using(schema_editor.connection.alias).create(id=pk, name=name, price=10 * pk)
 
 
-def unload(apps, schema_editor):  # type: ignore[no-untyped-def]
+def unload(apps, schema_editor):
     Product = apps.get_model("shop", "Product")
     Product.objects.using(schema_editor.connection.alias).filter(id__lte=len(PRODUCTS)).delete()
 

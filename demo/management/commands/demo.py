@@ -1,0 +1,43 @@
+"""``python manage.py demo``: migrate, load the broken demo data, serve the admin."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from demo import seed
+
+USERNAME = "admin"
+PASSWORD = "admin"
+
+
+class Command(BaseCommand):
+    help = (
+        "Start the embedded PostgreSQL, load demo data that reproduces the seed stories, and serve the admin."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("addrport", nargs="?", default=os.environ.get("DEMO_ADDRPORT", "127.0.0.1:8000"))
+        parser.add_argument("--no-serve", action="store_true", help="Prepare the data, then exit.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        seed.load()
+        user_model = get_user_model()
+        user, _ = user_model.objects.get_or_create(username=USERNAME, defaults={"email": "admin@example.com"})
+        user.is_staff = user.is_superuser = True
+        user.set_password(PASSWORD)
+        user.save()
+        addrport = options["addrport"]
+        host, _, port = addrport.rpartition(":")
+        self.stdout.write(
+            self.style.SUCCESS("Demo data loaded: sequences behind, a gap, near overflow, empty tables.")
+        )
+        self.stdout.write(f"Admin login:  username {USERNAME!r}  password {PASSWORD!r}")
+        self.stdout.write(f"Open:         http://{host or '127.0.0.1'}:{port or addrport}/admin/integrity/")
+        if not options["no_serve"]:
+            call_command("runserver", addrport, use_reloader=False)

@@ -1,0 +1,63 @@
+"""Admin registration: the sequences page (a table-less model) and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+
+from integrity import views
+from integrity.models import Sequence, SequenceResync
+
+
+class PageAdmin(admin.ModelAdmin):
+    """Base of table-less pages: no add, change or delete, only views."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _route(self, suffix: str, view: Callable[..., HttpResponse], name: str) -> URLPattern:
+        def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return view(self, request, *args, **kwargs)
+
+        opts = self.model._meta
+        return path(
+            suffix, self.admin_site.admin_view(bound), name=f"{opts.app_label}_{opts.model_name}_{name}"
+        )
+
+
+@admin.register(Sequence)
+class SequenceAdmin(PageAdmin):
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            self._route("", views.sequence_list, "changelist"),
+            self._route("resync/", views.sequence_resync, "resync"),
+            self._route("resync-all/", views.sequence_resync_all, "resync_all"),
+            self._route("lower/", views.sequence_lower, "lower"),
+        ]
+
+
+@admin.register(SequenceResync)
+class SequenceResyncAdmin(PageAdmin):
+    list_display = (
+        "created_at",
+        "user",
+        "database",
+        "model",
+        "sequence",
+        "value_before",
+        "value_after",
+        "lowered",
+    )
+    list_filter = ("database", "lowered", "model")
+    search_fields = ("sequence", "model", "table")
+    date_hierarchy = "created_at"

@@ -1,0 +1,255 @@
+"""Admin views of the sequences page: thin wrappers around ``integrity.sequences``.
+
+Each view is bound to a ModelAdmin (so it works on any AdminSite instance),
+checks its own permission, and changes data only on POST (CSRF protected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django_tables2 import RequestConfig
+
+from integrity import sequences
+from integrity.conf import settings
+from integrity.sequences import SequenceInfo, SequenceNotFound, TableBusy
+from integrity.tables import SequenceTable
+
+if TYPE_CHECKING:
+    from integrity.admin import SequenceAdmin
+
+VIEW_PERM = "integrity.view_sequence"
+RESYNC_PERM = "integrity.resync_sequence"
+FILTERS = ("status", "app", "database", "capacity")
+
+
+View = Callable[["SequenceAdmin", HttpRequest], HttpResponse]
+
+
+def methods(*allowed: str) -> Callable[[View], View]:
+    """Like ``require_http_methods``, for views bound to a ModelAdmin."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+            if request.method not in allowed:
+                return HttpResponseNotAllowed(allowed)
+            return view(admin, request)
+
+        return wrapper
+
+    return decorate
+
+
+def _require(request: HttpRequest, perm: str) -> None:
+    if not request.user.has_perm(perm):
+        raise PermissionDenied
+
+
+def _url(admin: SequenceAdmin, name: str) -> str:
+    return reverse(f"{admin.admin_site.name}:integrity_sequence_{name}")
+
+
+def _context(admin: SequenceAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        **admin.admin_site.each_context(request),
+        "opts": admin.model._meta,
+        "app_label": admin.model._meta.app_label,
+        "sequences_url": _url(admin, "changelist"),
+        **extra,
+    }
+
+
+def _error(admin: SequenceAdmin, request: HttpRequest, message: str, status: int) -> HttpResponse:
+    """A 4xx that says what went wrong: a message swap for htmx, a page otherwise."""
+    if getattr(request, "htmx", False):
+        response = HttpResponse(
+            render_to_string("integrity/messages.html", {"error": message}, request=request), status=status
+        )
+        response["HX-Retarget"] = "#integrity-messages"
+        response["HX-Reswap"] = "innerHTML"
+        return response
+    return render(
+        request,
+        "integrity/error.html",
+        _context(admin, request, title=_("Nothing was changed"), error=message),
+        status=status,
+    )
+
+
+def _filtered(request: HttpRequest, reports: list[sequences.AliasReport]) -> list[SequenceInfo]:
+    rows = [info for report in reports for info in report.sequences]
+    wanted = {name: request.GET.get(name, "") for name in FILTERS}
+    if wanted["status"] == "problem":
+        rows = [r for r in rows if r.problem]
+    elif wanted["status"]:
+        rows = [r for r in rows if r.status == wanted["status"]]
+    if wanted["app"]:
+        rows = [r for r in rows if r.app_label == wanted["app"]]
+    if wanted["database"]:
+        rows = [r for r in rows if r.database == wanted["database"]]
+    if wanted["capacity"] == "warning":
+        rows = [r for r in rows if r.capacity_level != "ok"]
+    elif wanted["capacity"]:
+        rows = [r for r in rows if r.capacity_level == wanted["capacity"]]
+    return rows
+
+
+def _table(admin: SequenceAdmin, request: HttpRequest, rows: list[SequenceInfo]) -> SequenceTable:
+    return SequenceTable(
+        rows,
+        resync_url=_url(admin, "resync"),
+        lower_url=_url(admin, "lower"),
+        can_resync=request.user.has_perm(RESYNC_PERM),
+    )
+
+
+@methods("GET")
+def sequence_list(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+    """The sequences page: filters, a sortable paginated table, problem rows first."""
+    _require(request, VIEW_PERM)
+    reports = sequences.collect()
+    rows = _filtered(request, reports)
+    table = _table(admin, request, rows)
+    RequestConfig(request, paginate={"per_page": settings.SEQUENCES_PER_PAGE}).configure(table)
+    all_rows = [info for report in reports for info in report.sequences]
+    context = _context(
+        admin,
+        request,
+        title=_("Sequences"),
+        table=table,
+        reports=reports,
+        unsupported=[r for r in reports if not r.supported],
+        behind=[r for r in all_rows if r.status == sequences.BEHIND],
+        filters={name: request.GET.get(name, "") for name in FILTERS},
+        status_choices=sequences.STATUSES,
+        apps=sorted({r.app_label for r in all_rows}),
+        databases=[r.database for r in reports],
+        can_resync=request.user.has_perm(RESYNC_PERM),
+        resync_all_url=_url(admin, "resync_all"),
+    )
+    return render(request, "integrity/sequences.html", context)
+
+
+def _parse_key(raw: str) -> tuple[str, str, str]:
+    parts = raw.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise SequenceNotFound(_("Malformed sequence key %(key)r.") % {"key": raw})
+    return parts[0], parts[1], parts[2]
+
+
+def _back(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure())
+    return target if target and safe else default
+
+
+def _do_resync(request: HttpRequest, key: str, *, lower: bool) -> sequences.ResyncResult:
+    alias, label, column = _parse_key(key)
+    return sequences.resync(alias, label, column, user=request.user, lower=lower)
+
+
+def _result_message(result: sequences.ResyncResult) -> str:
+    if not result.changed:
+        return _("%(seq)s needed no change (next value %(value)s).") % {
+            "seq": result.info.sequence,
+            "value": f"{result.value_after:,}",
+        }
+    return _("%(seq)s: next value %(before)s → %(after)s.") % {
+        "seq": result.info.sequence,
+        "before": f"{result.value_before:,}",
+        "after": f"{result.value_after:,}",
+    }
+
+
+@methods("POST")
+def sequence_resync(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+    """Resync one sequence forward; htmx gets the updated row, forms a redirect."""
+    _require(request, RESYNC_PERM)
+    try:
+        result = _do_resync(request, request.POST.get("key", ""), lower=False)
+    except SequenceNotFound as exc:
+        return _error(admin, request, str(exc), 400)
+    except TableBusy as exc:
+        return _error(admin, request, _("Table %(table)s is busy, try again.") % {"table": exc}, 409)
+    except ValueError as exc:
+        return _error(admin, request, str(exc), 409)
+    if getattr(request, "htmx", False):
+        table = _table(admin, request, [result.info])
+        table.request = request
+        html = render_to_string(
+            "integrity/sequence_row.html",
+            {"table": table, "row": table.rows[0], "message": _result_message(result)},
+            request=request,
+        )
+        return HttpResponse(html)
+    messages.success(request, _result_message(result))
+    return HttpResponseRedirect(_back(request, _url(admin, "changelist")))
+
+
+@methods("GET", "POST")
+def sequence_resync_all(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+    """Confirmation page listing every behind sequence; POST resyncs them forward."""
+    _require(request, RESYNC_PERM)
+    if request.method == "GET":
+        behind = [i for r in sequences.collect() for i in r.sequences if i.status == sequences.BEHIND]
+        return render(
+            request,
+            "integrity/resync_all.html",
+            _context(admin, request, title=_("Resync all behind sequences"), behind=behind),
+        )
+    keys = request.POST.getlist("key")
+    if not keys:
+        return _error(admin, request, _("No sequences were selected."), 400)
+    try:
+        parsed = [_parse_key(k) for k in keys]
+    except SequenceNotFound as exc:
+        return _error(admin, request, str(exc), 400)
+    done, failed = 0, []
+    for alias, label, column in parsed:
+        try:
+            result = sequences.resync(alias, label, column, user=request.user)
+            done += int(result.changed)
+        except (SequenceNotFound, TableBusy, ValueError) as exc:
+            failed.append(f"{label}.{column} ({alias}): {exc}")
+    messages.success(request, _("%(n)d sequence(s) resynced.") % {"n": done})
+    for failure in failed:
+        messages.error(request, _("Not resynced: %(why)s") % {"why": failure})
+    return HttpResponseRedirect(_url(admin, "changelist"))
+
+
+@methods("GET", "POST")
+def sequence_lower(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+    """Close a gap: lower a sequence that is ahead of its data, after confirmation."""
+    _require(request, RESYNC_PERM)
+    key = request.POST.get("key", "") if request.method == "POST" else request.GET.get("key", "")
+    try:
+        alias, label, column = _parse_key(key)
+        model, _link = sequences.find(alias, label, column)
+    except SequenceNotFound as exc:
+        return _error(admin, request, str(exc), 400)
+    info = next(i for i in sequences.collect_alias(alias, [model]).sequences if i.column == column)
+    if request.method == "GET":
+        return render(
+            request,
+            "integrity/lower.html",
+            _context(admin, request, title=_("Lower a sequence"), info=info, key=key),
+        )
+    try:
+        result = sequences.resync(alias, label, column, user=request.user, lower=True)
+    except TableBusy as exc:
+        return _error(admin, request, _("Table %(table)s is busy, try again.") % {"table": exc}, 409)
+    except ValueError as exc:
+        return _error(admin, request, str(exc), 409)
+    messages.success(request, _result_message(result))
+    return HttpResponseRedirect(_url(admin, "changelist"))

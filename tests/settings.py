@@ -1,0 +1,23 @@
+"""Test settings: the demo project, plus a second PostgreSQL database and a SQLite one.
+
+``other`` is another database on the same PostgreSQL server; only the
+``tests.routers`` router sends anything there, which is how router-awareness
+is tested. ``legacy`` is SQLite, where the sequence check is not available.
+"""
+
+import os
+
+from demo.settings import *  # noqa: F403
+from demo.settings import DATABASES
+
+DATABASES["other"] = {**DATABASES["default"], "NAME": f"{DATABASES['default']['NAME']}_other"}
+DATABASES["other"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_other"}
+DATABASES["legacy"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+DATABASE_ROUTERS = ["tests.routers.OtherDatabaseRouter"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Parallel runs on one server (e.g. two checkouts) each get their own test databases.
+_SUFFIX = os.environ.get("INTEGRITY_TEST_DB_SUFFIX", "")
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{_SUFFIX}"}
+DATABASES["other"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_other{_SUFFIX}"}
+ROOT_URLCONF = "tests.urls"

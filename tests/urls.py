@@ -1,0 +1,14 @@
+"""The demo's URLs plus a second AdminSite instance at /second-admin/."""
+
+from django.contrib import admin
+from django.urls import path
+
+from demo.urls import urlpatterns as demo_urlpatterns
+from integrity.admin import SequenceAdmin, SequenceResyncAdmin
+from integrity.models import Sequence, SequenceResync
+
+second_site = admin.AdminSite(name="second")
+second_site.register(Sequence, SequenceAdmin)
+second_site.register(SequenceResync, SequenceResyncAdmin)
+
+urlpatterns = [*demo_urlpatterns, path("second-admin/", second_site.urls)]
