@@ -27,6 +27,9 @@ class PageAdmin(admin.ModelAdmin):
 
     def _route(self, suffix: str, view: Callable[..., HttpResponse], name: str) -> URLPattern:
         def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            # As ModelAdmin's own views do: {% url 'admin:…' %} then resolves
+            # within this AdminSite instance, whatever its name.
+            request.current_app = self.admin_site.name
             return view(self, request, *args, **kwargs)
 
         opts = self.model._meta

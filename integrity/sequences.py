@@ -156,12 +156,13 @@ def _status(link: SequenceLink, next_value: int | None, extreme: int | None) -> 
     return OK if next_value == extreme + step else AHEAD
 
 
-def _level(capacity: float | None) -> str:
+def _level(capacity: float | None, thresholds: tuple[float, float]) -> str:
+    warning, critical = thresholds
     if capacity is None:
         return "ok"
-    if capacity >= settings.CAPACITY_CRITICAL:
+    if capacity >= critical:
         return "critical"
-    return "warning" if capacity >= settings.CAPACITY_WARNING else "ok"
+    return "warning" if capacity >= warning else "ok"
 
 
 def next_value_of(state: SequenceState, increment: int) -> int | None:
@@ -170,7 +171,9 @@ def next_value_of(state: SequenceState, increment: int) -> int | None:
     return state.last_value + increment if state.is_called else state.last_value
 
 
-def _info(alias: str, label: str, link: SequenceLink, state: SequenceState) -> SequenceInfo:
+def _info(
+    alias: str, label: str, link: SequenceLink, state: SequenceState, thresholds: tuple[float, float]
+) -> SequenceInfo:
     next_value = next_value_of(state, link.increment)
     extreme = state.column_extreme
     capacity, mismatch = _capacity(link, next_value, extreme)
@@ -191,7 +194,7 @@ def _info(alias: str, label: str, link: SequenceLink, state: SequenceState) -> S
         max_value=extreme,
         status=_status(link, next_value, extreme),
         capacity=None if capacity is None else round(capacity, 6),
-        capacity_level=_level(capacity),
+        capacity_level=_level(capacity, thresholds),
         type_mismatch=mismatch,
     )
 
@@ -212,8 +215,10 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
         return report
     labelled = _links(alias, models_for_alias(alias, models))
     states = backend.states([link for _, link in labelled])
+    thresholds = (settings.CAPACITY_WARNING, settings.CAPACITY_CRITICAL)  # read once, not per row
     report.sequences = [
-        _info(alias, label, link, state) for (label, link), state in zip(labelled, states, strict=True)
+        _info(alias, label, link, state, thresholds)
+        for (label, link), state in zip(labelled, states, strict=True)
     ]
     report.sequences.sort(key=SequenceInfo.sort_key)
     return report

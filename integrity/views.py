@@ -88,7 +88,9 @@ def _error(admin: SequenceAdmin, request: HttpRequest, message: str, status: int
 
 
 def _filtered(request: HttpRequest, reports: list[sequences.AliasReport]) -> list[SequenceInfo]:
-    rows = [info for report in reports for info in report.sequences]
+    # Each report is sorted on its own; sort across databases so that problem
+    # rows of every database come before the fine rows of the first one.
+    rows = sorted((info for report in reports for info in report.sequences), key=SequenceInfo.sort_key)
     wanted = {name: request.GET.get(name, "") for name in FILTERS}
     if wanted["status"] == "problem":
         rows = [r for r in rows if r.problem]
@@ -161,11 +163,11 @@ def _do_resync(request: HttpRequest, key: str, *, lower: bool) -> sequences.Resy
 
 def _result_message(result: sequences.ResyncResult) -> str:
     if not result.changed:
-        return _("%(seq)s needed no change (next value %(value)s).") % {
+        return _("Sequence %(seq)s needed no change (next value %(value)s).") % {
             "seq": result.info.sequence,
             "value": f"{result.value_after:,}",
         }
-    return _("%(seq)s: next value %(before)s → %(after)s.") % {
+    return _("Sequence %(seq)s: next value %(before)s → %(after)s.") % {
         "seq": result.info.sequence,
         "before": f"{result.value_before:,}",
         "after": f"{result.value_after:,}",
@@ -187,12 +189,7 @@ def sequence_resync(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
     if getattr(request, "htmx", False):
         table = _table(admin, request, [result.info])
         table.request = request
-        html = render_to_string(
-            "integrity/sequence_row.html",
-            {"table": table, "row": table.rows[0], "message": _result_message(result)},
-            request=request,
-        )
-        return HttpResponse(html)
+        return HttpResponse(table.row_html(result.info, _result_message(result)))
     messages.success(request, _result_message(result))
     return HttpResponseRedirect(_back(request, _url(admin, "changelist")))
 

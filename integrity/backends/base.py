@@ -30,6 +30,9 @@ class SequenceLink:
     kind: str  # "identity", "serial", "owned" (OWNED BY only) or "default" (nextval)
     sequence_readable: bool
     column_readable: bool
+    # The vendor's own handle on the sequence (PostgreSQL: its OID), so
+    # ``states`` can read it without a name lookup.
+    sequence_id: int | None = None
 
 
 @dataclass(frozen=True)

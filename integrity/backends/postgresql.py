@@ -20,10 +20,17 @@ from integrity.backends.base import ChooseNext, SequenceLink, SequenceState, Tab
 # (the default expression depends on the sequence).
 LINKS_SQL = """
 WITH wanted AS (
-    SELECT w.ref, to_regclass(w.name) AS relid
-    FROM unnest(%s::int[], %s::text[]) AS w(ref, name)
+    -- to_regclass() raises "permission denied for schema" on a schema-qualified
+    -- name the role may not use, so such names are looked up in the catalog.
+    SELECT w.ref,
+           CASE WHEN cardinality(p.parts) = 2 THEN (
+               SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = p.parts[1] AND c.relname = p.parts[2])
+           ELSE to_regclass(w.name) END AS relid
+    FROM unnest(%s::int[], %s::text[]) AS w(ref, name),
+         LATERAL parse_ident(w.name) AS p(parts)
 ),
-links AS (
+deps AS (
     SELECT d.refobjid AS relid, d.refobjsubid AS attnum, d.objid AS seqid, d.deptype::text AS dep
     FROM pg_depend d
     WHERE d.classid = 'pg_class'::regclass
@@ -39,17 +46,24 @@ links AS (
      AND d.objid = ad.oid
      AND d.refclassid = 'pg_class'::regclass
     WHERE ad.adrelid IN (SELECT relid FROM wanted)
+),
+links AS (
+    SELECT relid, attnum, seqid,
+           CASE WHEN bool_or(dep = 'i') THEN 'identity'
+                WHEN bool_or(dep = 'a') AND bool_or(dep = 'n') THEN 'serial'
+                WHEN bool_or(dep = 'a') THEN 'owned'
+                ELSE 'default' END AS kind
+    FROM deps
+    GROUP BY relid, attnum, seqid
 )
 SELECT w.ref, tn.nspname, tc.relname, a.attname,
        format_type(a.atttypid, a.atttypmod),
        sn.nspname, sc.relname, format_type(s.seqtypid, NULL),
        s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
-       CASE WHEN bool_or(l.dep = 'i') THEN 'identity'
-            WHEN bool_or(l.dep = 'a') AND bool_or(l.dep = 'n') THEN 'serial'
-            WHEN bool_or(l.dep = 'a') THEN 'owned'
-            ELSE 'default' END,
-       has_sequence_privilege(sc.oid, 'SELECT'),
-       has_column_privilege(tc.oid, a.attnum, 'SELECT')
+       l.kind,
+       has_schema_privilege(sn.oid, 'USAGE') AND has_sequence_privilege(sc.oid, 'SELECT'),
+       has_schema_privilege(tn.oid, 'USAGE') AND has_column_privilege(tc.oid, a.attnum, 'SELECT'),
+       sc.oid::bigint
 FROM links l
 JOIN wanted w ON w.relid = l.relid
 JOIN pg_class tc ON tc.oid = l.relid
@@ -58,8 +72,6 @@ JOIN pg_attribute a ON a.attrelid = l.relid AND a.attnum = l.attnum AND NOT a.at
 JOIN pg_class sc ON sc.oid = l.seqid AND sc.relkind = 'S'
 JOIN pg_namespace sn ON sn.oid = sc.relnamespace
 JOIN pg_sequence s ON s.seqrelid = sc.oid
-GROUP BY w.ref, tn.nspname, tc.relname, tc.oid, a.attnum, a.attname, a.atttypid, a.atttypmod,
-         sn.nspname, sc.relname, sc.oid, s.seqtypid, s.seqstart, s.seqincrement, s.seqmin, s.seqmax
 ORDER BY w.ref, a.attnum, sn.nspname, sc.relname
 """
 
@@ -87,28 +99,55 @@ class PostgresSequenceBackend:
         return f"{self.qn(schema)}.{self.qn(name)}"
 
     def _extreme_sql(self, link: SequenceLink) -> str:
+        """A one-row query of the column's MAX (MIN when descending) as ``v``."""
         if not link.column_readable:
-            return "NULL::bigint"
+            return "SELECT NULL::bigint AS v"
         agg = "MAX" if link.increment > 0 else "MIN"
         table = self._relation(link.schema, link.table)
-        return f"(SELECT {agg}({self.qn(link.column)})::bigint FROM {table})"  # noqa: S608 - quoted names
+        return f"SELECT {agg}({self.qn(link.column)})::bigint AS v FROM {table}"  # noqa: S608 - quoted names
 
     def _state_sql(self, index: int, link: SequenceLink) -> str:
         extreme = self._extreme_sql(link)
+        # The aggregate goes in FROM, not in the select list: a thousand
+        # select-list subqueries cost several times more to plan.
         if not link.sequence_readable:
-            return f"SELECT {index:d}, NULL::bigint, NULL::bool, {extreme}"
+            return f"SELECT {index:d}, NULL::bigint, NULL::bool, m.v FROM ({extreme}) m"  # noqa: S608
         seq = self._relation(link.sequence_schema, link.sequence)
-        return f"SELECT {index:d}, last_value, is_called, {extreme} FROM {seq}"  # noqa: S608 - quoted names
+        return f"SELECT {index:d}, s.last_value, s.is_called, m.v FROM {seq} s, ({extreme}) m"  # noqa: S608
+
+    def _states_sql(self, links: Sequence[SequenceLink]) -> str:
+        """One statement reading every sequence and its column's MAX together.
+
+        The sequences are read in the same statement as the MAXes, after its
+        snapshot: a value read earlier (say in the catalog query) would make a
+        healthy sequence look behind the MAX that inserts since raised.
+        """
+        if self.connection.pg_version < 180000:  # type: ignore[attr-defined]
+            return "\nUNION ALL\n".join(self._state_sql(i, link) for i, link in enumerate(links))
+        # PostgreSQL 18+: plain aggregates, and the sequences read by OID
+        # through one pg_get_sequence_data() call per row, not one scan each.
+        maxes = "\nUNION ALL\n".join(
+            self._extreme_sql(link).replace("SELECT ", f"SELECT {i:d}, ", 1) for i, link in enumerate(links)
+        )
+        # Integers only, inlined: no parameters, so a "%" in a name stays literal.
+        oids = ",".join(
+            f"{link.sequence_id:d}" if link.sequence_readable and link.sequence_id else "NULL"
+            for link in links
+        )
+        return (
+            "SELECT x.i, s.last_value, s.is_called, x.v "  # noqa: S608 - quoted names
+            f"FROM ({maxes}) AS x(i, v) "
+            f"LEFT JOIN LATERAL pg_get_sequence_data(('{{{oids}}}'::oid[])[x.i + 1]::regclass) AS s ON true"
+        )
 
     def states(self, links: Sequence[SequenceLink]) -> list[SequenceState]:
         """Return sequence values and column MAX for all links in one statement."""
         if not links:
             return []
-        sql = "\nUNION ALL\n".join(self._state_sql(i, link) for i, link in enumerate(links))
         with self.connection.cursor() as cursor:
-            cursor.execute(sql)
-            rows = sorted(cursor.fetchall())
-        return [SequenceState(last_value=r[1], is_called=r[2], column_extreme=r[3]) for r in rows]
+            cursor.execute(self._states_sql(links))
+            rows = {r[0]: r[1:] for r in cursor.fetchall()}
+        return [SequenceState(*rows[i]) for i in range(len(links))]
 
     def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
         """Lock the table against writers (not readers), then move the sequence."""
@@ -125,7 +164,7 @@ class PostgresSequenceBackend:
                     raise TableBusy(table) from exc
                 raise
             extreme_sql = self._extreme_sql(link)
-            cursor.execute(f"SELECT last_value, is_called, {extreme_sql} FROM {seq}")  # noqa: S608 - quoted names
+            cursor.execute(f"SELECT s.last_value, s.is_called, m.v FROM {seq} s, ({extreme_sql}) m")  # noqa: S608
             last_value, is_called, extreme = cursor.fetchone()
             state = SequenceState(last_value, is_called, extreme)
             before = last_value + link.increment if is_called else last_value
