@@ -15,9 +15,17 @@ from typing import Any
 from django.apps import apps
 from django.db import connections, router, transaction
 from django.db.models import Model
+from django.utils.translation import gettext as _
 
 from integrity.backends import for_connection
-from integrity.backends.base import SequenceLink, SequenceState, TableBusy
+from integrity.backends.base import (
+    NotPermitted,
+    OutOfRange,
+    ResyncRefused,
+    SequenceLink,
+    SequenceState,
+    TableBusy,
+)
 from integrity.conf import settings
 
 __all__ = [
@@ -25,6 +33,9 @@ __all__ = [
     "AliasReport",
     "SequenceNotFound",
     "TableBusy",
+    "ResyncRefused",
+    "NotPermitted",
+    "OutOfRange",
     "collect",
     "models_for_alias",
     "resync",
@@ -256,7 +267,7 @@ def find(alias: str, label: str, column: str) -> tuple[type[Model], SequenceLink
         raise SequenceNotFound(f"unknown model {label!r}")
     if for_connection(connections[alias]) is None or not models_for_alias(alias, [model]):
         raise SequenceNotFound(f"{label} does not live on database {alias!r}")
-    for _, link in _links(alias, [model]):
+    for _label, link in _links(alias, [model]):
         if link.column == column:
             return model, link
     raise SequenceNotFound(f"no sequence feeds {label}.{column} on {alias!r}")
@@ -270,7 +281,10 @@ def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None
     else:
         wanted = state.column_extreme + link.increment
     if not (link.min_value <= wanted <= link.max_value):
-        raise ValueError(f"{link.sequence}: {wanted} is outside the sequence's range")
+        raise OutOfRange(
+            _("%(seq)s cannot hand out %(value)s: it is outside the sequence's range %(low)s..%(high)s.")
+            % {"seq": link.sequence, "value": wanted, "low": link.min_value, "high": link.max_value}
+        )
     ahead = current is not None and (wanted - current) * link.increment < 0
     if ahead and not lower:
         return None  # forward only: never move a sequence back unless asked
@@ -284,12 +298,19 @@ def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool
 
     Forward only unless ``lower`` is true, in which case it only ever lowers a
     sequence that is ahead of its data (closing the gap). Raises
-    ``SequenceNotFound`` for bad input and ``TableBusy`` when the lock times
-    out; in both cases nothing is changed. Every change is recorded.
+    ``SequenceNotFound`` for bad input and a ``ResyncRefused`` (``TableBusy``
+    when the lock times out, ``NotPermitted``, ``OutOfRange``) when the
+    database can't or won't; in every case nothing is changed. Every change
+    is recorded.
     """
     from integrity.audit import record_resync
 
     model, link = find(alias, label, column)
+    if not (link.sequence_readable and link.column_readable):
+        raise NotPermitted(
+            _("The database user cannot read %(seq)s or %(table)s.%(column)s.")
+            % {"seq": link.sequence, "table": link.table, "column": link.column}
+        )
     backend = for_connection(connections[alias])
     assert backend is not None
     with transaction.atomic(using=alias):

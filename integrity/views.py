@@ -22,7 +22,7 @@ from django_tables2 import RequestConfig
 
 from integrity import sequences
 from integrity.conf import settings
-from integrity.sequences import SequenceInfo, SequenceNotFound, TableBusy
+from integrity.sequences import ResyncRefused, SequenceInfo, SequenceNotFound
 from integrity.tables import SequenceTable
 
 if TYPE_CHECKING:
@@ -182,9 +182,7 @@ def sequence_resync(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
         result = _do_resync(request, request.POST.get("key", ""), lower=False)
     except SequenceNotFound as exc:
         return _error(admin, request, str(exc), 400)
-    except TableBusy as exc:
-        return _error(admin, request, _("Table %(table)s is busy, try again.") % {"table": exc}, 409)
-    except ValueError as exc:
+    except ResyncRefused as exc:
         return _error(admin, request, str(exc), 409)
     if getattr(request, "htmx", False):
         table = _table(admin, request, [result.info])
@@ -217,7 +215,7 @@ def sequence_resync_all(admin: SequenceAdmin, request: HttpRequest) -> HttpRespo
         try:
             result = sequences.resync(alias, label, column, user=request.user)
             done += int(result.changed)
-        except (SequenceNotFound, TableBusy, ValueError) as exc:
+        except (SequenceNotFound, ResyncRefused) as exc:
             failed.append(f"{label}.{column} ({alias}): {exc}")
     messages.success(request, _("%(n)d sequence(s) resynced.") % {"n": done})
     for failure in failed:
@@ -244,9 +242,7 @@ def sequence_lower(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
         )
     try:
         result = sequences.resync(alias, label, column, user=request.user, lower=True)
-    except TableBusy as exc:
-        return _error(admin, request, _("Table %(table)s is busy, try again.") % {"table": exc}, 409)
-    except ValueError as exc:
+    except ResyncRefused as exc:
         return _error(admin, request, str(exc), 409)
     messages.success(request, _result_message(result))
     return HttpResponseRedirect(_url(admin, "changelist"))

@@ -6,9 +6,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from django.utils.translation import gettext as _
 
-class TableBusy(Exception):
+
+class ResyncRefused(Exception):
+    """A resync could not be made and nothing was changed; ``str()`` says why."""
+
+
+class TableBusy(ResyncRefused):
     """The table lock a resync needs could not be had within the lock timeout."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(_("Table %(table)s is busy, try again.") % {"table": table})
+        self.table = table
+
+
+class NotPermitted(ResyncRefused):
+    """The database user may not read or change the table or the sequence."""
+
+
+class OutOfRange(ResyncRefused, ValueError):
+    """The value the sequence would need lies outside its MINVALUE..MAXVALUE."""
 
 
 @dataclass(frozen=True)

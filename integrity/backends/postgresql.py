@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import OperationalError
+from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.translation import gettext as _
 
-from integrity.backends.base import ChooseNext, SequenceLink, SequenceState, TableBusy
+from integrity.backends.base import ChooseNext, NotPermitted, SequenceLink, SequenceState, TableBusy
 
 # A sequence feeds a column when it is OWNED BY it (serial: deptype 'a';
 # identity: deptype 'i') or when the column's default calls nextval() on it
@@ -76,6 +77,7 @@ ORDER BY w.ref, a.attnum, sn.nspname, sc.relname
 """
 
 LOCK_NOT_AVAILABLE = "55P03"
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class PostgresSequenceBackend:
@@ -159,17 +161,23 @@ class PostgresSequenceBackend:
                 # SHARE ROW EXCLUSIVE blocks INSERT/UPDATE/DELETE and other
                 # resyncs of the table, but not SELECT.
                 cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
-            except OperationalError as exc:
-                if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                extreme_sql = self._extreme_sql(link)
+                cursor.execute(f"SELECT s.last_value, s.is_called, m.v FROM {seq} s, ({extreme_sql}) m")  # noqa: S608
+                last_value, is_called, extreme = cursor.fetchone()
+                state = SequenceState(last_value, is_called, extreme)
+                before = last_value + link.increment if is_called else last_value
+                target = choose(state)
+                if target is None or target == before:
+                    return before, before
+                cursor.execute("SELECT setval(%s::regclass, %s, false)", [seq, target])
+            except DatabaseError as exc:
+                sqlstate = getattr(exc.__cause__, "sqlstate", None)
+                if sqlstate == LOCK_NOT_AVAILABLE:
                     raise TableBusy(table) from exc
+                if sqlstate == INSUFFICIENT_PRIVILEGE:
+                    raise NotPermitted(
+                        _("The database user may not lock %(table)s or change %(seq)s.")
+                        % {"table": table, "seq": seq}
+                    ) from exc
                 raise
-            extreme_sql = self._extreme_sql(link)
-            cursor.execute(f"SELECT s.last_value, s.is_called, m.v FROM {seq} s, ({extreme_sql}) m")  # noqa: S608
-            last_value, is_called, extreme = cursor.fetchone()
-            state = SequenceState(last_value, is_called, extreme)
-            before = last_value + link.increment if is_called else last_value
-            target = choose(state)
-            if target is None or target == before:
-                return before, before
-            cursor.execute("SELECT setval(%s::regclass, %s, false)", [seq, target])
             return before, target
