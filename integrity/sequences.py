@@ -260,17 +260,22 @@ class ResyncResult:
 def find(alias: str, label: str, column: str) -> tuple[type[Model], SequenceLink]:
     """Resolve a (database, model, column) triple to its sequence, from the catalog."""
     if alias not in connections:
-        raise SequenceNotFound(f"unknown database {alias!r}")
+        raise SequenceNotFound(_("Unknown database %(alias)r.") % {"alias": alias})
     # get_models(include_auto_created=True) also knows M2M through tables.
     model = next((m for m in apps.get_models(include_auto_created=True) if m._meta.label == label), None)
     if model is None:
-        raise SequenceNotFound(f"unknown model {label!r}")
+        raise SequenceNotFound(_("Unknown model %(label)r.") % {"label": label})
     if for_connection(connections[alias]) is None or not models_for_alias(alias, [model]):
-        raise SequenceNotFound(f"{label} does not live on database {alias!r}")
+        raise SequenceNotFound(
+            _("%(label)s does not live on database %(alias)r.") % {"label": label, "alias": alias}
+        )
     for _label, link in _links(alias, [model]):
         if link.column == column:
             return model, link
-    raise SequenceNotFound(f"no sequence feeds {label}.{column} on {alias!r}")
+    raise SequenceNotFound(
+        _("No sequence feeds %(label)s.%(column)s on database %(alias)r.")
+        % {"label": label, "column": column, "alias": alias}
+    )
 
 
 def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None:

@@ -65,7 +65,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{sequences}")
         seq = sub.add_parser("sequences", help="Status of every sequence; exit 1 if any is behind.")
-        seq.add_argument("--database", action="append", default=[], metavar="ALIAS")
+        seq.add_argument("--database", nargs="+", action="extend", default=[], metavar="ALIAS")
         seq.add_argument("--model", nargs="+", action="extend", default=[], metavar="app_label.Model")
         seq.add_argument("--json", action="store_true", help="Print a JSON list instead of a table.")
         seq.add_argument("--fix", action="store_true", help="Resync every behind sequence (forward only).")
@@ -85,7 +85,14 @@ class Command(BaseCommand):
         fixed: list[dict[str, Any]] = []
         if options["fix"]:
             for info in [r for r in rows if r.status == sequences.BEHIND]:
-                result = sequences.resync(info.database, info.model, info.column)
+                try:
+                    result = sequences.resync(info.database, info.model, info.column)
+                except (sequences.ResyncRefused, sequences.SequenceNotFound) as exc:
+                    # Report and go on with the others; it stays behind, so the exit status is 1.
+                    self.stderr.write(
+                        f"could not fix {info.database}:{info.model}.{info.column} ({info.sequence}): {exc}"
+                    )
+                    continue
                 fixed.append({**result.info.as_json(), "value_before": result.value_before})
             if fixed:
                 reports = sequences.collect(databases, models)

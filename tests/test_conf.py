@@ -1,0 +1,86 @@
+"""integrity.conf: documented defaults, read lazily so override_settings works."""
+
+import pytest
+from django.test import override_settings
+
+from integrity.conf import settings
+
+
+@pytest.mark.parametrize(
+    ("name", "default"),
+    [
+        ("LOCK_TIMEOUT_MS", 2000),
+        ("CAPACITY_WARNING", 0.75),
+        ("CAPACITY_CRITICAL", 0.90),
+        ("SEQUENCES_PER_PAGE", 100),
+    ],
+)
+def test_defaults(name, default):
+    value = getattr(settings, name)
+    assert value == default
+    assert type(value) is type(default)
+
+
+@pytest.mark.parametrize(
+    ("name", "override", "expected"),
+    [
+        ("LOCK_TIMEOUT_MS", 50, 50),
+        ("CAPACITY_WARNING", 0.5, 0.5),
+        ("CAPACITY_CRITICAL", 0.99, 0.99),
+        ("SEQUENCES_PER_PAGE", 25, 25),
+    ],
+)
+def test_override_settings_is_seen_at_once_and_undone(name, override, expected):
+    with override_settings(**{f"INTEGRITY_{name}": override}):
+        assert getattr(settings, name) == expected
+    assert getattr(settings, name) != expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("LOCK_TIMEOUT_MS", "500", 500),
+        ("CAPACITY_WARNING", "0.6", 0.6),
+        ("CAPACITY_CRITICAL", 1, 1.0),
+        ("SEQUENCES_PER_PAGE", "10", 10),
+    ],
+)
+def test_values_are_coerced_to_their_documented_type(name, raw, expected):
+    with override_settings(**{f"INTEGRITY_{name}": raw}):
+        value = getattr(settings, name)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_every_setting_documents_its_default():
+    names = [n for n in vars(type(settings)) if n.isupper()]
+    assert sorted(names) == ["CAPACITY_CRITICAL", "CAPACITY_WARNING", "LOCK_TIMEOUT_MS", "SEQUENCES_PER_PAGE"]
+    for name in names:
+        doc = getattr(type(settings), name).__doc__
+        assert doc and "default" in doc, name
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_capacity_thresholds_decide_the_level_the_service_reports():
+    """A user-visible effect: the same near-overflow key is critical, then only a warning."""
+    from django.db import connection
+
+    from demo.metrics.models import Reading
+    from integrity import sequences
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE metrics_reading RESTART IDENTITY")
+        cursor.execute("SELECT setval(pg_get_serial_sequence('metrics_reading', 'id'), 1950000000)")
+    Reading.objects.create(value=1.0)
+
+    def level() -> str:
+        [report] = sequences.collect(["default"], [Reading])
+        [info] = report.sequences
+        assert info.capacity is not None and 0.90 < info.capacity < 0.95
+        return info.capacity_level
+
+    assert level() == "critical"
+    with override_settings(INTEGRITY_CAPACITY_CRITICAL=0.95):
+        assert level() == "warning"
+    with override_settings(INTEGRITY_CAPACITY_WARNING=0.92, INTEGRITY_CAPACITY_CRITICAL=0.95):
+        assert level() == "ok"
