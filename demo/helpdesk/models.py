@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Func, Value
 
 
 class Ticket(models.Model):
-    # Migration 0002 gives the column DEFAULT nextval('ticket_sequence'):
-    # a plain CREATE SEQUENCE is bigint, the column integer (a type mismatch).
-    number = models.IntegerField(unique=True, null=True, blank=True)
+    # DEFAULT nextval('ticket_sequence') (made in migration 0002): a plain
+    # CREATE SEQUENCE is bigint, the column integer (a type mismatch).
+    number = models.IntegerField(
+        unique=True, null=True, blank=True, db_default=Func(Value("ticket_sequence"), function="nextval")
+    )
     subject = models.CharField(max_length=200)
 
     def __str__(self) -> str:

@@ -1,17 +1,26 @@
 """Seed 003's fix: ticket numbers from a database sequence, not MAX + 1."""
 
-from django.db import migrations
-
-SQL = """
-CREATE SEQUENCE ticket_sequence OWNED BY helpdesk_ticket.number;
-ALTER TABLE helpdesk_ticket ALTER COLUMN number SET DEFAULT nextval('ticket_sequence');
-"""
-REVERSE = """
-ALTER TABLE helpdesk_ticket ALTER COLUMN number DROP DEFAULT;
-DROP SEQUENCE ticket_sequence;
-"""
+import django.db.models.expressions
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("helpdesk", "0001_initial")]
-    operations = [migrations.RunSQL(SQL, REVERSE)]
+    operations = [
+        migrations.RunSQL(
+            "CREATE SEQUENCE ticket_sequence OWNED BY helpdesk_ticket.number",
+            "DROP SEQUENCE ticket_sequence",
+        ),
+        migrations.AlterField(
+            model_name="ticket",
+            name="number",
+            field=models.IntegerField(
+                blank=True,
+                db_default=django.db.models.expressions.Func(
+                    django.db.models.expressions.Value("ticket_sequence"), function="nextval"
+                ),
+                null=True,
+                unique=True,
+            ),
+        ),
+    ]
