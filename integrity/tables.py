@@ -20,6 +20,11 @@ def _number(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
+def _breakable(name: str) -> str:
+    """Escape a dotted or snake_case name and let it wrap after "." and "_"."""
+    return str(escape(name)).replace(".", ".<wbr>").replace("_", "_<wbr>")
+
+
 class SequenceTable(tables.Table):
     """Every sequence with its status; each behind row gets a Resync button."""
 
@@ -128,22 +133,21 @@ class SequenceTable(tables.Table):
             return mark_safe(f'<a class="integrity-link" href="{href}">{escape(self._labels["lower"])}</a>')  # noqa: S308
         return mark_safe("")  # noqa: S308
 
-    def row_html(self, record: SequenceInfo, message: str = "") -> SafeString:
-        """One ``<tr>``, in column order; ``message`` is shown under the actions."""
+    def row_html(self, record: SequenceInfo) -> SafeString:
+        """One ``<tr>``, its cells in column order, each with its column as class."""
         row_id = f"seq-{record.database}-{record.model}-{record.column}".replace(".", "-")
-        note = f'<div class="integrity-note" role="status">{escape(message)}</div>' if message else ""
         cells = (
-            escape(record.model),
+            _breakable(record.model),
             escape(record.database),
-            escape(record.table),
+            _breakable(record.table),
             escape(record.column),
-            escape(record.sequence),
+            _breakable(record.sequence),
             self.render_types(record),
             self.render_next_value(record.next_value),
             self.render_max_value(record.max_value),
             self.render_status(record),
             self.render_capacity(record),
-            self.render_actions(record) + note,
+            self.render_actions(record),
         )
         tds = "".join(f'<td class="{cls}">{cell}</td>' for cls, cell in zip(CELL_CLASSES, cells, strict=True))
         return mark_safe(f'<tr id="{escape(row_id)}" data-status="{escape(record.status)}">{tds}</tr>')  # noqa: S308

@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
 from integrity import sequences
@@ -132,7 +133,7 @@ def sequence_list(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
         table=table,
         reports=reports,
         unsupported=[r for r in reports if not r.supported],
-        behind=[r for r in all_rows if r.status == sequences.BEHIND],
+        behind_count=sum(r.status == sequences.BEHIND for r in all_rows),
         filters={name: request.GET.get(name, "") for name in FILTERS},
         status_choices=sequences.STATUSES,
         apps=sorted({r.app_label for r in all_rows}),
@@ -174,6 +175,17 @@ def _result_message(result: sequences.ResyncResult) -> str:
     }
 
 
+def _resynced_row(admin: SequenceAdmin, request: HttpRequest, result: sequences.ResyncResult) -> HttpResponse:
+    """The row swapped in place, plus out-of-band updates of the summary and messages."""
+    table = _table(admin, request, [result.info])
+    table.request = request
+    behind = sum(i.status == sequences.BEHIND for r in sequences.collect() for i in r.sequences)
+    extra = {"oob": True, "can_resync": True, "resync_all_url": _url(admin, "resync_all")}
+    summary = render_to_string("integrity/summary.html", {"behind_count": behind, **extra}, request=request)
+    note = render_to_string("integrity/messages.html", {"success": _result_message(result), **extra})
+    return HttpResponse(table.row_html(result.info) + summary + note)
+
+
 @methods("POST")
 def sequence_resync(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
     """Resync one sequence forward; htmx gets the updated row, forms a redirect."""
@@ -185,9 +197,7 @@ def sequence_resync(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
     except ResyncRefused as exc:
         return _error(admin, request, str(exc), 409)
     if getattr(request, "htmx", False):
-        table = _table(admin, request, [result.info])
-        table.request = request
-        return HttpResponse(table.row_html(result.info, _result_message(result)))
+        return _resynced_row(admin, request, result)
     messages.success(request, _result_message(result))
     return HttpResponseRedirect(_back(request, _url(admin, "changelist")))
 
@@ -217,7 +227,9 @@ def sequence_resync_all(admin: SequenceAdmin, request: HttpRequest) -> HttpRespo
             done += int(result.changed)
         except (SequenceNotFound, ResyncRefused) as exc:
             failed.append(f"{label}.{column} ({alias}): {exc}")
-    messages.success(request, _("%(n)d sequence(s) resynced.") % {"n": done})
+    messages.success(
+        request, ngettext("%(n)d sequence resynced.", "%(n)d sequences resynced.", done) % {"n": done}
+    )
     for failure in failed:
         messages.error(request, _("Not resynced: %(why)s") % {"why": failure})
     return HttpResponseRedirect(_url(admin, "changelist"))

@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from demo import seed
 from demo.shop.models import Product
 from integrity.models import SequenceResync
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-expect = playwright_sync.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 
@@ -41,9 +39,9 @@ SEQUENCES = "/admin/integrity/sequence/"
 
 
 @contextmanager
-def browser_page(**context_options: Any) -> Iterator[Any]:
+def browser_page(**context_options: Any) -> Iterator[Page]:
     """A fresh page in a fresh headless Chromium; no database access while it is open."""
-    with playwright_sync.sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             context = browser.new_context(**context_options)
@@ -68,7 +66,7 @@ def superuser() -> str:
     return "browser-admin"
 
 
-def log_in(page: Any, base_url: str, username: str, next_path: str) -> None:
+def log_in(page: Page, base_url: str, username: str, next_path: str) -> None:
     page.goto(f"{base_url}/admin/login/?next={next_path}")
     page.locator("#id_username").fill(username)
     page.locator("#id_password").fill(PASSWORD)
@@ -76,7 +74,7 @@ def log_in(page: Any, base_url: str, username: str, next_path: str) -> None:
     expect(page).to_have_url(f"{base_url}{next_path}")
 
 
-def product_row(page: Any) -> Any:
+def product_row(page: Page) -> Locator:
     """The sequences table row of shop.Product on the default database, found by what it shows."""
     return (
         page.locator("#sequence-table tbody tr")
@@ -117,7 +115,8 @@ def test_dashboard_to_htmx_resync_swaps_the_row_in_place(live_server, superuser,
         row.get_by_role("button", name="Resync").click()
 
         expect(row.locator(".integrity-badge")).to_have_text("ok")
-        expect(row.get_by_role("status")).to_contain_text("1 → 9")
+        expect(page.locator("#integrity-messages .success")).to_contain_text("next value 1 → 9")
+        expect(page.locator("#integrity-summary")).to_contain_text("0 sequences are behind their data.")
         expect(row.get_by_role("button", name="Resync")).to_have_count(0)
         expect(row.locator("td.num").first).to_have_text("9")
         assert page.evaluate("window.__marker") == 1, "the page was reloaded instead of swapping the row"

@@ -77,3 +77,11 @@ def test_no_cards_without_view_permission(role: str, two_behind: None) -> None:
 @DB
 def test_no_cards_without_a_request(two_behind: None) -> None:
     assert TEMPLATE.render(Context({})) == ""
+
+
+def test_number_filter_groups_thousands_and_dashes_nothing() -> None:
+    from integrity.templatetags.integrity import number
+
+    assert number(1_950_000_026) == "1,950,000,026"
+    assert number(7) == "7"
+    assert number(None) == "—"

@@ -543,6 +543,24 @@ def test_htmx_resync_returns_just_the_updated_row(behind_and_ahead: None) -> Non
 
 
 @DB
+def test_htmx_resync_updates_the_summary_and_messages_out_of_band(behind_and_ahead: None) -> None:
+    make_behind(Tag, 3)  # a second behind sequence: the summary then counts one
+    client = client_for("resyncer")
+
+    body = client.post(RESYNC, {"key": PRODUCT_KEY}, headers={"HX-Request": "true"}).content.decode()
+
+    summary = re.search(
+        r'<p class="integrity-summary" id="integrity-summary" hx-swap-oob="true">(.*?)</p>', body, re.S
+    )
+    assert summary is not None
+    assert "1 sequence is behind its data." in summary.group(1)
+    assert "Resync all behind" in summary.group(1)
+    note = re.search(r'<div id="integrity-messages" hx-swap-oob="innerHTML">(.*?)</div>', body, re.S)
+    assert note is not None
+    assert f"Sequence {sequence_of(Product)}: next value 1 → 9." in note.group(1)
+
+
+@DB
 def test_resync_of_an_ok_sequence_changes_nothing_and_says_so() -> None:
     fill(Product, range(1, 4))
     set_next(Product, 4)
@@ -707,8 +725,8 @@ def test_resync_all_post_moves_every_behind_sequence_and_never_lowers(three_behi
     assert SequenceResync.objects.filter(lowered=False).count() == 3
     assert not SequenceResync.objects.filter(lowered=True).exists()
     page = client.get(LIST)
-    assert messages_of(page) == ["3 sequence(s) resynced."]
-    assert "3 sequence(s) resynced." in text(page)
+    assert messages_of(page) == ["3 sequences resynced."]
+    assert "3 sequences resynced." in text(page)
     assert not [r for r in table_rows(page.content) if r.status == "behind"]
 
 
@@ -719,7 +737,7 @@ def test_resync_all_reports_keys_it_could_not_resync(three_behind: None) -> None
     response = client.post(RESYNC_ALL, {"key": [PRODUCT_KEY, "default:shop.Nope:id"]}, follow=True)
 
     assert messages_of(response) == [
-        "1 sequence(s) resynced.",
+        "1 sequence resynced.",
         "Not resynced: shop.Nope.id (default): Unknown model 'shop.Nope'.",
     ]
     assert next_value(Product) == 9

@@ -22,3 +22,9 @@ def integrity_dashboard(context: template.Context) -> list[dict[str, Any]]:
     site = getattr(request, "current_app", None) or "admin"
     base = reverse(f"{site}:integrity_sequence_changelist")
     return [{**card.__dict__, "url": f"{base}?{card.query}"} for card in sequence_cards()]
+
+
+@register.filter
+def number(value: int | None) -> str:
+    """Thousands separators, as in the sequence table; a dash for nothing."""
+    return "—" if value is None or value == "" else f"{int(value):,}"
