@@ -38,7 +38,9 @@ class SequenceTable(tables.Table):
     max_value = tables.Column(verbose_name=_("Column MAX"), attrs={"td": {"class": "num"}}, default=None)
     status = tables.Column(verbose_name=_("Status"))
     capacity = tables.Column(verbose_name=_("Capacity used"), default=None)
-    actions = tables.Column(verbose_name=_("Actions"), accessor="key", orderable=False)
+    actions = tables.Column(
+        verbose_name=_("Actions"), accessor="key", orderable=False, attrs={"th": {"class": "actions"}}
+    )
 
     class Meta:
         template_name = "integrity/sequence_table.html"
