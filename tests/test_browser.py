@@ -142,3 +142,23 @@ def test_resync_without_javascript_posts_the_form_and_redirects(
         expect(row.locator(".integrity-badge")).to_have_text("ok")
         expect(row.get_by_role("button", name="Resync")).to_have_count(0)
     assert_next_product_id_is_9()
+
+
+def test_resync_all_confirms_then_resyncs_every_behind_sequence(live_server, superuser):
+    seed.load()  # the demo's stories: four sequences behind, one ahead
+    base = live_server.url
+    with browser_page() as page:
+        log_in(page, base, superuser, SEQUENCES)
+        expect(page.locator("#integrity-summary")).to_contain_text("4 sequences are behind their data.")
+
+        page.get_by_role("link", name="Resync all behind…").click()
+        expect(page.locator("h1")).to_have_text("Resync all behind sequences")
+        expect(page.locator("table.integrity-table tbody tr")).to_have_count(4)
+        page.get_by_role("button", name="Yes, resync 4 sequences").click()
+
+        expect(page).to_have_url(f"{base}{SEQUENCES}")
+        expect(page.locator(".messagelist .success")).to_have_text("4 sequences resynced.")
+        expect(page.locator("#integrity-summary")).to_contain_text("0 sequences are behind their data.")
+        expect(page.locator("#sequence-table tr[data-status=behind]")).to_have_count(0)
+        expect(page.locator("#sequence-table tr[data-status=ahead]")).to_have_count(1)  # never lowered
+    assert SequenceResync.objects.filter(lowered=False).count() == 4
