@@ -37,5 +37,29 @@ class Settings:
         """Rows per page of the sequence table (default 100)."""
         return int(self._get("SEQUENCES_PER_PAGE", 100))
 
+    @property
+    def DUPLICATE_RULES(self) -> list[dict[str, Any]]:
+        """Extra rules to check before a constraint exists (default ``[]``).
+
+        Each: ``{"model": "app.Model", "fields": ["name"], "case_insensitive":
+        bool, "trim": bool, "nulls_equal": bool, "name": "optional id"}``.
+        """
+        return list(self._get("DUPLICATE_RULES", []))
+
+    @property
+    def SCAN_TIMEOUT_MS(self) -> int:
+        """Statement timeout of one duplicate scan, in ms (default 10000)."""
+        return int(self._get("SCAN_TIMEOUT_MS", 10000))
+
+    @property
+    def GROUP_SAMPLE_SIZE(self) -> int:
+        """Member primary keys kept per duplicate group (default 10)."""
+        return int(self._get("GROUP_SAMPLE_SIZE", 10))
+
+    @property
+    def GROUPS_PER_PAGE(self) -> int:
+        """Duplicate groups per page (default 50)."""
+        return int(self._get("GROUPS_PER_PAGE", 50))
+
 
 settings = Settings()

@@ -22,6 +22,19 @@ class Sequence(models.Model):
         verbose_name_plural = _("sequences")
 
 
+class DuplicateRule(models.Model):
+    """Anchor of the duplicates pages in the admin; it has no table.
+
+    ``integrity.view_duplicaterule`` lets a user see rules, groups and members.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ("view",)
+        verbose_name = _("duplicate rule")
+        verbose_name_plural = _("duplicates")
+
+
 class SequenceResync(models.Model):
     """One change of one sequence, made through the admin or the command."""
 

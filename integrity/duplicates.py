@@ -1,0 +1,209 @@
+"""Duplicate groups of a rule: one set-based ``GROUP BY … HAVING COUNT(*) > 1``.
+
+The grouped query is built with the ORM (so expressions, conditions and
+quoting are Django's); a thin wrapper adds the totals as window functions and
+pages it, so the count and the first page cost one scan. Nothing loads a
+table into Python. NULLs follow the rule: in a nulls-distinct rule a row with
+a NULL key part is never anyone's duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Aggregate, Count, Field, Model, QuerySet
+
+from integrity.conf import settings
+from integrity.rules import Rule
+
+QUERY_CANCELED = "57014"
+
+
+class ScanTimedOut(Exception):
+    """The scan ran past ``INTEGRITY_SCAN_TIMEOUT_MS``; nothing was changed."""
+
+
+class FirstKeys(Aggregate):
+    """The first ``cap`` values of ``expression`` in a group, ascending: ``(array_agg(x ORDER BY x))[1:cap]``."""
+
+    function = "ARRAY_AGG"
+    template = "(%(function)s(%(expressions)s ORDER BY %(expressions)s))[1:%(cap)d]"
+
+    def __init__(self, expression: Any, cap: int) -> None:
+        super().__init__(expression, output_field=Field())
+        self.extra["cap"] = int(cap)
+
+
+@dataclass
+class Group:
+    """Rows sharing one key: the key's values, how many rows, their first primary keys."""
+
+    key: tuple[Any, ...]
+    size: int
+    pks: list[Any]
+
+
+@dataclass
+class ScanResult:
+    """One page of a rule's duplicate groups and the rule's totals."""
+
+    rule: Rule
+    groups: list[Group] = field(default_factory=list)
+    total_groups: int = 0
+    total_rows: int = 0
+    offset: int = 0
+
+    @property
+    def extra_rows(self) -> int:
+        """Rows that would have to go for the rule to hold (all but one per group)."""
+        return self.total_rows - self.total_groups
+
+
+def keyed(rule: Rule) -> tuple[QuerySet[Any], list[str]]:
+    """The rule's rows (condition applied, NULL keys dropped when NULLs are distinct), keys annotated."""
+    names = [f"k{i}" for i in range(len(rule.key_expressions))]
+    qs = rule.model._base_manager.db_manager(rule.database).all()
+    if rule.condition is not None:
+        qs = qs.filter(rule.condition)
+    qs = qs.annotate(**dict(zip(names, rule.key_expressions, strict=True)))
+    if rule.nulls_distinct:
+        qs = qs.filter(**{f"{name}__isnull": False for name in names})
+    return qs.order_by(), names
+
+
+def grouped(rule: Rule, sample: int) -> tuple[QuerySet[Any], list[str]]:
+    """``SELECT keys, COUNT(*), first pks … GROUP BY keys HAVING COUNT(*) > 1``, as a queryset."""
+    qs, names = keyed(rule)
+    pk = rule.model._meta.pk.attname
+    return qs.values(*names).annotate(n=Count("*"), pks=FirstKeys(pk, sample)).filter(
+        n__gt=1
+    ).order_by(), names
+
+
+def _timeout(cursor: Any, timeout_ms: int | None) -> None:
+    ms = settings.SCAN_TIMEOUT_MS if timeout_ms is None else timeout_ms
+    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{int(ms)}ms"])
+
+
+def scan(
+    rule: Rule,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    sample: int | None = None,
+    timeout_ms: int | None = None,
+) -> ScanResult:
+    """A page of the rule's groups (largest first) and its totals, in one statement.
+
+    Raises ``ScanTimedOut`` after the statement timeout.
+    """
+    limit = settings.GROUPS_PER_PAGE if limit is None else limit
+    qs, names = grouped(rule, settings.GROUP_SAMPLE_SIZE if sample is None else sample)
+    inner, params = qs.query.sql_with_params()
+    qn = connections[rule.database].ops.quote_name
+    keys = ", ".join(f"g.{qn(n)}" for n in names)
+    sql = (
+        f"SELECT {keys}, g.{qn('n')}, g.{qn('pks')}, COUNT(*) OVER (), SUM(g.{qn('n')}) OVER () "  # noqa: S608
+        f"FROM ({inner}) g ORDER BY g.{qn('n')} DESC, {keys} LIMIT %s OFFSET %s"
+    )
+    rows = _run(rule, sql, [*params, int(limit), int(offset)], timeout_ms)
+    result = ScanResult(rule, offset=offset)
+    width = len(names)
+    for row in rows:
+        result.groups.append(Group(tuple(row[:width]), row[width], list(row[width + 1])))
+    if rows:
+        result.total_groups, result.total_rows = rows[0][-2], int(rows[0][-1])
+    elif offset:
+        result.total_groups, result.total_rows = totals(rule, timeout_ms=timeout_ms)
+    return result
+
+
+def totals(rule: Rule, *, timeout_ms: int | None = None) -> tuple[int, int]:
+    """(groups, rows involved) of the rule, without any page."""
+    qs, _names = grouped(rule, 1)
+    inner, params = qs.query.sql_with_params()
+    sql = f"SELECT COUNT(*), COALESCE(SUM(g.n), 0) FROM ({inner}) g"  # noqa: S608
+    ((groups, rows),) = _run(rule, sql, params, timeout_ms)
+    return int(groups), int(rows)
+
+
+def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) -> list[tuple[Any, ...]]:
+    connection = connections[rule.database]
+    try:
+        with transaction.atomic(using=rule.database), connection.cursor() as cursor:
+            _timeout(cursor, timeout_ms)
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED:
+            raise ScanTimedOut(rule.key) from exc
+        raise
+
+
+def group_of(rule: Rule, pk: Any, *, limit: int = 100) -> list[Model]:
+    """The rows that share the rule's key with row ``pk`` (itself included), by primary key.
+
+    Empty when ``pk`` does not exist or is not part of any group.
+    """
+    qs, names = keyed(rule)
+    key = qs.filter(pk=pk).values(*names).first()
+    if key is None:
+        return []
+    members = list(qs.filter(**key).order_by("pk")[:limit])
+    return members if len(members) > 1 else []
+
+
+@dataclass
+class Reference:
+    """Rows of one relation that point at a group's members: per member, how many."""
+
+    label: str  # e.g. "crm.Customer.company"
+    counts: dict[Any, int]
+
+
+def _relation_queries(model: type[Model]) -> list[tuple[str, Any, str, str]]:
+    """(label, model holding the reference, its field, the target attribute on ``model``)."""
+    found = []
+    for rel in model._meta.related_objects:
+        remote: Any = rel.field  # the ForeignKey / OneToOneField / ManyToManyField pointing here
+        holder: Any = rel.related_model
+        label = f"{holder._meta.label}.{remote.name}"
+        if rel.many_to_many:
+            through: Any = remote.remote_field.through
+            name = remote.m2m_reverse_field_name()
+            found.append((label, through, name, through._meta.get_field(name).target_field.attname))
+        else:
+            found.append((label, holder, remote.name, remote.target_field.attname))
+    for m2m in model._meta.local_many_to_many:
+        field_: Any = m2m
+        through = field_.remote_field.through
+        name = field_.m2m_field_name()
+        found.append(
+            (
+                f"{model._meta.label}.{m2m.name}",
+                through,
+                name,
+                through._meta.get_field(name).target_field.attname,
+            )
+        )
+    return found
+
+
+def references(rule: Rule, members: list[Model]) -> list[Reference]:
+    """For every relation to the rule's model, how many rows point at each member (one query each)."""
+    out = []
+    for label, holder, name, target in _relation_queries(rule.model):
+        values = {getattr(m, target): m.pk for m in members}
+        rows = (
+            holder._base_manager.db_manager(rule.database)
+            .filter(**{f"{name}__in": list(values)})
+            .order_by()
+            .values_list(name)
+            .annotate(c=Count("*"))
+        )
+        counts = {values[value]: c for value, c in rows}
+        out.append(Reference(label, {m.pk: counts.get(m.pk, 0) for m in members}))
+    return out
