@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "demo.shop.apps.ShopConfig",
     "demo.helpdesk.apps.HelpdeskConfig",
     "demo.metrics.apps.MetricsConfig",
+    "demo.crm.apps.CrmConfig",
 ]
 
 MIDDLEWARE = [
@@ -82,3 +83,15 @@ LANGUAGE_CODE = "en-us"
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "admin:login"
+
+# Rules the demo's project wants but has not declared unique yet (seed 002:
+# find the duplicates before adding the constraint).
+INTEGRITY_DUPLICATE_RULES = [
+    {
+        "model": "crm.Customer",
+        "fields": ["name"],
+        "case_insensitive": True,
+        "trim": True,
+        "name": "customer_name_ci",
+    },
+]

@@ -54,7 +54,16 @@ def test_values_are_coerced_to_their_documented_type(name, raw, expected):
 
 def test_every_setting_documents_its_default():
     names = [n for n in vars(type(settings)) if n.isupper()]
-    assert sorted(names) == ["CAPACITY_CRITICAL", "CAPACITY_WARNING", "LOCK_TIMEOUT_MS", "SEQUENCES_PER_PAGE"]
+    assert sorted(names) == [
+        "CAPACITY_CRITICAL",
+        "CAPACITY_WARNING",
+        "DUPLICATE_RULES",
+        "GROUPS_PER_PAGE",
+        "GROUP_SAMPLE_SIZE",
+        "LOCK_TIMEOUT_MS",
+        "SCAN_TIMEOUT_MS",
+        "SEQUENCES_PER_PAGE",
+    ]
     for name in names:
         doc = getattr(type(settings), name).__doc__
         assert doc and "default" in doc, name

@@ -8,12 +8,26 @@ import re
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.models import Count, F
+from django.db.models.functions import Lower, Trim
 
 from demo import seed
 from demo.clinic.models import Doctor, current_locale
+from demo.crm.models import (
+    Account,
+    Company,
+    Customer,
+    Device,
+    LegacyContact,
+    Membership,
+    Mentorship,
+    Subscriber,
+)
 from demo.helpdesk.models import Ticket
 from demo.shop.models import Product
 from integrity import sequences
@@ -41,6 +55,14 @@ def run_integrity(*args: str) -> tuple[int, str]:
     except SystemExit as exc:
         return int(exc.code or 0), out.getvalue()
     return 0, out.getvalue()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_the_failed_index_afterwards(django_db_blocker):
+    """The failed concurrent index is committed outside the tests' transactions: undo it."""
+    yield
+    with django_db_blocker.unblock():
+        seed.undo_failed_concurrent_index()
 
 
 @pytest.fixture
@@ -184,3 +206,307 @@ def test_demo_command_prints_the_address_it_would_serve(client):
     for model, column in BEHIND:
         row = re.search(rf'<tr[^>]*id="seq-default-{model.replace(".", "-")}-{column}"[^>]*>', response.text)
         assert row and 'data-status="behind"' in row.group(0), model
+
+
+# Seed 002: uniqueness rules in every state the database can be in. -----------
+
+
+def crm_indexes() -> dict[str, tuple[bool, bool, str]]:
+    """Index name -> (unique, valid, definition) for the crm tables, from the catalog."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.relname, x.indisunique, x.indisvalid, pg_get_indexdef(x.indexrelid)
+            FROM pg_index x
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_class t ON t.oid = x.indrelid
+            WHERE t.relname LIKE 'crm\\_%%' OR t.relname = 'legacy_contact'
+            """
+        )
+        return {name: (unique, valid, definition) for name, unique, valid, definition in cursor.fetchall()}
+
+
+def unique_indexes_on(table: str) -> list[str]:
+    """The definitions of the valid unique indexes of a table, primary key excluded."""
+    return sorted(
+        d
+        for n, (u, v, d) in crm_indexes().items()
+        if u and v and f" ON public.{table} " in d and "(id)" not in d
+    )
+
+
+def groups(queryset: Any, key: Any) -> list[int]:
+    """Sizes of the groups of rows sharing ``key`` (an expression), largest first."""
+    rows = (
+        queryset.annotate(k=F(key) if isinstance(key, str) else key)
+        .values("k")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+    )
+    return sorted((r["n"] for r in rows), reverse=True)
+
+
+@pytest.fixture
+def seeded() -> None:
+    """The demo data (without the sequence report of ``loaded``)."""
+    seed.load()
+
+
+@pytest.fixture
+def without_email_rule() -> None:
+    """The test database has every migration; take crm back to before its Lower(email) rule."""
+    call_command("migrate", "crm", seed.CRM_BEFORE_EMAIL_RULE, verbosity=0)
+    seed.load()
+
+
+def applied_crm_migrations() -> set[str]:
+    return {name for app, name in MigrationRecorder(connection).applied_migrations() if app == "crm"}
+
+
+def test_company_name_is_enforced_and_vat_number_drifted(seeded):
+    assert unique_indexes_on("crm_company") == [
+        "CREATE UNIQUE INDEX crm_company_name_key ON public.crm_company USING btree (name)"
+    ]
+    # The column keeps Django's non-unique pattern index: no uniqueness from it.
+    like = [d for d in crm_indexes().values() if "vat_number varchar_pattern_ops" in d[2]]
+    assert [(u, v) for u, v, _ in like] == [(False, True)]
+    assert groups(Company.objects.exclude(vat_number=None), "vat_number") == [3, 2]
+    assert Company.objects.filter(vat_number=None).count() == 2
+    with pytest.raises(IntegrityError, match="crm_company_name_key"), transaction.atomic():
+        Company.objects.create(name="Acme Ltd")
+
+
+def test_company_names_differ_only_by_case_and_spaces(seeded):
+    # The exact-match rule lets one company in under three spellings.
+    assert groups(Company.objects.all(), Lower(Trim("name"))) == [3]
+    assert sorted(Company.objects.filter(vat_number="GB123456789").values_list("name", flat=True)) == [
+        " Acme Ltd",
+        "Acme Ltd",
+        "acme ltd",
+    ]
+    # Customers point at companies by name (to_field), spaces and case included.
+    assert Customer.objects.filter(company__name=" Acme Ltd").count() >= 2
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'crm_customer'::regclass AND contype = 'f'"
+        )
+        [(fk,)] = cursor.fetchall()
+    assert fk.startswith("FOREIGN KEY (company_id) REFERENCES crm_company(name)")
+
+
+def test_customer_email_rule_applied_skips_the_case_variants(seeded):
+    """In the test database migration 0005 is applied: the import skips what it rejects."""
+    assert unique_indexes_on("crm_customer") == [
+        "CREATE UNIQUE INDEX crm_customer_email_ci_uniq ON public.crm_customer USING btree (lower((email)::text))"
+    ]
+    assert groups(Customer.objects.all(), Lower("email")) == []
+    assert Customer.objects.count() == len(seed.REIMPORTED) + len(seed.PEOPLE) - 6
+
+
+def test_customer_emails_differ_only_by_case_without_the_rule(without_email_rule):
+    assert seed.CRM_EMAIL_RULE not in applied_crm_migrations()
+    assert unique_indexes_on("crm_customer") == []
+    assert Customer.objects.count() == len(seed.PEOPLE) + len(seed.REIMPORTED)
+    assert groups(Customer.objects.all(), Lower("email")) == [3, 2, 2, 2, 2]
+    assert sorted(
+        Customer.objects.filter(email__iexact="ann@example.com").values_list("email", flat=True)
+    ) == [
+        "ANN@EXAMPLE.COM",
+        "Ann@example.com",
+        "ann@example.com",
+    ]
+    # Exact emails are all different: only the case-insensitive rule sees them.
+    assert groups(Customer.objects.all(), "email") == []
+
+
+def test_the_email_rule_migration_fails_on_the_duplicates(without_email_rule):
+    error = seed.apply_email_rule()
+    assert error is not None
+    assert error.startswith('could not create unique index "crm_customer_email_ci_uniq"')
+    assert "is duplicated" in error
+    assert seed.CRM_EMAIL_RULE not in applied_crm_migrations()
+    assert "crm_customer_email_ci_uniq" not in crm_indexes()
+    assert Customer.objects.count() == len(seed.PEOPLE) + len(seed.REIMPORTED)
+
+
+def test_the_email_rule_migration_applies_once_the_duplicates_are_gone(without_email_rule):
+    first: dict[str, int] = {}
+    for pk, email in Customer.objects.order_by("pk").values_list("pk", "email"):
+        first.setdefault(email.lower(), pk)
+    Customer.objects.exclude(pk__in=first.values()).delete()
+    assert seed.apply_email_rule() is None
+    assert seed.CRM_EMAIL_RULE in applied_crm_migrations()
+    assert crm_indexes()["crm_customer_email_ci_uniq"][:2] == (True, True)
+
+
+def test_customer_names_differ_by_case_and_spaces_under_the_configured_rule(seeded):
+    assert settings.INTEGRITY_DUPLICATE_RULES == [
+        {
+            "model": "crm.Customer",
+            "fields": ["name"],
+            "case_insensitive": True,
+            "trim": True,
+            "name": "customer_name_ci",
+        }
+    ]
+    # With migration 0005 applied only the people with other emails are left: Maria Garcia, Liam Smith.
+    assert groups(Customer.objects.all(), Lower(Trim("name"))) == [3, 2]
+    # As written, only the two Maria Garcias are equal: the configured rule finds more.
+    assert groups(Customer.objects.all(), "name") == [2]
+
+
+def test_customer_names_group_of_three_without_the_email_rule(without_email_rule):
+    # And the case variants of the second import: Ann Lee (3), Ben, Chloe, Dev, Hooli Sales.
+    assert groups(Customer.objects.all(), Lower(Trim("name"))) == [3, 3, 2, 2, 2, 2, 2]
+
+
+def test_mentorship_is_enforced_by_an_index_in_the_other_column_order(seeded):
+    assert unique_indexes_on("crm_mentorship") == [
+        "CREATE UNIQUE INDEX crm_mentorship_mentor_mentee_uniq ON public.crm_mentorship"
+        " USING btree (mentor_id, mentee_id)"
+    ]
+    assert Mentorship._meta.unique_together == (("mentee", "mentor"),)
+    first = Mentorship.objects.exclude(mentor=None).first()
+    assert first is not None
+    with pytest.raises(IntegrityError, match="crm_mentorship_mentor_mentee_uniq"), transaction.atomic():
+        Mentorship.objects.create(mentor=first.mentor, mentee=first.mentee, topic="again")
+
+
+def test_mentorships_without_a_mentor_are_not_duplicates(seeded):
+    """Three requests of one mentee with a NULL mentor: NULLs are distinct in the index."""
+    waiting = Mentorship.objects.filter(mentor=None)
+    assert waiting.count() == 3
+    assert waiting.values("mentee").distinct().count() == 1
+    # A plain GROUP BY puts NULLs together: a naive scan would report a group of 3;
+    # without the rows that have a NULL in the key, as the index sees them, none.
+    naive = Mentorship.objects.values("mentee", "mentor").annotate(n=Count("pk")).filter(n__gt=1)
+    assert [(r["mentor"], r["n"]) for r in naive] == [(None, 3)]
+    assert not naive.exclude(mentor=None).exists()
+    # And the database agrees that they are not duplicates: a fourth one goes in.
+    Mentorship.objects.create(mentor=None, mentee=waiting[0].mentee, topic="Open source")
+    assert waiting.count() == 4
+
+
+def test_account_user_is_one_to_one(seeded):
+    assert unique_indexes_on("crm_account") == [
+        "CREATE UNIQUE INDEX crm_account_user_id_key ON public.crm_account USING btree (user_id)"
+    ]
+    account = Account.objects.select_related("user").first()
+    assert account is not None and Account.objects.count() == 3
+    with pytest.raises(IntegrityError, match="crm_account_user_id_key"), transaction.atomic():
+        Account.objects.create(user=account.user, plan="free")
+
+
+def test_membership_code_is_unique_among_active_ones_only(seeded):
+    assert unique_indexes_on("crm_membership") == [
+        "CREATE UNIQUE INDEX crm_membership_active_code_uniq ON public.crm_membership"
+        " USING btree (code) WHERE active"
+    ]
+    gold = Membership.objects.filter(code="GOLD-001")
+    assert sorted(gold.values_list("active", flat=True)) == [False, False, True]
+    assert groups(Membership.objects.all(), "code") == [3, 2]
+    assert groups(Membership.objects.filter(active=True), "code") == []
+    Membership.objects.create(code="GOLD-001", active=False)
+    with pytest.raises(IntegrityError, match="crm_membership_active_code_uniq"), transaction.atomic():
+        Membership.objects.create(code="GOLD-001", active=True)
+
+
+def test_device_vendor_and_serial_treat_nulls_as_equal(seeded):
+    assert unique_indexes_on("crm_device") == [
+        "CREATE UNIQUE INDEX crm_device_vendor_serial_uniq ON public.crm_device"
+        " USING btree (vendor, serial) NULLS NOT DISTINCT"
+    ]
+    assert Device.objects.filter(vendor=None).count() == 2
+    Device.objects.create(vendor="HP", serial="SN-200")
+    with pytest.raises(IntegrityError, match="crm_device_vendor_serial_uniq"), transaction.atomic():
+        Device.objects.create(vendor=None, serial="SN-200")
+
+
+def test_subscribers_after_a_failed_concurrent_index(seeded):
+    """The index of that name exists, but PostgreSQL marks it invalid: nothing is enforced."""
+    assert crm_indexes()[seed.SUBSCRIBER_INDEX] == (
+        True,
+        False,
+        "CREATE UNIQUE INDEX crm_subscriber_email_uniq ON public.crm_subscriber USING btree (email)",
+    )
+    assert unique_indexes_on("crm_subscriber") == []
+    assert groups(Subscriber.objects.all(), "email") == [4, 2, 2]
+    Subscriber.objects.create(email="news@example.com")
+    assert Subscriber.objects.filter(email="news@example.com").count() == 5
+
+
+def test_the_concurrent_index_fails_again_after_an_undo():
+    seed.undo_failed_concurrent_index()
+    assert seed.SUBSCRIBER_INDEX not in crm_indexes()
+    # Read: the rebuild must not wait for this transaction's lock on the table.
+    assert Subscriber.objects.count() == 0
+    error = seed.subscribers_with_failed_concurrent_index()
+    assert error is not None
+    assert error.startswith('could not create unique index "crm_subscriber_email_uniq"')
+    assert "DETAIL:  Key (email)=(" in error
+    assert crm_indexes()[seed.SUBSCRIBER_INDEX][:2] == (True, False)
+    assert list(Subscriber.objects.order_by("pk").values_list("pk", "email")) == list(
+        enumerate(seed.SUBSCRIBERS, 1)
+    )
+
+
+def test_the_failed_index_is_left_as_it_is_when_already_in_place(seeded):
+    """A second load after a read of the table (as a report does) must not wait for that read's lock."""
+    assert Subscriber.objects.count() == len(seed.SUBSCRIBERS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid FROM pg_index WHERE indexrelid = %s::regclass", [seed.SUBSCRIBER_INDEX]
+        )
+        before = cursor.fetchone()
+        assert seed.subscribers_with_failed_concurrent_index() is None
+        seed.load()
+        cursor.execute(
+            "SELECT indexrelid FROM pg_index WHERE indexrelid = %s::regclass", [seed.SUBSCRIBER_INDEX]
+        )
+        assert cursor.fetchone() == before
+
+
+def test_legacy_contacts_have_no_unique_index(seeded):
+    assert LegacyContact._meta.managed is False
+    assert LegacyContact._meta.get_field("email").unique is True
+    assert [d for u, _, d in crm_indexes().values() if " public.legacy_contact " in d and u] == [
+        "CREATE UNIQUE INDEX legacy_contact_pkey ON public.legacy_contact USING btree (id)"
+    ]
+    assert groups(LegacyContact.objects.all(), "email") == [3, 2]
+
+
+def test_load_twice_gives_the_same_duplicates(without_email_rule):
+    def counts() -> list[Any]:
+        return [
+            groups(Customer.objects.all(), Lower("email")),
+            groups(Company.objects.exclude(vat_number=None), "vat_number"),
+            groups(LegacyContact.objects.all(), "email"),
+            Mentorship.objects.count(),
+            Membership.objects.count(),
+            Device.objects.count(),
+            Account.objects.count(),
+        ]
+
+    before = counts()
+    seed.load()
+    assert counts() == before
+    assert groups(Subscriber.objects.all(), "email") == [4, 2, 2]
+    assert crm_indexes()[seed.SUBSCRIBER_INDEX][:2] == (True, False)
+
+
+def test_demo_command_leaves_the_email_rule_unapplied_and_says_why():
+    for _ in range(2):
+        out = io.StringIO()
+        call_command("demo", "--no-serve", stdout=out)
+        text = out.getvalue()
+        assert (
+            "As in seed 002: migration crm.0005_customer_email_ci fails on duplicates;"
+            " see /admin/integrity/ (duplicates)"
+        ) in text
+        assert 'could not create unique index "crm_customer_email_ci_uniq"' in text
+        assert seed.CRM_EMAIL_RULE not in applied_crm_migrations()
+        assert seed.CRM_BEFORE_EMAIL_RULE in applied_crm_migrations()
+        assert "crm_customer_email_ci_uniq" not in crm_indexes()
+        assert groups(Customer.objects.all(), Lower("email")) == [3, 2, 2, 2, 2]
+        assert crm_indexes()[seed.SUBSCRIBER_INDEX][:2] == (True, False)

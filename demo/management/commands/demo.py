@@ -1,4 +1,8 @@
-"""``python manage.py demo``: migrate, load the broken demo data, serve the admin."""
+"""``python manage.py demo``: migrate, load the broken demo data, serve the admin.
+
+crm's last migration (a case-insensitive unique email) is left unapplied: the
+command shows it failing on the loaded duplicates.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Prepare the data, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        call_command("migrate", interactive=False, verbosity=0)
+        seed.migrate_before_email_rule()
         seed.load()
+        email_rule_error = seed.apply_email_rule()
         user_model = get_user_model()
         user, _ = user_model.objects.get_or_create(username=USERNAME, defaults={"email": "admin@example.com"})
         user.is_staff = user.is_superuser = True
@@ -35,8 +40,18 @@ class Command(BaseCommand):
         addrport = options["addrport"]
         host, _, port = addrport.rpartition(":")
         self.stdout.write(
-            self.style.SUCCESS("Demo data loaded: sequences behind, a gap, near overflow, empty tables.")
+            self.style.SUCCESS(
+                "Demo data loaded: sequences behind, a gap, near overflow, empty tables; duplicates."
+            )
         )
+        migration = f"crm.{seed.CRM_EMAIL_RULE}"
+        if email_rule_error:
+            self.stdout.write(
+                f"As in seed 002: migration {migration} fails on duplicates; see /admin/integrity/ (duplicates)"
+            )
+            self.stdout.write("  " + "\n  ".join(email_rule_error.splitlines()))
+        else:
+            self.stdout.write(self.style.WARNING(f"Migration {migration} applied: no duplicates to show."))
         self.stdout.write(f"Admin login:  username {USERNAME!r}  password {PASSWORD!r}")
         self.stdout.write(f"Open:         http://{host or '127.0.0.1'}:{port or addrport}/admin/integrity/")
         if not options["no_serve"]:
