@@ -16,7 +16,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Count, F
 from django.db.models.functions import Lower, Trim
 
-from demo import seed
+from demo import seed, seed_crm
 from demo.clinic.models import Doctor, current_locale
 from demo.crm.models import (
     Account,
@@ -62,7 +62,7 @@ def _drop_the_failed_index_afterwards(django_db_blocker):
     """The failed concurrent index is committed outside the tests' transactions: undo it."""
     yield
     with django_db_blocker.unblock():
-        seed.undo_failed_concurrent_index()
+        seed_crm.undo_failed_concurrent_index()
 
 
 @pytest.fixture
@@ -255,7 +255,7 @@ def seeded() -> None:
 @pytest.fixture
 def without_email_rule() -> None:
     """The test database has every migration; take crm back to before its Lower(email) rule."""
-    call_command("migrate", "crm", seed.CRM_BEFORE_EMAIL_RULE, verbosity=0)
+    call_command("migrate", "crm", seed_crm.CRM_BEFORE_EMAIL_RULE, verbosity=0)
     seed.load()
 
 
@@ -301,13 +301,13 @@ def test_customer_email_rule_applied_skips_the_case_variants(seeded):
         "CREATE UNIQUE INDEX crm_customer_email_ci_uniq ON public.crm_customer USING btree (lower((email)::text))"
     ]
     assert groups(Customer.objects.all(), Lower("email")) == []
-    assert Customer.objects.count() == len(seed.REIMPORTED) + len(seed.PEOPLE) - 6
+    assert Customer.objects.count() == len(seed_crm.REIMPORTED) + len(seed_crm.PEOPLE) - 6
 
 
 def test_customer_emails_differ_only_by_case_without_the_rule(without_email_rule):
-    assert seed.CRM_EMAIL_RULE not in applied_crm_migrations()
+    assert seed_crm.CRM_EMAIL_RULE not in applied_crm_migrations()
     assert unique_indexes_on("crm_customer") == []
-    assert Customer.objects.count() == len(seed.PEOPLE) + len(seed.REIMPORTED)
+    assert Customer.objects.count() == len(seed_crm.PEOPLE) + len(seed_crm.REIMPORTED)
     assert groups(Customer.objects.all(), Lower("email")) == [3, 2, 2, 2, 2]
     assert sorted(
         Customer.objects.filter(email__iexact="ann@example.com").values_list("email", flat=True)
@@ -321,13 +321,13 @@ def test_customer_emails_differ_only_by_case_without_the_rule(without_email_rule
 
 
 def test_the_email_rule_migration_fails_on_the_duplicates(without_email_rule):
-    error = seed.apply_email_rule()
+    error = seed_crm.apply_email_rule()
     assert error is not None
     assert error.startswith('could not create unique index "crm_customer_email_ci_uniq"')
     assert "is duplicated" in error
-    assert seed.CRM_EMAIL_RULE not in applied_crm_migrations()
+    assert seed_crm.CRM_EMAIL_RULE not in applied_crm_migrations()
     assert "crm_customer_email_ci_uniq" not in crm_indexes()
-    assert Customer.objects.count() == len(seed.PEOPLE) + len(seed.REIMPORTED)
+    assert Customer.objects.count() == len(seed_crm.PEOPLE) + len(seed_crm.REIMPORTED)
 
 
 def test_the_email_rule_migration_applies_once_the_duplicates_are_gone(without_email_rule):
@@ -335,8 +335,8 @@ def test_the_email_rule_migration_applies_once_the_duplicates_are_gone(without_e
     for pk, email in Customer.objects.order_by("pk").values_list("pk", "email"):
         first.setdefault(email.lower(), pk)
     Customer.objects.exclude(pk__in=first.values()).delete()
-    assert seed.apply_email_rule() is None
-    assert seed.CRM_EMAIL_RULE in applied_crm_migrations()
+    assert seed_crm.apply_email_rule() is None
+    assert seed_crm.CRM_EMAIL_RULE in applied_crm_migrations()
     assert crm_indexes()["crm_customer_email_ci_uniq"][:2] == (True, True)
 
 
@@ -425,7 +425,7 @@ def test_device_vendor_and_serial_treat_nulls_as_equal(seeded):
 
 def test_subscribers_after_a_failed_concurrent_index(seeded):
     """The index of that name exists, but PostgreSQL marks it invalid: nothing is enforced."""
-    assert crm_indexes()[seed.SUBSCRIBER_INDEX] == (
+    assert crm_indexes()[seed_crm.SUBSCRIBER_INDEX] == (
         True,
         False,
         "CREATE UNIQUE INDEX crm_subscriber_email_uniq ON public.crm_subscriber USING btree (email)",
@@ -437,32 +437,32 @@ def test_subscribers_after_a_failed_concurrent_index(seeded):
 
 
 def test_the_concurrent_index_fails_again_after_an_undo():
-    seed.undo_failed_concurrent_index()
-    assert seed.SUBSCRIBER_INDEX not in crm_indexes()
+    seed_crm.undo_failed_concurrent_index()
+    assert seed_crm.SUBSCRIBER_INDEX not in crm_indexes()
     # Read: the rebuild must not wait for this transaction's lock on the table.
     assert Subscriber.objects.count() == 0
-    error = seed.subscribers_with_failed_concurrent_index()
+    error = seed_crm.subscribers_with_failed_concurrent_index()
     assert error is not None
     assert error.startswith('could not create unique index "crm_subscriber_email_uniq"')
     assert "DETAIL:  Key (email)=(" in error
-    assert crm_indexes()[seed.SUBSCRIBER_INDEX][:2] == (True, False)
+    assert crm_indexes()[seed_crm.SUBSCRIBER_INDEX][:2] == (True, False)
     assert list(Subscriber.objects.order_by("pk").values_list("pk", "email")) == list(
-        enumerate(seed.SUBSCRIBERS, 1)
+        enumerate(seed_crm.SUBSCRIBERS, 1)
     )
 
 
 def test_the_failed_index_is_left_as_it_is_when_already_in_place(seeded):
     """A second load after a read of the table (as a report does) must not wait for that read's lock."""
-    assert Subscriber.objects.count() == len(seed.SUBSCRIBERS)
+    assert Subscriber.objects.count() == len(seed_crm.SUBSCRIBERS)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT indexrelid FROM pg_index WHERE indexrelid = %s::regclass", [seed.SUBSCRIBER_INDEX]
+            "SELECT indexrelid FROM pg_index WHERE indexrelid = %s::regclass", [seed_crm.SUBSCRIBER_INDEX]
         )
         before = cursor.fetchone()
-        assert seed.subscribers_with_failed_concurrent_index() is None
+        assert seed_crm.subscribers_with_failed_concurrent_index() is None
         seed.load()
         cursor.execute(
-            "SELECT indexrelid FROM pg_index WHERE indexrelid = %s::regclass", [seed.SUBSCRIBER_INDEX]
+            "SELECT indexrelid FROM pg_index WHERE indexrelid = %s::regclass", [seed_crm.SUBSCRIBER_INDEX]
         )
         assert cursor.fetchone() == before
 
@@ -492,7 +492,7 @@ def test_load_twice_gives_the_same_duplicates(without_email_rule):
     seed.load()
     assert counts() == before
     assert groups(Subscriber.objects.all(), "email") == [4, 2, 2]
-    assert crm_indexes()[seed.SUBSCRIBER_INDEX][:2] == (True, False)
+    assert crm_indexes()[seed_crm.SUBSCRIBER_INDEX][:2] == (True, False)
 
 
 def test_demo_command_leaves_the_email_rule_unapplied_and_says_why():
@@ -505,8 +505,8 @@ def test_demo_command_leaves_the_email_rule_unapplied_and_says_why():
             " see /admin/integrity/ (duplicates)"
         ) in text
         assert 'could not create unique index "crm_customer_email_ci_uniq"' in text
-        assert seed.CRM_EMAIL_RULE not in applied_crm_migrations()
-        assert seed.CRM_BEFORE_EMAIL_RULE in applied_crm_migrations()
+        assert seed_crm.CRM_EMAIL_RULE not in applied_crm_migrations()
+        assert seed_crm.CRM_BEFORE_EMAIL_RULE in applied_crm_migrations()
         assert "crm_customer_email_ci_uniq" not in crm_indexes()
         assert groups(Customer.objects.all(), Lower("email")) == [3, 2, 2, 2, 2]
-        assert crm_indexes()[seed.SUBSCRIBER_INDEX][:2] == (True, False)
+        assert crm_indexes()[seed_crm.SUBSCRIBER_INDEX][:2] == (True, False)

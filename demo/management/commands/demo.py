@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from demo import seed
+from demo import seed, seed_crm
 
 USERNAME = "admin"
 PASSWORD = "admin"
@@ -29,9 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Prepare the data, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        seed.migrate_before_email_rule()
+        seed_crm.migrate_before_email_rule()
         seed.load()
-        email_rule_error = seed.apply_email_rule()
+        email_rule_error = seed_crm.apply_email_rule()
         user_model = get_user_model()
         user, _ = user_model.objects.get_or_create(username=USERNAME, defaults={"email": "admin@example.com"})
         user.is_staff = user.is_superuser = True
@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 "Demo data loaded: sequences behind, a gap, near overflow, empty tables; duplicates."
             )
         )
-        migration = f"crm.{seed.CRM_EMAIL_RULE}"
+        migration = f"crm.{seed_crm.CRM_EMAIL_RULE}"
         if email_rule_error:
             self.stdout.write(
                 f"As in seed 002: migration {migration} fails on duplicates; see /admin/integrity/ (duplicates)"
