@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import DatabaseError, connections, transaction
-from django.db.models import Aggregate, Count, Field, Model, QuerySet
+from django.db.models import Aggregate, Count, F, Field, ForeignKey, ForeignObjectRel, Model, QuerySet
+from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
 
 from integrity.conf import settings
 from integrity.rules import Rule
+from integrity.sequences import models_for_alias
 
 QUERY_CANCELED = "57014"
 
@@ -62,20 +64,51 @@ class ScanResult:
         return self.total_rows - self.total_groups
 
 
+def _every_row(model: type[Model], alias: str) -> QuerySet[Any]:
+    """All rows of the table: a base manager may filter rows (seed 000), the database's rule does not."""
+    return QuerySet(model=model, using=alias)
+
+
 def keyed(rule: Rule) -> tuple[QuerySet[Any], list[str]]:
     """The rule's rows (condition applied, NULL keys dropped when NULLs are distinct), keys annotated."""
     names = [f"k{i}" for i in range(len(rule.key_expressions))]
-    qs = rule.model._base_manager.db_manager(rule.database).all()
+    qs = _every_row(rule.model, rule.database)
     if rule.condition is not None:
         qs = qs.filter(rule.condition)
+    plain = [_null_source(e) for e in rule.key_expressions]
+    if rule.nulls_distinct and all(plain):
+        # lower(x) is NULL exactly when x is: test the column, not the
+        # expression, or PostgreSQL computes every expression twice per row.
+        qs = qs.filter(**{f"{name}__isnull": False for name in plain if name})
     qs = qs.annotate(**dict(zip(names, rule.key_expressions, strict=True)))
-    if rule.nulls_distinct:
+    if rule.nulls_distinct and not all(plain):
         qs = qs.filter(**{f"{name}__isnull": False for name in names})
     return qs.order_by(), names
 
 
+NULL_PRESERVING = (Lower, Upper, Trim, LTrim, RTrim)
+
+
+def _null_source(expression: Any) -> str | None:
+    """The field an expression is NULL exactly when, for ``F`` wrapped in NULL-preserving functions."""
+    while isinstance(expression, NULL_PRESERVING):
+        sources = expression.get_source_expressions()
+        if len(sources) != 1:
+            return None
+        expression = sources[0]
+    if isinstance(expression, F):
+        return str(getattr(expression, "name", "")) or None
+    return None
+
+
+def counted(rule: Rule) -> tuple[QuerySet[Any], list[str]]:
+    """``SELECT keys, COUNT(*) … GROUP BY keys HAVING COUNT(*) > 1``, as a queryset."""
+    qs, names = keyed(rule)
+    return qs.values(*names).annotate(n=Count("*")).filter(n__gt=1).order_by(), names
+
+
 def grouped(rule: Rule, sample: int) -> tuple[QuerySet[Any], list[str]]:
-    """``SELECT keys, COUNT(*), first pks … GROUP BY keys HAVING COUNT(*) > 1``, as a queryset."""
+    """Like ``counted``, with each group's first ``sample`` primary keys as ``pks``."""
     qs, names = keyed(rule)
     pk = rule.model._meta.pk.attname
     return qs.values(*names).annotate(n=Count("*"), pks=FirstKeys(pk, sample)).filter(
@@ -83,9 +116,15 @@ def grouped(rule: Rule, sample: int) -> tuple[QuerySet[Any], list[str]]:
     ).order_by(), names
 
 
-def _timeout(cursor: Any, timeout_ms: int | None) -> None:
+def _timeout(cursor: Any, timeout_ms: int | None) -> str:
+    """Set the scan's timeout for the current transaction; return the timeout it replaces."""
     ms = settings.SCAN_TIMEOUT_MS if timeout_ms is None else timeout_ms
-    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{int(ms)}ms"])
+    cursor.execute(
+        "WITH previous AS MATERIALIZED (SELECT current_setting('statement_timeout') AS value) "
+        "SELECT value, set_config('statement_timeout', %s, true) FROM previous",
+        [f"{int(ms)}ms"],
+    )
+    return str(cursor.fetchone()[0])
 
 
 def scan(
@@ -101,15 +140,32 @@ def scan(
     Raises ``ScanTimedOut`` after the statement timeout.
     """
     limit = settings.GROUPS_PER_PAGE if limit is None else limit
-    qs, names = grouped(rule, settings.GROUP_SAMPLE_SIZE if sample is None else sample)
-    inner, params = qs.query.sql_with_params()
+    sample = settings.GROUP_SAMPLE_SIZE if sample is None else int(sample)
+    groups_qs, names = counted(rule)
+    rows_qs, _names = keyed(rule)
+    pk = rule.model._meta.pk.attname
+    inner, params = groups_qs.query.sql_with_params()
+    members, member_params = rows_qs.values(pk, *names).query.sql_with_params()
     qn = connections[rule.database].ops.quote_name
-    keys = ", ".join(f"g.{qn(n)}" for n in names)
-    sql = (
-        f"SELECT {keys}, g.{qn('n')}, g.{qn('pks')}, COUNT(*) OVER (), SUM(g.{qn('n')}) OVER () "  # noqa: S608
-        f"FROM ({inner}) g ORDER BY g.{qn('n')} DESC, {keys} LIMIT %s OFFSET %s"
+    keys = ", ".join(f"p.{qn(n)}" for n in names)
+    # NULLs-equal rules join NULL keys too: ARRAY[a] = ARRAY[b] is NULL-safe and, unlike
+    # IS NOT DISTINCT FROM, can still be a hash join.
+    on = " AND ".join(
+        f"m.{qn(n)} = p.{qn(n)}" if rule.nulls_distinct else f"ARRAY[m.{qn(n)}] = ARRAY[p.{qn(n)}]"
+        for n in names
     )
-    rows = _run(rule, sql, [*params, int(limit), int(offset)], timeout_ms)
+    # Count every group first (a hash aggregate, no sort of the table), keep
+    # one page of them, and only then collect that page's primary keys.
+    sql = (
+        f"WITH p AS (SELECT g.*, COUNT(*) OVER () AS total_groups, SUM(g.{qn('n')}) OVER () AS total_rows "  # noqa: S608
+        f"FROM ({inner}) g ORDER BY g.{qn('n')} DESC, {', '.join(f'g.{qn(n)}' for n in names)} "
+        f"LIMIT %s OFFSET %s) "
+        f"SELECT {keys}, p.{qn('n')}, (ARRAY_AGG(m.{qn(pk)} ORDER BY m.{qn(pk)}))[1:{sample:d}], "
+        f"p.total_groups, p.total_rows FROM p JOIN ({members}) m ON {on} "
+        f"GROUP BY {keys}, p.{qn('n')}, p.total_groups, p.total_rows ORDER BY p.{qn('n')} DESC, {keys}"
+    )
+    params = (*params, int(limit), int(offset), *member_params)
+    rows = _run(rule, sql, params, timeout_ms)
     result = ScanResult(rule, offset=offset)
     width = len(names)
     for row in rows:
@@ -123,7 +179,7 @@ def scan(
 
 def totals(rule: Rule, *, timeout_ms: int | None = None) -> tuple[int, int]:
     """(groups, rows involved) of the rule, without any page."""
-    qs, _names = grouped(rule, 1)
+    qs, _names = counted(rule)
     inner, params = qs.query.sql_with_params()
     sql = f"SELECT COUNT(*), COALESCE(SUM(g.n), 0) FROM ({inner}) g"  # noqa: S608
     ((groups, rows),) = _run(rule, sql, params, timeout_ms)
@@ -132,11 +188,16 @@ def totals(rule: Rule, *, timeout_ms: int | None = None) -> tuple[int, int]:
 
 def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) -> list[tuple[Any, ...]]:
     connection = connections[rule.database]
+    nested = connection.in_atomic_block
     try:
         with transaction.atomic(using=rule.database), connection.cursor() as cursor:
-            _timeout(cursor, timeout_ms)
+            previous = _timeout(cursor, timeout_ms)
             cursor.execute(sql, params)
-            return list(cursor.fetchall())
+            rows = list(cursor.fetchall())
+            if nested:
+                # SET LOCAL outlives a released savepoint: give the caller's transaction its timeout back.
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+            return rows
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED:
             raise ScanTimedOut(rule.key) from exc
@@ -164,10 +225,31 @@ class Reference:
     counts: dict[Any, int]
 
 
+def _pointing_here(model: type[Model]) -> list[Any]:
+    """Reverse relations, each table counted once.
+
+    ``related_objects`` leaves out foreign keys with ``related_name="+"``, yet
+    their rows hang off a member all the same. The foreign keys of an
+    auto-created through table are its many-to-many's; an explicit through
+    model is counted by its own foreign key, not again by the many-to-many.
+    """
+    found = []
+    for rel in model._meta.get_fields(include_hidden=True):
+        if not isinstance(rel, ForeignObjectRel):
+            continue
+        if rel.many_to_many:
+            through: Any = cast(Any, rel).through
+            if through._meta.auto_created:
+                found.append(rel)
+        elif isinstance(rel.field, ForeignKey) and not rel.related_model._meta.auto_created:
+            found.append(rel)
+    return found
+
+
 def _relation_queries(model: type[Model]) -> list[tuple[str, Any, str, str]]:
     """(label, model holding the reference, its field, the target attribute on ``model``)."""
     found = []
-    for rel in model._meta.related_objects:
+    for rel in _pointing_here(model):
         remote: Any = rel.field  # the ForeignKey / OneToOneField / ManyToManyField pointing here
         holder: Any = rel.related_model
         label = f"{holder._meta.label}.{remote.name}"
@@ -180,6 +262,8 @@ def _relation_queries(model: type[Model]) -> list[tuple[str, Any, str, str]]:
     for m2m in model._meta.local_many_to_many:
         field_: Any = m2m
         through = field_.remote_field.through
+        if not through._meta.auto_created:
+            continue  # an explicit through model's foreign key is listed already
         name = field_.m2m_field_name()
         found.append(
             (
@@ -196,9 +280,11 @@ def references(rule: Rule, members: list[Model]) -> list[Reference]:
     """For every relation to the rule's model, how many rows point at each member (one query each)."""
     out = []
     for label, holder, name, target in _relation_queries(rule.model):
+        if not models_for_alias(rule.database, [holder]):
+            continue  # the referencing table does not live on this database (router)
         values = {getattr(m, target): m.pk for m in members}
         rows = (
-            holder._base_manager.db_manager(rule.database)
+            _every_row(holder, rule.database)
             .filter(**{f"{name}__in": list(values)})
             .order_by()
             .values_list(name)

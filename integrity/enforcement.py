@@ -4,11 +4,13 @@ Per alias: one query for the unique indexes of every table involved, one for
 which tables exist, plus one probe (on an empty temporary table) per rule on
 expressions or with a condition. Missing rules get a reason: an unapplied
 migration that adds them, ``managed = False``, a missing table, or drift.
+Reading the catalogs locks nothing for longer than ``INTEGRITY_LOCK_TIMEOUT_MS``:
+a table held by a migration is reported as not compared, never waited for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.db import connections
@@ -22,7 +24,8 @@ from django.db.migrations.operations import (
 )
 from django.utils.translation import gettext as _
 
-from integrity.backends.postgresql_unique import IndexShape, PostgresUniqueBackend, UniqueIndex
+from integrity.backends.postgresql_unique import IndexShape, PostgresUniqueBackend, TableLocked, UniqueIndex
+from integrity.conf import settings
 from integrity.rules import CONFIGURED, Rule
 
 ENFORCED, MISSING, INVALID, CONFIGURED_STATE, UNSUPPORTED = (
@@ -81,14 +84,15 @@ class _MigrationReasons:
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
-        self._pending: list[tuple[str, object]] | None = None
+        self._pending: list[tuple[str, str, object]] | None = None
 
-    def pending(self) -> list[tuple[str, object]]:
+    def pending(self) -> list[tuple[str, str, object]]:
+        """``(app_label, "app_label.migration", operation)`` of every unapplied migration."""
         if self._pending is None:
             loader = MigrationLoader(connections[self.alias], ignore_no_migrations=True)
             applied = set(loader.applied_migrations or ())
             self._pending = [
-                (f"{app}.{name}", op)
+                (app, f"{app}.{name}", op)
                 for (app, name), migration in sorted(loader.disk_migrations.items())
                 if (app, name) not in applied
                 for op in migration.operations
@@ -97,7 +101,10 @@ class _MigrationReasons:
 
     def find(self, rule: Rule) -> str | None:
         model_name = rule.model._meta.model_name
-        for migration, op in self.pending():
+        for app, migration, op in self.pending():
+            # Operations name models without their app: a "customer" of another app is not this one.
+            if app != rule.app_label:
+                continue
             if getattr(op, "model_name", getattr(op, "name", "")).lower() != model_name and not (
                 isinstance(op, CreateModel) and op.name_lower == model_name
             ):
@@ -120,11 +127,12 @@ def _adds(op: object, rule: Rule) -> bool:
 
 
 def _missing_reason(rule: Rule, table_exists: bool, migrations: _MigrationReasons) -> str:
+    # Migrations never touch an unmanaged model's table: a pending one would not add the index either.
+    if not rule.model._meta.managed:
+        return _("The model has managed = False: Django never created this index.")
     migration = migrations.find(rule)
     if migration:
         return _("Migration %(migration)s adds it and is not applied.") % {"migration": migration}
-    if not rule.model._meta.managed:
-        return _("The model has managed = False: Django never created this index.")
     if not table_exists:
         return _("The table does not exist on this database.")
     return _("Drift: the migrations say it exists, the database has no such index.")
@@ -141,9 +149,7 @@ def classify_alias(alias: str, rules: Sequence[Rule]) -> list[Enforcement]:
     backend = PostgresUniqueBackend(connection)
     tables = sorted({r.model._meta.db_table for r in rules})
     exists = dict(zip(tables, backend.tables_exist(tables), strict=True))
-    by_table: dict[str, list[UniqueIndex]] = {t: [] for t in tables}
-    for index in backend.unique_indexes(tables):
-        by_table[tables[index.ref]].append(index)
+    by_table = _indexes_by_table(backend, tables)
     migrations = _MigrationReasons(alias)
     return [
         _classify(
@@ -153,9 +159,36 @@ def classify_alias(alias: str, rules: Sequence[Rule]) -> list[Enforcement]:
     ]
 
 
+def _indexes_by_table(
+    backend: PostgresUniqueBackend, tables: list[str]
+) -> Mapping[str, list[UniqueIndex] | None]:
+    """The unique indexes of each table (one query); ``None`` for a table another transaction holds."""
+    try:
+        found = backend.unique_indexes(tables, settings.LOCK_TIMEOUT_MS)
+    except TableLocked:
+        # Some table is locked (a migration?): ask table by table, so that only that one is left out.
+        return {table: _indexes_or_none(backend, table) for table in tables}
+    by_table: dict[str, list[UniqueIndex]] = {t: [] for t in tables}
+    for index in found:
+        by_table[tables[index.ref]].append(index)
+    return by_table
+
+
+def _indexes_or_none(backend: PostgresUniqueBackend, table: str) -> list[UniqueIndex] | None:
+    try:
+        return backend.unique_indexes([table], settings.LOCK_TIMEOUT_MS)
+    except TableLocked:
+        return None
+
+
+def _locked() -> Enforcement:
+    reason = _("Could not compare: another transaction holds a lock on the table (a migration?). Try again.")
+    return Enforcement(MISSING, reason=reason)
+
+
 def _classify(
     rule: Rule,
-    indexes: list[UniqueIndex],
+    indexes: list[UniqueIndex] | None,
     table_exists: bool,
     backend: PostgresUniqueBackend,
     migrations: _MigrationReasons,
@@ -165,9 +198,14 @@ def _classify(
         return Enforcement(CONFIGURED_STATE, reason=reason, table_exists=table_exists)
     if not table_exists:
         return Enforcement(MISSING, reason=_missing_reason(rule, False, migrations), table_exists=False)
+    if indexes is None:
+        return _locked()
     if _needs_probe(rule):
         assert rule.constraint is not None
-        shape = backend.probe(rule.model, rule.constraint)
+        try:
+            shape = backend.probe(rule.model, rule.constraint, settings.LOCK_TIMEOUT_MS)
+        except TableLocked:
+            return _locked()
         matches = [i for i in indexes if shape is not None and _shape_match(shape, i)]
     else:
         matches = [i for i in indexes if _plain_match(rule, i)]

@@ -112,7 +112,8 @@ def _targets(model: type[Model]) -> dict[str, list[str]]:
     """Field name -> the ForeignKeys that point at it with ``to_field``."""
     found: dict[str, list[str]] = {}
     for rel in model._meta.related_objects:
-        if rel.many_to_one or rel.one_to_one:
+        # A reverse relation's flags are seen from this side: a ForeignKey here is one_to_many.
+        if rel.one_to_many or rel.one_to_one:
             target = rel.field.target_field
             if target.model is model and not target.primary_key:
                 found.setdefault(target.name, []).append(f"{rel.related_model._meta.label}.{rel.field.name}")
@@ -176,18 +177,36 @@ def _configured_expression(name: str, case_insensitive: bool, trim: bool) -> Any
     return expression
 
 
+SPEC_KEYS = frozenset({"model", "fields", "case_insensitive", "trim", "nulls_equal", "name"})
+
+
+def _checked_spec(spec: Any) -> tuple[str, list[str]]:
+    """``(model label, field names)`` of one setting entry; a typo is an error, not a silent no-op."""
+    fields = spec.get("fields") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or "model" not in spec or isinstance(fields, str) or not fields:
+        raise ImproperlyConfigured(
+            f"INTEGRITY_DUPLICATE_RULES entry {spec!r} needs 'model' and a non-empty list of 'fields'."
+        )
+    unknown = sorted(set(spec) - SPEC_KEYS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"INTEGRITY_DUPLICATE_RULES entry {spec!r}: unknown key(s) {', '.join(unknown)}."
+        )
+    label = str(spec["model"])
+    if label.lower() not in {m._meta.label_lower for m in apps.get_models()}:
+        raise ImproperlyConfigured(
+            f"INTEGRITY_DUPLICATE_RULES: unknown model {label!r} (use app_label.Model)."
+        )
+    return label, list(fields)
+
+
 def configured_rules(alias: str, models: Sequence[type[Model]]) -> list[Rule]:
     """Rules from ``INTEGRITY_DUPLICATE_RULES`` for the models living on ``alias``."""
     wanted = {m._meta.label_lower: m for m in models}
     rules = []
     for spec in settings.DUPLICATE_RULES:
-        try:
-            label, names = spec["model"], list(spec["fields"])
-        except (KeyError, TypeError) as exc:
-            raise ImproperlyConfigured(
-                f"INTEGRITY_DUPLICATE_RULES entry {spec!r} needs 'model' and 'fields'."
-            ) from exc
-        model = wanted.get(str(label).lower())
+        label, names = _checked_spec(spec)
+        model = wanted.get(label.lower())
         if model is None:
             continue
         for name in names:

@@ -20,6 +20,7 @@ from demo.metrics.models import Entry
 from demo.shop.models import Coupon, Order, Product
 from integrity import sequences
 from integrity.models import SequenceResync
+from integrity.rules import rules_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTED_KEYS = {
@@ -302,3 +303,361 @@ def test_bad_arguments_exit_with_status_2_from_the_shell(args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# --- integrity duplicates ---------------------------------------------------------------
+
+EMAIL_CI = "default:crm.Customer:crm_customer_email_ci_uniq"
+NAME_CI = "default:crm.Customer:configured:customer_name_ci"
+VAT = "default:crm.Company:unique:vat_number"
+COMPANY_NAME = "default:crm.Company:unique:name"
+MEMBERSHIP = "default:crm.Membership:crm_membership_active_code_uniq"
+DEVICE = "default:crm.Device:crm_device_vendor_serial_uniq"
+LEGACY = "default:crm.LegacyContact:unique:email"
+DRIFT = "Drift: the migrations say it exists, the database has no such index."
+LOCKED = "Could not compare: another transaction holds a lock on the table (a migration?). Try again."
+DUPLICATE_KEYS = {
+    "database",
+    "model",
+    "key",
+    "description",
+    "fields",
+    "expression",
+    "condition",
+    "nulls_distinct",
+    "source",
+    "enforcement",
+    "reason",
+    "index",
+    "scanned",
+    "groups",
+    "rows",
+    "extra_rows",
+    "timed_out",
+    "error",
+    "sample",
+}
+
+
+def dup(*args: str, **options: Any) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    try:
+        call_command("integrity", "duplicates", *args, stdout=out, stderr=err, **options)
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def dup_json(*args: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    """Exit status and the JSON list keyed by rule key (the order is checked on its own)."""
+    code, out, _ = dup("--json", *args)
+    return code, {item["key"]: item for item in json.loads(out)}
+
+
+@pytest.fixture
+def crm_duplicates() -> dict[str, list[int]]:
+    """Emails differing by case (the Lower(email) index dropped: drift) and a VAT number twice."""
+    from demo.crm.models import Company, Customer
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX crm_customer_email_ci_uniq")
+    emails = ["ann@x", "ANN@x", "Ann@x", "bob@x", "BOB@x", "cy@x"]
+    customers = [Customer.objects.create(email=e, name=f"name {i}").pk for i, e in enumerate(emails)]
+    companies = [Company.objects.create(name=n, vat_number="DE1").pk for n in ("A", "B")]
+    return {"ann": customers[:3], "bob": customers[3:5], "vat": companies}
+
+
+def test_duplicates_json_lists_every_rule_with_its_enforcement_and_groups(crm_duplicates):
+    code, payload = dup_json()
+    assert code == 1
+    assert set(payload) == {rule.key for rule in rules_for()}
+    for item in payload.values():
+        assert DUPLICATE_KEYS <= item.keys()
+    email = payload[EMAIL_CI]
+    assert (email["database"], email["model"], email["fields"], email["expression"]) == (
+        "default",
+        "crm.Customer",
+        [],
+        "Lower(email)",
+    )
+    assert (email["enforcement"], email["reason"], email["index"]) == ("missing", DRIFT, None)
+    assert (email["groups"], email["rows"], email["extra_rows"], email["timed_out"]) == (2, 5, 3, False)
+    assert email["sample"] == [
+        {"key": ["ann@x"], "size": 3, "pks": crm_duplicates["ann"]},
+        {"key": ["bob@x"], "size": 2, "pks": crm_duplicates["bob"]},
+    ]
+    vat = payload[VAT]
+    assert (vat["fields"], vat["expression"], vat["condition"], vat["groups"], vat["rows"]) == (
+        ["vat_number"],
+        None,
+        None,
+        1,
+        2,
+    )
+    assert vat["sample"] == [{"key": ["DE1"], "size": 2, "pks": crm_duplicates["vat"]}]
+    assert (payload[LEGACY]["enforcement"], payload[LEGACY]["groups"], payload[LEGACY]["sample"]) == (
+        "missing",
+        0,
+        [],
+    )
+    assert payload[NAME_CI]["enforcement"] == "configured" and payload[NAME_CI]["groups"] == 0
+    membership = payload[MEMBERSHIP]
+    assert membership["description"] == "code WHERE active=True"
+    assert (membership["condition"], membership["enforcement"], membership["index"]) == (
+        "active=True",
+        "enforced",
+        "crm_membership_active_code_uniq",
+    )
+    assert payload[DEVICE]["nulls_distinct"] is False
+    enforced = [item for item in payload.values() if item["enforcement"] == "enforced"]
+    assert enforced and all(
+        (i["scanned"], i["groups"], i["rows"], i["sample"]) == (False, None, None, []) for i in enforced
+    )
+    assert {item["database"] for item in payload.values()} == {"default", "other"}
+
+
+def test_duplicates_json_turns_decimals_into_strings():
+    Product.objects.bulk_create(Product(id=100 + i, name=f"p{i}", price="9.50") for i in range(2))
+    rule = {"model": "shop.Product", "fields": ["price"], "name": "price"}
+    with override_settings(INTEGRITY_DUPLICATE_RULES=[rule]):
+        code, payload = dup_json("--model", "shop.Product")
+    assert code == 1
+    assert payload["default:shop.Product:configured:price"]["sample"] == [
+        {"key": ["9.50"], "size": 2, "pks": [100, 101]}
+    ]
+
+
+def test_duplicates_problems_come_first(crm_duplicates):
+    _, out, _ = dup("--json", "--database", "default")
+    order = [(item["key"], item["enforcement"], item["groups"]) for item in json.loads(out)]
+    assert [key for key, _, _ in order[:2]] == [VAT, EMAIL_CI]  # duplicates found
+    states = [state for _, state, groups in order[2:]]
+    assert states == sorted(states, key=["missing", "invalid", "configured", "enforced"].index)
+
+
+def test_duplicates_table_output(crm_duplicates):
+    code, out, err = dup()
+    assert code == 1
+    lines = out.splitlines()
+    headers = ["DATABASE", "MODEL", "RULE", "ENFORCEMENT", "GROUPS", "ROWS"]
+    assert lines[0].split() == headers
+    starts = [lines[0].index(h) for h in headers]
+
+    def cells(line: str) -> list[str]:
+        ends = [*starts[1:], None]
+        return [line[s:e].strip() for s, e in zip(starts, ends, strict=True)]
+
+    body = {tuple(cells(line)[:3]): cells(line)[3:] for line in lines[2 : lines.index("")]}
+    assert body[("default", "crm.Customer", "Lower(email)")] == ["missing", "2", "5"]
+    assert body[("default", "crm.Company", "vat_number")] == ["missing", "1", "2"]
+    assert body[("default", "crm.Membership", "code WHERE active=True")] == ["enforced", "-", "-"]
+    assert body[("default", "crm.Device", "vendor, serial NULLS NOT DISTINCT")] == ["enforced", "-", "-"]
+    assert body[("default", "crm.Customer", "Lower(Trim(name))")] == ["configured", "0", "0"]
+    assert body[("default", "crm.LegacyContact", "email")] == ["missing", "0", "0"]
+    ann, bob = (", ".join(map(str, crm_duplicates[k])) for k in ("ann", "bob"))
+    details = out[out.index(f"{EMAIL_CI} [missing]") :].splitlines()[:4]
+    assert details == [
+        f"{EMAIL_CI} [missing]: Lower(email)",
+        f"  {DRIFT}",
+        f"  3 rows: Lower(email)='ann@x' (pks {ann})",
+        f"  2 rows: Lower(email)='bob@x' (pks {bob})",
+    ]
+    assert f"{LEGACY} [missing]: email\n  The model has managed = False" in out
+    enforced = sum(1 for row in body.values() if row[0] == "enforced")
+    assert (
+        lines[-1]
+        == f"{len(body)} rules, {enforced} enforced, 2 with duplicates (3 groups, 7 rows), 0 timed out."
+    )
+    assert err == "legacy: duplicate check not available for sqlite yet.\n"
+
+
+def test_duplicates_sample_is_capped_and_says_how_many_more():
+    """7 groups of 12: the first 5 groups, each with its first 10 primary keys (INTEGRITY_GROUP_SAMPLE_SIZE)."""
+    from demo.crm.models import Customer
+
+    made = Customer.objects.bulk_create(Customer(email=f"{i}@x", name=f"n{i % 7}") for i in range(84))
+    pks = {f"n{g}": [c.pk for c in made if c.name == f"n{g}"] for g in range(7)}
+    code, out, _ = dup("--model", "crm.Customer")
+    assert code == 1
+    details = out[out.index(f"{NAME_CI} [configured]") :].splitlines()
+    first = ", ".join(str(pk) for pk in pks["n0"][:10])
+    assert details[1:7] == [
+        f"  12 rows: Lower(Trim(name))='n0' (pks {first}, …)",
+        *[
+            f"  12 rows: Lower(Trim(name))='n{g}' (pks {', '.join(map(str, pks[f'n{g}'][:10]))}, …)"
+            for g in range(1, 5)
+        ],
+        "  … and 2 more groups",
+    ]
+    _, payload = dup_json("--model", "crm.Customer")
+    assert payload[NAME_CI]["sample"] == [
+        {"key": [f"n{g}"], "size": 12, "pks": pks[f"n{g}"][:10]} for g in range(5)
+    ]
+    assert (payload[NAME_CI]["groups"], payload[NAME_CI]["rows"]) == (7, 84)
+
+
+def test_duplicates_exit_status_0_when_no_rule_that_is_not_enforced_has_duplicates():
+    code, out, err = dup()
+    assert code == 0
+    _, payload = dup_json()
+    enforced = sum(item["enforcement"] == "enforced" for item in payload.values())
+    assert out.splitlines()[-1] == (
+        f"{len(payload)} rules, {enforced} enforced, 0 with duplicates (0 groups, 0 rows), 0 timed out."
+    )
+    assert f"{VAT} [missing]: vat_number\n  {DRIFT}" in out  # not enforced, but clean: listed, no failure
+
+
+def test_duplicates_verify_scans_enforced_rules_too():
+    """A deferrable constraint lets duplicates in until COMMIT: only --verify looks."""
+    from demo.crm.models import Company
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE crm_company ADD CONSTRAINT vat_later UNIQUE (vat_number) DEFERRABLE INITIALLY DEFERRED"
+        )
+    companies = [Company.objects.create(name=n, vat_number="DE1").pk for n in ("A", "B")]
+    code, payload = dup_json("--model", "crm.Company")
+    assert code == 0
+    assert {k: (v["enforcement"], v["index"], v["groups"]) for k, v in payload.items()} == {
+        COMPANY_NAME: ("enforced", "crm_company_name_key", None),
+        VAT: ("enforced", "vat_later", None),
+    }
+    code, payload = dup_json("--model", "crm.Company", "--verify")
+    assert code == 1
+    assert (payload[COMPANY_NAME]["groups"], payload[VAT]["groups"]) == (0, 1)
+    assert payload[VAT]["sample"] == [{"key": ["DE1"], "size": 2, "pks": companies}]
+    Company.objects.all().delete()  # or the deferred check fails when the test ends
+
+
+def test_duplicates_model_and_database_limit_the_rules():
+    _, payload = dup_json("--model", "crm.Customer")
+    assert set(payload) == {EMAIL_CI, NAME_CI}
+    _, payload = dup_json("--model", "helpdesk.Ticket", "SHOP.tag")
+    assert set(payload) == {
+        "default:helpdesk.Ticket:unique:number",
+        "other:helpdesk.Ticket:unique:number",
+        "default:shop.Tag:unique:name",
+    }
+    _, payload = dup_json("--database", "other")
+    assert {item["database"] for item in payload.values()} == {"other"}
+    assert not [key for key in payload if ":crm." in key]
+    _, both = dup_json("--database", "default", "--database", "other")
+    assert len(both) == len(rules_for())
+
+
+def test_duplicates_on_a_database_that_is_not_postgresql():
+    code, out, err = dup("--database", "legacy")
+    assert code == 0
+    assert out.splitlines()[-1] == "0 rules, 0 enforced, 0 with duplicates (0 groups, 0 rows), 0 timed out."
+    assert err == "legacy: duplicate check not available for sqlite yet.\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "settings_rules", "message"),
+    [
+        (["--model", "nope.Nope"], None, "Unknown model(s): nope.Nope (use app_label.ModelName)."),
+        (["--database", "nope"], None, "Unknown database alias(es): nope; known: default, other, legacy."),
+        (["--timeout", "-1"], None, "--timeout must be 0 (no limit) or a number of milliseconds."),
+        (
+            [],
+            [{"model": "crm.Customer", "fields": ["nmae"]}],
+            "INTEGRITY_DUPLICATE_RULES: crm.Customer has no field",
+        ),
+    ],
+)
+def test_duplicates_bad_arguments_are_exit_status_2(args, settings_rules, message):
+    rules = settings_rules if settings_rules is not None else []
+    with override_settings(INTEGRITY_DUPLICATE_RULES=rules), pytest.raises(CommandError) as excinfo:
+        call_command("integrity", "duplicates", *args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert excinfo.value.returncode == 2
+    assert message in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "nope.Nope"], "Unknown model(s): nope.Nope (use app_label.ModelName)."),
+        (["--verify", "--database", "nope"], "Unknown database alias(es): nope;"),
+        (["--timeout", "soon"], "argument --timeout: invalid int value: 'soon'"),
+    ],
+)
+def test_duplicates_bad_arguments_exit_with_status_2_from_the_shell(args, message):
+    result = manage("integrity", "duplicates", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.fixture
+def company_locked() -> Any:
+    """Another connection holds crm_company in ACCESS EXCLUSIVE mode (a migration rewriting it)."""
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=False)
+    try:
+        other.execute("SET lock_timeout = '10s'")
+        other.execute("LOCK TABLE crm_company IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
+def test_duplicates_a_scan_that_times_out_is_reported_and_the_others_go_on(company_locked):
+    from demo.crm.models import Customer
+
+    Customer.objects.bulk_create(Customer(email=f"{n}@x", name=n) for n in ("Ann", "ann "))
+    with override_settings(INTEGRITY_LOCK_TIMEOUT_MS=100):
+        code, out, err = dup("--model", "crm.Company", "crm.Customer", "--timeout", "200")
+        _, payload = dup_json("--model", "crm.Company", "crm.Customer", "--timeout", "200")
+    assert code == 1
+    for key in (COMPANY_NAME, VAT):
+        item = payload[key]
+        assert (item["enforcement"], item["reason"], item["timed_out"], item["groups"]) == (
+            "missing",
+            LOCKED,
+            True,
+            None,
+        )
+        assert f"{key}: scan timed out after 200 ms." in err
+    assert payload[NAME_CI]["groups"] == 1  # the other table was scanned
+    [vat_row] = [line for line in out.splitlines() if " vat_number " in line]
+    assert vat_row.split() == ["default", "crm.Company", "vat_number", "missing", "timed", "out", "-"]
+    assert f"{VAT} [missing]: vat_number\n  {LOCKED}\n  timed out after 200 ms" in out
+    assert out.splitlines()[-1].endswith(", 2 timed out.")
+
+
+def test_duplicates_a_scan_that_fails_is_reported_and_the_others_go_on():
+    """A column the database does not have (drift): that rule fails, the rest is checked."""
+    from demo.crm.models import Customer
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX crm_customer_email_ci_uniq")
+        cursor.execute("ALTER TABLE crm_customer DROP COLUMN name")
+        cursor.execute("INSERT INTO crm_customer (email) VALUES ('a@x'), ('A@x')")
+    code, out, err = dup("--model", "crm.Customer")
+    assert code == 1
+    assert f"{NAME_CI}: scan failed: column crm_customer.name does not exist" in err
+    assert (
+        f"{NAME_CI} [configured]: Lower(Trim(name))\n  scan failed: column crm_customer.name does not exist"
+        in out
+    )
+    assert (
+        out.splitlines()[-1]
+        == "2 rules, 0 enforced, 1 with duplicates (1 groups, 2 rows), 0 timed out, 1 failed."
+    )
+    assert Customer.objects.filter(email__iexact="a@x").count() == 2  # the connection goes on
+
+
+def test_duplicates_progress_on_stderr_with_verbosity_2_and_stdout_stays_json(crm_duplicates):
+    code, out, err = dup("--json", "--database", "default", "-v", "2")
+    assert code == 1
+    payload = json.loads(out)
+    scanned = [item for item in payload if item["scanned"]]
+    progress = [line for line in err.splitlines() if line.startswith("scanning ")]
+    assert len(progress) == len(scanned) == 5
+    assert progress[0].startswith("scanning 1/5: default ")
+    assert "scanning 5/5: default crm.Customer Lower(Trim(name))…" in progress
+    assert any(line.endswith(": default crm.Customer Lower(email)…") for line in progress)
+    _, _, quiet = dup("--json", "--database", "default")  # stderr is no terminal: no progress
+    assert "scanning" not in quiet

@@ -9,11 +9,11 @@ sides the same way: no hand-written SQL normaliser, no false positives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, UniqueConstraint
 
@@ -37,6 +37,9 @@ JOIN pg_class ic ON ic.oid = i.indexrelid
 LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype = 'u'
 ORDER BY w.ref, ic.relname
 """
+
+LOCK_NOT_AVAILABLE = "55P03"
+T = TypeVar("T")
 
 PROBE_SQL = """
 SELECT ARRAY(SELECT pg_get_indexdef(i.indexrelid, n::int, true) FROM generate_series(1, i.indnkeyatts) AS n),
@@ -86,23 +89,33 @@ class PostgresUniqueBackend:
             cursor.execute("SELECT to_regclass(n) IS NOT NULL FROM unnest(%s::text[]) AS n", [names])
             return [row[0] for row in cursor.fetchall()]
 
-    def unique_indexes(self, tables: Sequence[str]) -> list[UniqueIndex]:
-        """Every non-primary unique index of ``tables`` (one query)."""
+    def unique_indexes(self, tables: Sequence[str], lock_timeout_ms: int = 2000) -> list[UniqueIndex]:
+        """Every non-primary unique index of ``tables`` (one query).
+
+        ``pg_get_indexdef`` locks the table it prints (ACCESS SHARE): raises
+        ``TableLocked`` rather than wait behind a migration for good.
+        """
         if not tables:
             return []
         names = [self.connection.ops.quote_name(t) for t in tables]
-        with self.connection.cursor() as cursor:
+
+        def read(cursor: Any) -> list[Any]:
             cursor.execute(
                 UNIQUE_INDEXES_SQL.format(nulls_not_distinct=self._nnd), [list(range(len(names))), names]
             )
-            rows = cursor.fetchall()
+            return cursor.fetchall()
+
+        rows = self._rolled_back(read, lock_timeout_ms, ", ".join(tables))
         return [UniqueIndex(r[0], r[1], r[2], tuple(r[3]), tuple(r[4]), r[5], r[6], r[7]) for r in rows]
 
-    def probe(self, model: type[Model], constraint: UniqueConstraint) -> IndexShape | None:
+    def probe(
+        self, model: type[Model], constraint: UniqueConstraint, lock_timeout_ms: int = 2000
+    ) -> IndexShape | None:
         """Build ``constraint``'s index on an empty temporary copy of the table; read its shape.
 
         Everything happens in a savepoint that is rolled back: the real table is
-        only read by ``LIKE`` (an ACCESS SHARE lock), never indexed.
+        only read by ``LIKE`` (an ACCESS SHARE lock), never indexed. Raises
+        ``TableLocked`` when that lock is not granted within ``lock_timeout_ms``.
         """
         qn = self.connection.ops.quote_name
         probe_table = "integrity_probe"
@@ -111,18 +124,39 @@ class PostgresUniqueBackend:
         if statement is None:
             return None
         statement.rename_table_references(model._meta.db_table, probe_table)
+
+        def build(cursor: Any) -> IndexShape:
+            cursor.execute(f"CREATE TEMP TABLE {qn(probe_table)} (LIKE {qn(model._meta.db_table)})")
+            cursor.execute(str(statement))
+            cursor.execute(PROBE_SQL.format(nulls_not_distinct=self._nnd), [f"pg_temp.{probe_table}"])
+            keys, predicate, nnd = cursor.fetchone()
+            return IndexShape(tuple(keys), predicate, nnd)
+
+        return self._rolled_back(build, lock_timeout_ms, model._meta.db_table)
+
+    def _rolled_back(self, work: Callable[[Any], T], lock_timeout_ms: int, tables: str) -> T:
+        """``work(cursor)`` in a savepoint (a transaction in autocommit) that is always rolled back.
+
+        Nothing it does stays, its lock timeout included (``SET LOCAL`` would
+        outlive a released savepoint). A lock not granted in time: ``TableLocked``.
+        """
         try:
             with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
-                cursor.execute(f"CREATE TEMP TABLE {qn(probe_table)} (LIKE {qn(model._meta.db_table)})")
-                cursor.execute(str(statement))
-                cursor.execute(PROBE_SQL.format(nulls_not_distinct=self._nnd), [f"pg_temp.{probe_table}"])
-                keys, predicate, nnd = cursor.fetchone()
-                raise _Rollback(IndexShape(tuple(keys), predicate, nnd))
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_ms)}ms"])
+                raise _Rollback(work(cursor))
         except _Rollback as done:
-            return done.shape
+            return cast(T, done.value)
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise TableLocked(tables) from exc
+            raise
+
+
+class TableLocked(Exception):
+    """Another transaction (e.g. a migration) holds a lock on the table that we do not wait for."""
 
 
 class _Rollback(Exception):
-    def __init__(self, shape: IndexShape) -> None:
+    def __init__(self, value: object) -> None:
         super().__init__()
-        self.shape = shape
+        self.value = value
