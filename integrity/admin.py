@@ -1,4 +1,4 @@
-"""Admin registration: the sequences page (a table-less model) and the audit log."""
+"""Admin registration: the sequences and duplicates pages (table-less models) and the audit log."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from integrity import views
-from integrity.models import Sequence, SequenceResync
+from integrity import views, views_duplicates
+from integrity.models import DuplicateRule, Sequence, SequenceResync
 
 
 class PageAdmin(admin.ModelAdmin):
@@ -46,6 +46,18 @@ class SequenceAdmin(PageAdmin):
             self._route("resync/", views.sequence_resync, "resync"),
             self._route("resync-all/", views.sequence_resync_all, "resync_all"),
             self._route("lower/", views.sequence_lower, "lower"),
+        ]
+
+
+@admin.register(DuplicateRule)
+class DuplicateRuleAdmin(PageAdmin):
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            self._route("", views_duplicates.rule_list, "changelist"),
+            self._route("count/", views_duplicates.rule_count, "count"),
+            self._route("rule/", views_duplicates.rule_detail, "rule"),
+            self._route("group/", views_duplicates.group_detail, "group"),
+            self._route("summary/", views_duplicates.summary_card, "summary"),
         ]
 
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass
 
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from integrity import sequences
+from integrity import duplicates, enforcement, sequences
+from integrity.conf import settings
+from integrity.rules import rules_for
+
+# The states of a rule the database does not enforce: the declared ones
+# (missing, invalid) and the project's configured ones.
+DECLARED_NOT_ENFORCED = (enforcement.MISSING, enforcement.INVALID)
+NOT_ENFORCED_STATES = (*DECLARED_NOT_ENFORCED, enforcement.CONFIGURED_STATE)
 
 
 @dataclass
@@ -41,3 +52,85 @@ def sequence_cards() -> list[Card]:
             "capacity=warning",
         ),
     ]
+
+
+def duplicate_cards() -> list[Card]:
+    """The "Rules not enforced" card: catalog queries only, no scan."""
+    found = rules_for()
+    states = Counter(e.state for e in enforcement.classify(found).values())
+    declared = sum(states[s] for s in DECLARED_NOT_ENFORCED)
+    configured = states[enforcement.CONFIGURED_STATE]
+    if declared or configured:
+        detail = _("%(declared)d declared, %(configured)d configured") % {
+            "declared": declared,
+            "configured": configured,
+        }
+    else:
+        detail = _("of %(n)d rules") % {"n": len(found)}
+    level = "critical" if declared else ("warning" if configured else "ok")
+    return [Card(_("Rules not enforced"), declared + configured, detail, level, "enforcement=not_enforced")]
+
+
+@dataclass
+class GroupCount:
+    """Duplicate groups over every rule the database does not enforce, as far as the budget went."""
+
+    groups: int = 0
+    rows: int = 0
+    rules_with_groups: int = 0
+    declared_groups: int = 0  # groups of declared (missing / invalid) rules: those break a constraint
+    not_counted: int = 0  # rules whose scan timed out or did not fit in the budget
+
+
+def count_groups(budget_ms: int | None = None) -> GroupCount:
+    """Scan every non-enforced rule (totals only) until ``budget_ms`` (default: one scan timeout) is spent.
+
+    Each scan gets what is left of the budget as its statement timeout, so the
+    whole count never takes much longer than one scan may.
+    """
+    budget = settings.SCAN_TIMEOUT_MS if budget_ms is None else budget_ms
+    deadline = time.monotonic() + budget / 1000
+    found = rules_for()
+    states = enforcement.classify(found)
+    count = GroupCount()
+    for rule in found:
+        state = states[rule.key]
+        if state.state not in NOT_ENFORCED_STATES or not state.scannable:
+            continue
+        left = int((deadline - time.monotonic()) * 1000)
+        if left <= 0:
+            count.not_counted += 1
+            continue
+        try:
+            groups, rows = duplicates.totals(rule, timeout_ms=min(left, settings.SCAN_TIMEOUT_MS))
+        except (duplicates.ScanTimedOut, DatabaseError):
+            count.not_counted += 1
+            continue
+        count.groups += groups
+        count.rows += rows
+        count.rules_with_groups += bool(groups)
+        if state.state in DECLARED_NOT_ENFORCED:
+            count.declared_groups += groups
+    return count
+
+
+def duplicate_groups_card(budget_ms: int | None = None) -> Card:
+    """The "Duplicate groups" card (it scans: the dashboard loads it lazily)."""
+    count = count_groups(budget_ms)
+    if count.groups:
+        detail = ngettext(
+            "%(rows)s rows in %(n)d rule", "%(rows)s rows in %(n)d rules", count.rules_with_groups
+        ) % {"rows": f"{count.rows:,}", "n": count.rules_with_groups}
+    else:
+        detail = _("in the rules not enforced")
+    if count.not_counted:
+        detail += " · " + ngettext(
+            "%(n)d rule not counted (timed out)", "%(n)d rules not counted (timed out)", count.not_counted
+        ) % {"n": count.not_counted}
+    if count.declared_groups:
+        level = "critical"
+    elif count.groups or count.not_counted:
+        level = "warning"
+    else:
+        level = "ok"
+    return Card(_("Duplicate groups"), count.groups, detail, level, "enforcement=not_enforced")

@@ -6,13 +6,10 @@ checks its own permission, and changes data only on POST (CSRF protected).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,6 +19,8 @@ from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
 from integrity import sequences
+from integrity.adminviews import methods
+from integrity.adminviews import require as _require
 from integrity.conf import settings
 from integrity.sequences import ResyncRefused, SequenceInfo, SequenceNotFound
 from integrity.tables import SequenceTable
@@ -32,29 +31,6 @@ if TYPE_CHECKING:
 VIEW_PERM = "integrity.view_sequence"
 RESYNC_PERM = "integrity.resync_sequence"
 FILTERS = ("status", "app", "database", "capacity")
-
-
-View = Callable[["SequenceAdmin", HttpRequest], HttpResponse]
-
-
-def methods(*allowed: str) -> Callable[[View], View]:
-    """Like ``require_http_methods``, for views bound to a ModelAdmin."""
-
-    def decorate(view: View) -> View:
-        @wraps(view)
-        def wrapper(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
-            if request.method not in allowed:
-                return HttpResponseNotAllowed(allowed)
-            return view(admin, request)
-
-        return wrapper
-
-    return decorate
-
-
-def _require(request: HttpRequest, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied
 
 
 def _url(admin: SequenceAdmin, name: str) -> str:

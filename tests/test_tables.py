@@ -9,13 +9,18 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connections
 from django.test import RequestFactory, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils.html import escape
 
 from demo.helpdesk.models import Ticket
 from demo.metrics.models import Reading
 from demo.shop.models import Coupon, Product, Tag
 from integrity import sequences
-from integrity.tables import SequenceTable
+from integrity.duplicates import Group
+from integrity.rules import get_rule
+from integrity.tables import GroupPages, GroupTable, SequenceTable, dom_id, key_text
 from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
     COUPON_KEY,
     DB,
@@ -281,3 +286,118 @@ def test_empty_result_shows_the_empty_text(varied: None) -> None:
     assert response.status_code == 200
     assert table_rows(response.content) == []
     assert "No sequence matches these filters." in text(response)
+
+
+# ---------------------------------------------------------------------------
+# Duplicates: RuleTable, GroupPages, GroupTable
+# ---------------------------------------------------------------------------
+
+RULES_PAGE = "/admin/integrity/duplicaterule/"
+NAME_RULE = {"model": "shop.Product", "fields": ["name"], "case_insensitive": True, "name": "name_ci"}
+NAME_KEY = "default:shop.Product:configured:name_ci"
+
+
+def _scans(captured: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if "HAVING COUNT(*) > 1" in q["sql"].upper()]
+
+
+@pytest.fixture
+def product_names() -> None:
+    """Under Lower(name): {b x3}, {a x2}, {c x2}; d alone."""
+    Product.objects.bulk_create(Product(name=n) for n in ["b", "B", "b", "a", "A", "c", "C", "d"])
+
+
+@DB
+@override_settings(INTEGRITY_DUPLICATE_RULES=[NAME_RULE])
+def test_group_pages_give_the_total_and_the_page_from_one_scan(product_names: None) -> None:
+    pages = GroupPages(get_rule(NAME_KEY), offset=1, limit=2)
+
+    with CaptureQueriesContext(connections["default"]) as captured:
+        total = len(pages)
+        page = pages[1:3]
+        walked = list(pages)
+
+    assert total == 3
+    assert [(g.key, g.size) for g in page] == [(("a",), 2), (("c",), 2)]  # largest first, then by key
+    assert walked == page  # iterating never walks past the scanned page
+    assert len(_scans(captured)) == 1
+
+
+@DB
+@override_settings(INTEGRITY_DUPLICATE_RULES=[NAME_RULE])
+def test_group_pages_scan_again_only_for_another_slice(product_names: None) -> None:
+    pages = GroupPages(get_rule(NAME_KEY), offset=0, limit=1)
+    assert len(pages) == 3
+
+    with CaptureQueriesContext(connections["default"]) as captured:
+        first = pages[0:1]
+        second = pages[1]
+
+    assert [g.key for g in first] == [("b",)]
+    assert second.key == ("a",)
+    assert len(_scans(captured)) == 1  # only the index outside the scanned page
+    with pytest.raises(IndexError):
+        pages[3]
+
+
+@DB
+@override_settings(INTEGRITY_DUPLICATE_RULES=[NAME_RULE])
+def test_group_table_shows_null_and_empty_keys_and_caps_the_primary_keys() -> None:
+    rule = get_rule(NAME_KEY)
+    table = GroupTable([], rule=rule, group_url="/groups/")
+
+    null = table.row_html(Group((None,), 4, [7, 9]))
+    empty = table.row_html(Group(("",), 2, [3, 5]))
+
+    assert '<code class="null">NULL</code>' in null
+    assert '7, 9 <span class="integrity-note">and 2 more</span>' in null
+    assert 'href="/groups/?rule=default%3Ashop.Product%3Aconfigured%3Aname_ci&amp;pk=7"' in null
+    assert '<code class="">&quot;&quot;</code>' in empty
+    assert "more" not in empty
+    assert '<span class="dup-key-name">Lower(name)</span>' in null
+
+
+def test_dom_ids_are_stable_and_tell_keys_apart() -> None:
+    assert dom_id("default:shop.Product:unique:name") == dom_id("default:shop.Product:unique:name")
+    assert dom_id("default:a.B:c.d") != dom_id("default:a.B:c:d")
+    assert re.fullmatch(r"dup-[0-9a-f]{12}", dom_id("default:x.Y:z"))
+
+
+def test_key_text_makes_null_and_empty_visible() -> None:
+    assert (key_text(None), key_text(""), key_text(0), key_text("x")) == ("NULL", '""', "0", "x")
+
+
+@DB
+@override_settings(
+    INTEGRITY_DUPLICATE_RULES=[
+        {"model": "shop.Product", "fields": ["name"], "name": 'x"><script>alert(1)</script>'}
+    ]
+)
+def test_rule_table_escapes_what_it_shows() -> None:
+    key = 'default:shop.Product:configured:x"><script>alert(1)</script>'
+
+    client = client_for("superuser")
+    response = client.get(RULES_PAGE)
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<script>alert(1)</script>" not in body
+    assert f'data-rule="{escape(key)}"' in body
+    rule_page = client.get(f"{RULES_PAGE}rule/", {"rule": key})
+    assert rule_page.status_code == 200
+    assert "<script>alert(1)</script>" not in rule_page.content.decode()
+
+
+@DB
+@override_settings(INTEGRITY_DUPLICATE_RULES=[NAME_RULE])
+def test_rule_table_rows_render_in_one_pass_per_page() -> None:
+    """RuleTable.page_html renders rows itself: each row is one <tr> with every column's cell."""
+    response = client_for("superuser").get(RULES_PAGE, {"rule-per_page": 3})
+
+    rows = re.findall(
+        r'<tr id="dup-[0-9a-f]{12}" data-rule="[^"]+" data-state="\w+">(.*?)</tr>', response.content.decode()
+    )
+    assert len(rows) == 3
+    for row in rows:
+        classes = re.findall(r'<td class="([^"]+)">', row)
+        assert classes == ["model", "database", "rule", "kind", "enforcement", "num groups", "num rows"]

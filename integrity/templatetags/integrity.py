@@ -5,23 +5,65 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.urls import reverse
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
 
-from integrity.dashboard import sequence_cards
+from integrity.dashboard import duplicate_cards, sequence_cards
 from integrity.views import VIEW_PERM
+from integrity.views_duplicates import VIEW_PERM as DUPLICATES_PERM
 
 register = template.Library()
+
+
+def _page(site: str, name: str) -> str | None:
+    """The page's URL on this AdminSite, or None when the site does not register it."""
+    try:
+        return reverse(f"{site}:integrity_{name}")
+    except NoReverseMatch:
+        return None
+
+
+def _sequence_cards(site: str) -> list[dict[str, Any]]:
+    base = _page(site, "sequence_changelist")
+    if base is None:
+        return []
+    return [{**card.__dict__, "url": f"{base}?{card.query}"} for card in sequence_cards()]
+
+
+def _duplicate_cards(site: str) -> list[dict[str, Any]]:
+    base, summary = _page(site, "duplicaterule_changelist"), _page(site, "duplicaterule_summary")
+    if base is None or summary is None:
+        return []
+    cards = [{**card.__dict__, "url": f"{base}?{card.query}"} for card in duplicate_cards()]
+    # Counting groups means scanning tables: that card is filled in by its own
+    # request after the dashboard is shown, never while it renders.
+    cards.append(
+        {
+            "title": _("Duplicate groups"),
+            "value": None,
+            "detail": _("counting…"),
+            "level": "pending",
+            "url": f"{base}?enforcement=not_enforced",
+            "lazy_url": summary,
+        }
+    )
+    return cards
 
 
 @register.simple_tag(takes_context=True)
 def integrity_dashboard(context: template.Context) -> list[dict[str, Any]]:
     """The summary cards the current user may see, each with its link."""
-    request = context.get("request")
-    if request is None or not request.user.has_perm(VIEW_PERM):
+    request: HttpRequest | None = context.get("request")
+    if request is None:
         return []
     site = getattr(request, "current_app", None) or "admin"
-    base = reverse(f"{site}:integrity_sequence_changelist")
-    return [{**card.__dict__, "url": f"{base}?{card.query}"} for card in sequence_cards()]
+    cards: list[dict[str, Any]] = []
+    if request.user.has_perm(VIEW_PERM):
+        cards += _sequence_cards(site)
+    if request.user.has_perm(DUPLICATES_PERM):
+        cards += _duplicate_cards(site)
+    return cards
 
 
 @register.filter

@@ -1,0 +1,37 @@
+"""Helpers shared by the admin views of every page (sequences, duplicates).
+
+Views are plain functions bound to a ModelAdmin by ``PageAdmin._route``; these
+helpers give them ``require_http_methods`` and permission checks in that form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+
+View = Callable[[Any, HttpRequest], HttpResponse]
+
+
+def methods(*allowed: str) -> Callable[[View], View]:
+    """Like ``require_http_methods``, for views bound to a ModelAdmin."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(admin: Any, request: HttpRequest) -> HttpResponse:
+            if request.method not in allowed:
+                return HttpResponseNotAllowed(allowed)
+            return view(admin, request)
+
+        return wrapper
+
+    return decorate
+
+
+def require(request: HttpRequest, perm: str) -> None:
+    """Raise ``PermissionDenied`` (a 403) unless the user has ``perm``."""
+    if not request.user.has_perm(perm):
+        raise PermissionDenied

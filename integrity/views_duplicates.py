@@ -1,0 +1,366 @@
+"""Admin views of the duplicates pages: thin wrappers around ``rules``, ``enforcement`` and ``duplicates``.
+
+Every view is GET-only (nothing changes in them) and checks
+``integrity.view_duplicaterule``. The rules page never scans: each
+non-enforced rule's count comes from its own lazy request (``rule_count``).
+A rule key that names no rule is a 404, a primary key of the wrong type a 400,
+a page that does not exist a 404. A scan that times out is not an error of the
+server: it is shown (HTTP 200) with a way to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.admin.exceptions import NotRegistered
+from django.contrib.admin.utils import display_for_field, display_for_value, quote
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connections
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django_tables2 import RequestConfig
+
+from integrity import dashboard, duplicates, enforcement
+from integrity.adminviews import methods, require
+from integrity.conf import settings
+from integrity.duplicates import ScanTimedOut
+from integrity.rules import Rule, RuleNotFound, describe, get_rule, rules_for
+from integrity.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
+
+if TYPE_CHECKING:
+    from integrity.admin import DuplicateRuleAdmin
+
+logger = logging.getLogger(__name__)
+
+VIEW_PERM = "integrity.view_duplicaterule"
+FILTERS = ("enforcement", "app", "database")
+NOT_ENFORCED = "not_enforced"
+PAGE_RE = re.compile(r"[0-9]{1,9}")
+GROUP_LIMIT = 100  # members shown side by side at most
+
+
+class Refused(Exception):
+    """Bad input: the request is answered with ``status`` and this message."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _url(admin: DuplicateRuleAdmin, name: str) -> str:
+    return reverse(f"{admin.admin_site.name}:integrity_duplicaterule_{name}")
+
+
+def _with(url: str, **params: Any) -> str:
+    return f"{url}?{urlencode(params)}"
+
+
+def _context(admin: DuplicateRuleAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        **admin.admin_site.each_context(request),
+        "opts": admin.model._meta,
+        "app_label": admin.model._meta.app_label,
+        "rules_url": _url(admin, "changelist"),
+        **extra,
+    }
+
+
+def _refused(admin: DuplicateRuleAdmin, request: HttpRequest, exc: Refused, **extra: Any) -> HttpResponse:
+    """The 4xx page (or, for htmx, a small fragment) that says what was wrong with the request."""
+    if getattr(request, "htmx", False):
+        return HttpResponse(
+            render_to_string("integrity/duplicates_error_fragment.html", {"error": str(exc)}),
+            status=exc.status,
+        )
+    title = _("Not found") if exc.status == 404 else _("Bad request")
+    context = _context(admin, request, title=title, error=str(exc), **extra)
+    return render(request, "integrity/duplicates_error.html", context, status=exc.status)
+
+
+def _rule(request: HttpRequest) -> Rule:
+    key = request.GET.get("rule", "")
+    try:
+        rule = get_rule(key)
+    except RuleNotFound:
+        raise Refused(_("There is no duplicate rule %(key)r.") % {"key": key}, 404) from None
+    if connections[rule.database].vendor != "postgresql":
+        raise Refused(_("Duplicates can only be checked on PostgreSQL databases."), 404)
+    return rule
+
+
+# ---------------------------------------------------------------------------
+# The rules page and its lazy counts
+# ---------------------------------------------------------------------------
+
+
+def rule_rows() -> list[RuleRow]:
+    """Every rule with its enforcement, problems first. Catalog queries only: no scan."""
+    found = rules_for()
+    states = enforcement.classify(found)
+    return sorted((RuleRow(rule, states[rule.key]) for rule in found), key=lambda row: row.sort_key)
+
+
+def _filtered(request: HttpRequest, rows: list[RuleRow]) -> list[RuleRow]:
+    wanted = {name: request.GET.get(name, "") for name in FILTERS}
+    if wanted["enforcement"] == NOT_ENFORCED:
+        rows = [r for r in rows if r.state in dashboard.NOT_ENFORCED_STATES]
+    elif wanted["enforcement"]:
+        rows = [r for r in rows if r.state == wanted["enforcement"]]
+    if wanted["app"]:
+        rows = [r for r in rows if r.app_label == wanted["app"]]
+    if wanted["database"]:
+        rows = [r for r in rows if r.database == wanted["database"]]
+    return rows
+
+
+def _unsupported() -> list[tuple[str, str]]:
+    return [
+        (alias, connections[alias].vendor)
+        for alias in connections
+        if connections[alias].vendor != "postgresql"
+    ]
+
+
+@methods("GET")
+def rule_list(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+    """The rules page: every rule and its enforcement at once; groups counted lazily (htmx)."""
+    require(request, VIEW_PERM)
+    rows = rule_rows()
+    table = RuleTable(_filtered(request, rows), rule_url=_url(admin, "rule"), count_url=_url(admin, "count"))
+    RequestConfig(request, paginate={"per_page": RuleTable._meta.per_page}).configure(table)
+    counts = Counter(r.state for r in rows)
+    context = _context(
+        admin,
+        request,
+        title=_("Duplicates"),
+        table=table,
+        total=len(rows),
+        counts={state: counts[state] for state in enforcement.STATES},
+        not_enforced=sum(counts[s] for s in dashboard.NOT_ENFORCED_STATES),
+        unsupported=_unsupported(),
+        filters={name: request.GET.get(name, "") for name in FILTERS},
+        state_choices=enforcement.STATES,
+        apps=sorted({r.app_label for r in rows}),
+        databases=sorted({r.database for r in rows}),
+    )
+    return render(request, "integrity/duplicates.html", context)
+
+
+@methods("GET")
+def rule_count(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+    """The groups and rows cells of one rule on the rules page: one scan (totals only)."""
+    require(request, VIEW_PERM)
+    try:
+        rule = _rule(request)
+    except Refused as exc:
+        return _refused(admin, request, exc)
+    context: dict[str, Any] = {
+        "rule_url": _with(_url(admin, "rule"), rule=rule.key),
+        "count_url": _with(_url(admin, "count"), rule=rule.key),
+        "rows_id": f"{dom_id(rule.key)}-rows",
+        "timeout_ms": settings.SCAN_TIMEOUT_MS,
+    }
+    try:
+        context["groups"], context["rows"] = duplicates.totals(rule)
+    except ScanTimedOut:
+        context["timed_out"] = True
+    except DatabaseError as exc:
+        # A table dropped or altered behind Django's back: say so in the cell
+        # rather than leave "counting…" forever behind a 500.
+        logger.warning("Duplicate scan of %s failed: %s", rule.key, exc)
+        context["error"] = str(exc).strip()
+    return render(request, "integrity/duplicates_count.html", context)
+
+
+@methods("GET")
+def summary_card(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+    """The dashboard's "Duplicate groups" card, filled in lazily (it scans, within one time budget)."""
+    require(request, VIEW_PERM)
+    card = dashboard.duplicate_groups_card()
+    url = _with(_url(admin, "changelist"), enforcement=NOT_ENFORCED)
+    return render(request, "integrity/duplicates_card.html", {"card": card, "url": url})
+
+
+# ---------------------------------------------------------------------------
+# A rule's groups
+# ---------------------------------------------------------------------------
+
+
+def _page_number(request: HttpRequest, field: str) -> int:
+    raw = request.GET.get(field, "1")
+    if not PAGE_RE.fullmatch(raw) or int(raw) < 1:
+        raise Refused(_("Invalid page number %(page)r.") % {"page": raw}, 404)
+    return int(raw)
+
+
+def _groups_table(
+    admin: DuplicateRuleAdmin, request: HttpRequest, rule: Rule
+) -> tuple[GroupTable, duplicates.ScanResult]:
+    """One page of groups from one scan; raises ``ScanTimedOut`` or ``Refused`` (a page past the last)."""
+    per_page = max(settings.GROUPS_PER_PAGE, 1)
+    page = _page_number(request, f"{GroupTable._meta.prefix}page")
+    pages = GroupPages(rule, offset=(page - 1) * per_page, limit=per_page)
+    last = max(-(-len(pages) // per_page), 1)
+    if page > last:
+        message = _("Page %(page)d does not exist: this rule has %(n)d pages of groups.")
+        raise Refused(message % {"page": page, "n": last}, 404)
+    table = GroupTable(pages, rule=rule, group_url=_url(admin, "group"))
+    table.request = request
+    table.paginate(page=page, per_page=per_page)
+    return table, pages.result
+
+
+@methods("GET")
+def rule_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+    """One rule: its enforcement, then its groups (largest first, paginated); enforced rules scan on demand."""
+    require(request, VIEW_PERM)
+    try:
+        rule = _rule(request)
+    except Refused as exc:
+        return _refused(admin, request, exc)
+    state = enforcement.classify([rule])[rule.key]
+    verify = request.GET.get("verify") == "1"
+    rule_url = _with(_url(admin, "rule"), rule=rule.key)
+    context = _context(
+        admin,
+        request,
+        title=f"{rule.label}: {rule.description}",
+        rule=rule,
+        db_table=rule.model._meta.db_table,
+        enforcement=state,
+        verify=verify,
+        verify_url=_with(_url(admin, "rule"), rule=rule.key, verify="1"),
+        timeout_ms=settings.SCAN_TIMEOUT_MS,
+    )
+    if state.scannable and (state.state != enforcement.ENFORCED or verify):
+        try:
+            context["table"], context["result"] = _groups_table(admin, request, rule)
+        except ScanTimedOut:
+            context["timed_out"] = True
+        except Refused as exc:
+            return _refused(admin, request, exc, back_url=rule_url, back_label=_("First page of the groups"))
+        except DatabaseError as exc:
+            logger.warning("Duplicate scan of %s failed: %s", rule.key, exc)
+            context["error"] = str(exc).strip()
+    return render(request, "integrity/rule.html", context)
+
+
+# ---------------------------------------------------------------------------
+# One group, side by side
+# ---------------------------------------------------------------------------
+
+
+def _pk(request: HttpRequest, rule: Rule) -> Any:
+    raw = request.GET.get("pk")
+    if raw is None or raw == "":
+        raise Refused(_("Which row? The pk parameter is missing."), 400)
+    pk_field = rule.model._meta.pk
+    assert pk_field is not None
+    try:
+        return pk_field.to_python(raw)
+    except ValidationError:
+        message = _("%(pk)r is not a valid primary key of %(model)s.")
+        raise Refused(message % {"pk": raw, "model": rule.label}, 400) from None
+
+
+def _change_url(admin: DuplicateRuleAdmin, request: HttpRequest, obj: Model) -> str | None:
+    """The member's change page on this AdminSite, when its model is registered there and the user may see it."""
+    try:
+        model_admin = admin.admin_site.get_model_admin(type(obj))
+    except NotRegistered:
+        return None
+    if not model_admin.has_view_or_change_permission(request, obj):
+        return None
+    opts = obj._meta
+    try:
+        return reverse(
+            f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+            args=[quote(obj.pk)],
+            current_app=admin.admin_site.name,
+        )
+    except NoReverseMatch:
+        return None
+
+
+def _field_rows(rule: Rule, members: list[Model]) -> list[dict[str, Any]]:
+    """A row per concrete field, a value per member; ``differs`` when the members disagree."""
+    empty = "-"
+    rows = []
+    for f in rule.model._meta.concrete_fields:
+        if f.primary_key:
+            continue  # each column is headed by its member's primary key (which always differs)
+        raw = [getattr(m, f.attname) for m in members]
+        # Relations show the stored key: following them would cost a query per member.
+        shown = [
+            display_for_value(v, empty) if f.is_relation else display_for_field(v, f, empty) for v in raw
+        ]
+        rows.append(
+            {
+                "name": f.name,
+                "label": f.verbose_name,
+                "values": shown,
+                "differs": len({repr(v) for v in raw}) > 1,
+                "key": f.name in rule.fields,
+            }
+        )
+    return rows
+
+
+def _key_display(rule: Rule, pk: Any) -> str:
+    qs, names = duplicates.keyed(rule)
+    key = qs.filter(pk=pk).values_list(*names).first() or ()
+    parts = [describe(e) for e in rule.key_expressions]
+    return ", ".join(f"{name} = {key_text(value)}" for name, value in zip(parts, key, strict=False))
+
+
+@methods("GET")
+def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+    """The members of one group side by side: differing fields highlighted, references counted, change links."""
+    require(request, VIEW_PERM)
+    try:
+        rule = _rule(request)
+        pk = _pk(request, rule)
+        state = enforcement.classify([rule])[rule.key]
+        if not state.scannable:
+            raise Refused(
+                _("The table of %(model)s does not exist on this database.") % {"model": rule.label}, 404
+            )
+        members = duplicates.group_of(rule, pk, limit=GROUP_LIMIT)
+        if not members:
+            message = _(
+                "%(model)s row %(pk)s is not in any duplicate group of this rule (or does not exist)."
+            )
+            raise Refused(message % {"model": rule.label, "pk": pk}, 404)
+    except Refused as exc:
+        return _refused(admin, request, exc)
+    refs = duplicates.references(rule, members)
+    reference_rows = [{"label": r.label, "counts": [r.counts[m.pk] for m in members]} for r in refs]
+    rule_url = _with(_url(admin, "rule"), rule=rule.key)
+    context = _context(
+        admin,
+        request,
+        title=_("Group of %(model)s row %(pk)s") % {"model": rule.label, "pk": pk},
+        rule=rule,
+        rule_url=rule_url,
+        db_table=rule.model._meta.db_table,
+        enforcement=state,
+        members=members,
+        capped=len(members) >= GROUP_LIMIT,
+        key_display=_key_display(rule, pk),
+        columns=[
+            {"pk_label": f"#{m.pk}", "text": str(m), "change_url": _change_url(admin, request, m)}
+            for m in members
+        ],
+        field_rows=_field_rows(rule, members),
+        reference_rows=reference_rows,
+        reference_totals=[sum(r["counts"][i] for r in reference_rows) for i in range(len(members))],
+    )
+    return render(request, "integrity/group.html", context)
