@@ -14,7 +14,14 @@ from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
-from integrity.backends.base import ChooseNext, NotPermitted, SequenceLink, SequenceState, TableBusy
+from integrity.backends.base import (
+    ChooseNext,
+    NotPermitted,
+    SequenceLink,
+    SequenceState,
+    TableBusy,
+    regclass_text,
+)
 
 # A sequence feeds a column when it is OWNED BY it (serial: deptype 'a';
 # identity: deptype 'i') or when the column's default calls nextval() on it
@@ -91,7 +98,7 @@ class PostgresSequenceBackend:
         """Return every sequence feeding a column of ``tables`` (one query)."""
         if not tables:
             return []
-        names = [self.qn(t) for t in tables]
+        names = [regclass_text(t) for t in tables]
         with self.connection.cursor() as cursor:
             cursor.execute(LINKS_SQL, [list(range(len(names))), names])
             rows = cursor.fetchall()

@@ -17,6 +17,8 @@ from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, UniqueConstraint
 
+from integrity.backends.base import regclass_text
+
 UNIQUE_INDEXES_SQL = """
 WITH wanted AS (
     SELECT w.ref, to_regclass(w.name) AS relid
@@ -85,7 +87,7 @@ class PostgresUniqueBackend:
 
     def tables_exist(self, tables: Sequence[str]) -> list[bool]:
         with self.connection.cursor() as cursor:
-            names = [self.connection.ops.quote_name(t) for t in tables]
+            names = [regclass_text(t) for t in tables]
             cursor.execute("SELECT to_regclass(n) IS NOT NULL FROM unnest(%s::text[]) AS n", [names])
             return [row[0] for row in cursor.fetchall()]
 
@@ -97,7 +99,7 @@ class PostgresUniqueBackend:
         """
         if not tables:
             return []
-        names = [self.connection.ops.quote_name(t) for t in tables]
+        names = [regclass_text(t) for t in tables]
 
         def read(cursor: Any) -> list[Any]:
             cursor.execute(
