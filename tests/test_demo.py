@@ -510,3 +510,29 @@ def test_demo_command_leaves_the_email_rule_unapplied_and_says_why():
         assert "crm_customer_email_ci_uniq" not in crm_indexes()
         assert groups(Customer.objects.all(), Lower("email")) == [3, 2, 2, 2, 2]
         assert crm_indexes()[seed_crm.SUBSCRIBER_INDEX][:2] == (True, False)
+
+
+def test_integrity_duplicates_on_the_demo_reports_every_story_and_exits_1(without_email_rule):
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command(
+            "integrity", "duplicates", "--json", "--database", "default", stdout=out, stderr=io.StringIO()
+        )
+    assert exit_info.value.code == 1
+    found = {(r["model"], r["description"]): r for r in json.loads(out.getvalue())}
+    expected = {
+        ("crm.Company", "vat_number"): ("missing", "Drift"),
+        ("crm.Customer", "Lower(email)"): ("missing", "crm.0005_customer_email_ci"),
+        ("crm.LegacyContact", "email"): ("missing", "managed = False"),
+        ("crm.Subscriber", "email"): ("invalid", "invalid"),
+        ("crm.Customer", "Lower(Trim(name))"): ("configured", "INTEGRITY_DUPLICATE_RULES"),
+    }
+    for key, (state, reason) in expected.items():
+        rule = found[key]
+        assert rule["enforcement"] == state, key
+        assert reason in rule["reason"], key
+        assert rule["groups"] >= 1 and rule["sample"], key
+    largest = found[("crm.Customer", "Lower(email)")]["sample"][0]
+    assert (largest["key"], largest["size"], len(largest["pks"])) == (["ann@example.com"], 3, 3)
+    for key in [("crm.Company", "name"), ("crm.Mentorship", "mentee, mentor"), ("crm.Account", "user")]:
+        assert found[key]["enforcement"] == "enforced" and found[key]["groups"] is None, key
