@@ -234,18 +234,16 @@ def configured_rules(alias: str, models: Sequence[type[Model]]) -> list[Rule]:
     return rules
 
 
+def declared_rules(alias: str, model: type[Model]) -> list[Rule]:
+    """The rules ``model`` itself declares (an auto-created M2M table's pair included); none configured."""
+    return [*_field_rules(alias, model), *_together_rules(alias, model), *_constraint_rules(alias, model)]
+
+
 def rules_for_alias(alias: str, models: Iterable[type[Model]] | None = None) -> list[Rule]:
     """Every rule of every model living on ``alias`` (router-aware)."""
     living = models_for_alias(alias, models)
     declared = [
-        rule
-        for model in living
-        if not model._meta.auto_created
-        for rule in (
-            *_field_rules(alias, model),
-            *_together_rules(alias, model),
-            *_constraint_rules(alias, model),
-        )
+        rule for model in living if not model._meta.auto_created for rule in declared_rules(alias, model)
     ]
     return declared + configured_rules(alias, living)
 

@@ -8,7 +8,7 @@ is tested. ``legacy`` is SQLite, where the sequence check is not available.
 import os
 
 from demo.settings import *  # noqa: F403
-from demo.settings import DATABASES
+from demo.settings import DATABASES, INSTALLED_APPS
 
 DATABASES["other"] = {**DATABASES["default"], "NAME": f"{DATABASES['default']['NAME']}_other"}
 DATABASES["other"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_other"}
@@ -21,3 +21,5 @@ _SUFFIX = os.environ.get("INTEGRITY_TEST_DB_SUFFIX", "")
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{_SUFFIX}"}
 DATABASES["other"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_other{_SUFFIX}"}
 ROOT_URLCONF = "tests.urls"
+# Models with every kind of relation a merge must carry over (tests only).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.merging.apps.MergingConfig"]

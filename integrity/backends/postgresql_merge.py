@@ -1,0 +1,188 @@
+"""PostgreSQL statements of a merge and its undo: lock, snapshot, re-point, delete, restore.
+
+Every statement works on a whole set of rows (``= ANY(array)``), so a merge
+costs a number of statements that depends on the relations, never on the
+number of rows. Identifiers are quoted; values are parameters. Snapshots are
+``row_to_json`` of the stored row and restores go through
+``json_populate_recordset`` of the table's own row type, so every column comes
+back with its exact type and value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Func, IntegerField
+
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class RowsBusy(Exception):
+    """Another transaction holds the rows (or table) past ``lock_timeout``."""
+
+
+class RowHash(Func):
+    """``hashtext(x::text)``: an order-independent digest of a set of keys, summed."""
+
+    template = "hashtext((%(expressions)s)::text)::bigint"
+    output_field = IntegerField()
+
+
+def table_name(connection: BaseDatabaseWrapper, db_table: str) -> str:
+    """The quoted table name; ``"schema"."table"`` names (already quoted) are kept as they are."""
+    return db_table if db_table.startswith('"') else connection.ops.quote_name(db_table)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+def set_lock_timeout(cursor: Any, ms: int) -> None:
+    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(ms)}ms"])
+
+
+def lock_rows(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[Any]:
+    """``SELECT pk … FOR UPDATE`` of the given rows; the primary keys found. ``RowsBusy`` on timeout."""
+    qn = cursor.db.ops.quote_name
+    try:
+        cursor.execute(
+            f"SELECT {qn(pk)} FROM {table} WHERE {qn(pk)} = ANY(%s) ORDER BY {qn(pk)} FOR UPDATE",  # noqa: S608
+            [list(pks)],
+        )
+    except OperationalError as exc:
+        if _is_busy(exc):
+            raise RowsBusy(table) from exc
+        raise
+    return [row[0] for row in cursor.fetchall()]
+
+
+def lock_tables(cursor: Any, tables: Sequence[str]) -> None:
+    """Block writes to ``tables`` until commit (``SHARE ROW EXCLUSIVE``); ``RowsBusy`` on timeout."""
+    if not tables:
+        return
+    try:
+        cursor.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+    except OperationalError as exc:
+        if _is_busy(exc):
+            raise RowsBusy(", ".join(tables)) from exc
+        raise
+
+
+def snapshot(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[dict[str, Any]]:
+    """Every column of the given rows, as ``row_to_json`` stores it, by primary key."""
+    if not pks:
+        return []
+    qn = cursor.db.ops.quote_name
+    cursor.execute(
+        f"SELECT row_to_json(t) FROM {table} t WHERE t.{qn(pk)} = ANY(%s) ORDER BY t.{qn(pk)}",  # noqa: S608
+        [list(pks)],
+    )
+    return [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in cursor.fetchall()]
+
+
+def repoint(
+    cursor: Any,
+    table: str,
+    pk: str,
+    column: str,
+    new: Any,
+    olds: Sequence[Any],
+    content_type: tuple[str, int] | None = None,
+) -> list[tuple[Any, Any]]:
+    """Set ``column`` to ``new`` where it holds one of ``olds``: one statement; ``(pk, old value)`` per row."""
+    qn = cursor.db.ops.quote_name
+    where = f"{qn(column)} = ANY(%s)"
+    params: list[Any] = [list(olds)]
+    if content_type is not None:
+        where += f" AND {qn(content_type[0])} = %s"
+        params.append(content_type[1])
+    # The old values come from a locked sub-select: a row changed meanwhile is
+    # re-read (and skipped if it no longer matches) instead of being overwritten.
+    cursor.execute(
+        f"UPDATE {table} t SET {qn(column)} = %s FROM (SELECT {qn(pk)} AS pk, {qn(column)} AS old "  # noqa: S608
+        f"FROM {table} WHERE {where} FOR UPDATE) o WHERE t.{qn(pk)} = o.pk RETURNING o.pk, o.old",
+        [new, *params],
+    )
+    return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+def delete(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> int:
+    """``DELETE`` exactly these rows, nothing else (no cascade: the caller checked the references)."""
+    if not pks:
+        return 0
+    qn = cursor.db.ops.quote_name
+    cursor.execute(f"DELETE FROM {table} WHERE {qn(pk)} = ANY(%s)", [list(pks)])  # noqa: S608
+    return int(cursor.rowcount)
+
+
+def _insertable_columns(cursor: Any, table: str) -> list[str]:
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+        [table],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def restore(cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert snapshotted rows back with their own primary keys and values; the number inserted."""
+    if not rows:
+        return 0
+    qn = cursor.db.ops.quote_name
+    columns = ", ".join(qn(c) for c in _insertable_columns(cursor, table))
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) OVERRIDING SYSTEM VALUE "  # noqa: S608
+        f"SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json)",
+        [json.dumps(list(rows), cls=DjangoJSONEncoder)],
+    )
+    return int(cursor.rowcount)
+
+
+def restore_columns(cursor: Any, table: str, pk: str, row: dict[str, Any], columns: Sequence[str]) -> int:
+    """Set ``columns`` of one row back to the snapshotted values in ``row``."""
+    if not columns:
+        return 0
+    qn = cursor.db.ops.quote_name
+    names = ", ".join(qn(c) for c in columns)
+    cursor.execute(
+        f"UPDATE {table} t SET ({names}) = (SELECT {names} FROM json_populate_record(NULL::{table}, %s::json)) "  # noqa: S608
+        f"WHERE t.{qn(pk)} = (SELECT {qn(pk)} FROM json_populate_record(NULL::{table}, %s::json))",
+        [json.dumps(row, cls=DjangoJSONEncoder), json.dumps(row, cls=DjangoJSONEncoder)],
+    )
+    return int(cursor.rowcount)
+
+
+def _column_type(cursor: Any, table: str, column: str) -> str:
+    cursor.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
+        [table, column],
+    )
+    return str(cursor.fetchone()[0])
+
+
+def move_back(
+    cursor: Any,
+    table: str,
+    pk: str,
+    column: str,
+    new: Any,
+    old: Any,
+    pks: Sequence[Any],
+    content_type: Sequence[Any] | None = None,
+) -> int:
+    """Point rows ``pks`` back from ``new`` to ``old``, only where they still hold ``new``; how many were."""
+    qn = cursor.db.ops.quote_name
+    # Values come back from JSON (a UUID as text): cast them to the columns' own types.
+    pk_type, col_type = _column_type(cursor, table, pk), _column_type(cursor, table, column)
+    where = f"{qn(pk)} = ANY(CAST(%s AS {pk_type}[])) AND {qn(column)} = CAST(%s AS {col_type})"
+    params: list[Any] = [old, [str(p) for p in pks], str(new)]
+    if content_type:
+        where += f" AND {qn(str(content_type[0]))} = %s"
+        params.append(content_type[1])
+    cursor.execute(f"UPDATE {table} SET {qn(column)} = CAST(%s AS {col_type}) WHERE {where}", params)  # noqa: S608
+    return int(cursor.rowcount)

@@ -1,0 +1,464 @@
+"""Merge duplicate rows into one survivor, atomically, recorded so that it can be undone.
+
+The merge locks the members (``SELECT … FOR UPDATE``: no new reference to a
+duplicate can be committed meanwhile; tables holding generic foreign keys,
+which no constraint protects, are write-locked), re-computes the plan under
+the lock (a stale preview is refused), deletes the losing rows of resolved
+conflicts, re-points every relation with one statement each, checks that no
+row references a duplicate any more, deletes the duplicates, applies the
+survivor's chosen field values and writes a ``MergeRecord``. All of it in one
+transaction: any failure leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import Model, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrity.backends import postgresql_merge as sql
+from integrity.conf import settings
+from integrity.merge_plan import (
+    GROUP_LIMIT,
+    MergeBusy,
+    MergeRefused,
+    NeedsChoice,
+    Plan,
+    StalePreview,
+    build_plan,
+)
+from integrity.models import MergeRecord
+from integrity.relations import GENERIC, relations_to
+from integrity.rules import Rule
+
+Step = Callable[[str], None]
+
+
+def _quiet(_step: str) -> None:
+    return None
+
+
+def _table(alias: str, model: type[Model]) -> str:
+    return sql.table_name(connections[alias], model._meta.db_table)
+
+
+def _pk_column(model: type[Model]) -> str:
+    return str(model._meta.pk.column)  # type: ignore[union-attr]
+
+
+def _pk_attname(model: type[Model]) -> str:
+    return str(model._meta.pk.attname)  # type: ignore[union-attr]
+
+
+def _referenced_by(alias: str, model: type[Model], pks: list[Any]) -> list[str]:
+    """Relations whose rows still reference one of these rows (one query per relation)."""
+    relations = relations_to(alias, model)
+    targets = sorted({r.target for r in relations} - {_pk_attname(model)})
+    values: dict[str, list[Any]] = {_pk_attname(model): list(pks)}
+    if targets:
+        rows = QuerySet(model=model, using=alias).filter(pk__in=pks).values_list(*targets)
+        for i, target in enumerate(targets):
+            values[target] = [row[i] for row in rows if row[i] is not None]
+    return [r.label for r in relations if values[r.target] and r.rows(alias, values[r.target]).exists()]
+
+
+def _lock(rule: Rule, plan_pks: list[Any]) -> None:
+    alias = rule.database
+    with connections[alias].cursor() as cursor:
+        sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
+        try:
+            sql.lock_rows(cursor, _table(alias, rule.model), _pk_column(rule.model), plan_pks)
+            generic = sorted(
+                {_table(alias, r.holder) for r in relations_to(alias, rule.model) if r.kind == GENERIC}
+            )
+            sql.lock_tables(cursor, generic)
+        except sql.RowsBusy as exc:
+            message = _("Rows of %(model)s are being changed by another transaction (%(what)s); try again.")
+            raise MergeBusy(message % {"model": rule.label, "what": exc}) from exc
+
+
+@dataclass
+class _Writer:
+    """Carries out a plan inside the merge's transaction and collects what the record needs."""
+
+    plan: Plan
+    deleted: list[dict[str, Any]] = field(default_factory=list)
+    moved: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def alias(self) -> str:
+        return self.plan.rule.database
+
+    def delete(self, model: type[Model], pks: list[Any], *, checked: bool = False) -> None:
+        """Snapshot, then delete exactly these rows, after checking (unless ``checked``) nothing references them."""
+        if not pks:
+            return
+        left = [] if checked else _referenced_by(self.alias, model, pks)
+        if left:
+            message = _("%(model)s rows %(pks)s are still referenced by %(rels)s: nothing was changed.")
+            raise MergeRefused(
+                message
+                % {"model": model._meta.label, "pks": ", ".join(map(str, pks)), "rels": ", ".join(left)}
+            )
+        table, pk = _table(self.alias, model), _pk_column(model)
+        with connections[self.alias].cursor() as cursor:
+            rows = sql.snapshot(cursor, table, pk, pks)
+            if sql.delete(cursor, table, pk, pks) != len(pks):
+                raise MergeRefused(
+                    _("%(model)s rows changed during the merge.") % {"model": model._meta.label}
+                )
+        self.deleted.append({"model": model._meta.label, "table": table, "pk_column": pk, "rows": rows})
+
+    def resolve_conflicts(self) -> None:
+        losers: dict[type[Model], list[Any]] = {}
+        for conflict in self.plan.conflicts:
+            losers.setdefault(conflict.holder, []).extend(conflict.losers)
+        for model, pks in losers.items():
+            self.delete(model, sorted(set(pks), key=str))
+
+    def repoint(self) -> None:
+        with connections[self.alias].cursor() as cursor:
+            for move in self.plan.moves:
+                rel = move.relation
+                if not move.olds or not move.moving:
+                    continue
+                ct = (
+                    None
+                    if rel.content_type is None
+                    else (str(rel.content_type.column), int(rel.content_type_id or 0))
+                )
+                table, pk = _table(self.alias, rel.holder), _pk_column(rel.holder)
+                rows = sql.repoint(
+                    cursor,
+                    table,
+                    pk,
+                    rel.column,
+                    rel.stored(move.new),
+                    [rel.stored(v) for v in move.olds],
+                    ct,
+                )
+                if rows:
+                    self.moved.append(
+                        {
+                            "relation": rel.label,
+                            "model": rel.holder._meta.label,
+                            "field": rel.field.name,
+                            "table": table,
+                            "pk_column": pk,
+                            "column": rel.column,
+                            "content_type": list(ct) if ct else None,
+                            "new": rel.stored(move.new),
+                            "rows": [list(r) for r in rows],
+                        }
+                    )
+
+    def check_unreferenced(self) -> None:
+        """No row may reference a duplicate now: else a delete would CASCADE, SET_NULL or PROTECT."""
+        for move in self.plan.moves:
+            if move.olds and move.relation.rows(self.alias, move.olds).exists():
+                message = _(
+                    "Rows of %(rel)s still reference the duplicates after re-pointing: nothing was changed."
+                )
+                raise MergeRefused(message % {"rel": move.relation.label})
+
+    def update_survivor(self) -> dict[str, Any]:
+        model, survivor = self.plan.rule.model, self.plan.survivor
+        table, pk = _table(self.alias, model), _pk_column(model)
+        with connections[self.alias].cursor() as cursor:
+            before = sql.snapshot(cursor, table, pk, [survivor.pk])[0]
+            if self.plan.changes:
+                updates = {c.attname: c.after for c in self.plan.changes}
+                QuerySet(model=model, using=self.alias).filter(pk=survivor.pk).update(**updates)
+            after = sql.snapshot(cursor, table, pk, [survivor.pk])[0]
+        columns = [str(model._meta.get_field(c.name).column) for c in self.plan.changes]  # type: ignore[union-attr]
+        return {"table": table, "pk_column": pk, "before": before, "after": after, "columns": columns}
+
+
+def merge(
+    rule: Rule,
+    survivor_pk: Any,
+    duplicate_pks: Iterable[Any],
+    *,
+    fields: Mapping[str, Any] | None = None,
+    resolutions: Mapping[str, Any] | None = None,
+    token: str | None = None,
+    user: Any = None,
+    step: Step = _quiet,
+) -> MergeRecord:
+    """Merge the duplicates into the survivor; return the record. ``MergeRefused`` (and nothing changed) otherwise.
+
+    With ``token`` (from a preview), a plan that no longer matches raises
+    ``StalePreview`` carrying the new plan; unresolved conflicts raise
+    ``NeedsChoice``. ``step`` is called between phases (progress, tests).
+    """
+    alias = rule.database
+    dups = list(duplicate_pks)
+    with transaction.atomic(using=alias):
+        _lock(rule, [survivor_pk, *dups])
+        step("locked")
+        plan = build_plan(rule, survivor_pk, dups, fields=fields, resolutions=resolutions)
+        if token is not None and plan.token != token:
+            raise StalePreview(_("The data changed since the preview: check the new preview."), plan)
+        if plan.unresolved:
+            raise NeedsChoice(_("Choose which row to keep for each conflict."), plan)
+        writer = _Writer(plan)
+        writer.resolve_conflicts()
+        step("conflicts")
+        writer.repoint()
+        step("repointed")
+        writer.check_unreferenced()
+        writer.delete(rule.model, [m.pk for m in plan.duplicates], checked=True)
+        step("deleted")
+        survivor = writer.update_survivor()
+        record = _record(plan, writer, survivor, fields or {}, user)
+        step("recorded")
+    return record
+
+
+def _record(
+    plan: Plan, writer: _Writer, survivor: dict[str, Any], fields: Mapping[str, Any], user: Any
+) -> MergeRecord:
+    rule = plan.rule
+    data = {
+        "rule": rule.key,
+        "survivor": survivor,
+        "fields": {name: str(pk) for name, pk in fields.items()},
+        "deleted": writer.deleted,
+        "moved": writer.moved,
+    }
+    record = MergeRecord.objects.using(router.db_for_write(MergeRecord)).create(
+        user_id=getattr(user, "pk", None),
+        database=rule.database,
+        model=rule.label,
+        rule=rule.key,
+        survivor=str(plan.survivor.pk),
+        removed=[str(m.pk) for m in plan.duplicates],
+        repointed=sum(len(m["rows"]) for m in writer.moved),
+        deleted=sum(len(d["rows"]) for d in writer.deleted),
+        data=data,
+    )
+    _log(
+        user,
+        record,
+        DELETION if not plan.changes else CHANGE,
+        f"Merged {rule.label} {', '.join(record.removed)} into {record.survivor}",
+    )
+    return record
+
+
+def _log(user: Any, record: MergeRecord, action: int, message: str) -> None:
+    if getattr(user, "pk", None) is not None:
+        LogEntry.objects.log_actions(user.pk, [record], action, change_message=message, single_object=True)
+
+
+# ---------------------------------------------------------------------------
+# Undo
+# ---------------------------------------------------------------------------
+
+
+class UndoRefused(MergeRefused):
+    status = 409
+
+
+def _survivor_unchanged(cursor: Any, survivor: dict[str, Any]) -> None:
+    if not survivor["columns"]:
+        return
+    pk = survivor["after"][survivor["pk_column"]]
+    now = sql.snapshot(cursor, survivor["table"], survivor["pk_column"], [pk])
+    if not now:
+        raise UndoRefused(_("The survivor (row %(pk)s) has been deleted since the merge.") % {"pk": pk})
+    changed = [c for c in survivor["columns"] if now[0].get(c) != survivor["after"].get(c)]
+    if changed:
+        message = _("The survivor's %(cols)s changed since the merge: an exact restore is impossible.")
+        raise UndoRefused(message % {"cols": ", ".join(changed)})
+
+
+def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
+    """Put back what the merge changed: deleted rows, moved references, the survivor's fields.
+
+    ``UndoRefused`` (and nothing changed) when it was undone already, or when
+    later changes make an exact restore impossible.
+    """
+    alias = record.database
+    if alias not in connections:
+        raise UndoRefused(_("The database %(alias)r is not configured any more.") % {"alias": alias})
+    data = record.data
+    survivor = data["survivor"]
+    record_db = record._state.db or router.db_for_write(MergeRecord)
+    try:
+        with (
+            transaction.atomic(using=record_db),
+            transaction.atomic(using=alias),
+            connections[alias].cursor() as cursor,
+        ):
+            # Two undos of one record: the second waits here, then sees the first.
+            record = MergeRecord.objects.using(record_db).select_for_update().get(pk=record.pk)
+            if record.undone_at is not None:
+                raise UndoRefused(_("This merge was undone already."))
+            sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
+            pk = survivor["after"][survivor["pk_column"]]
+            try:
+                locked = sql.lock_rows(cursor, survivor["table"], survivor["pk_column"], [pk])
+            except sql.RowsBusy as exc:
+                raise UndoRefused(
+                    _("The survivor is being changed by another transaction; try again.")
+                ) from exc
+            if not locked:
+                raise UndoRefused(
+                    _("The survivor (row %(pk)s) has been deleted since the merge.") % {"pk": pk}
+                )
+            _survivor_unchanged(cursor, survivor)
+            sql.restore_columns(
+                cursor, survivor["table"], survivor["pk_column"], survivor["before"], survivor["columns"]
+            )
+            # The merged rows first (their children point at them), then the
+            # moved references, and only then the children deleted by conflict
+            # resolutions, whose unique slots the moved rows held.
+            merged = [d for d in data["deleted"] if d["model"] == record.model]
+            for deleted in merged:
+                _restore(cursor, alias, deleted)
+            for moved in data["moved"]:
+                _move_back(cursor, moved)
+            for deleted in data["deleted"]:
+                if deleted["model"] != record.model:
+                    _restore(cursor, alias, deleted)
+            record.undone_at = timezone.now()
+            record.undone_by = user if getattr(user, "pk", None) is not None else None
+            record.save(update_fields=["undone_at", "undone_by"])
+    except IntegrityError as exc:
+        raise UndoRefused(
+            _("The undo would break a constraint: %(error)s") % {"error": str(exc).strip()}
+        ) from exc
+    _log(
+        user,
+        record,
+        CHANGE,
+        f"Undid the merge of {record.model} {', '.join(record.removed)} into {record.survivor}",
+    )
+    return record
+
+
+def _restore(cursor: Any, alias: str, deleted: dict[str, Any]) -> None:
+    try:
+        with transaction.atomic(using=alias):
+            sql.restore(cursor, deleted["table"], deleted["rows"])
+    except IntegrityError as exc:
+        message = _("A row of %(model)s cannot be put back: %(error)s")
+        raise UndoRefused(message % {"model": deleted["model"], "error": str(exc).strip()}) from exc
+
+
+def _move_back(cursor: Any, moved: dict[str, Any]) -> None:
+    by_old: dict[Any, list[Any]] = {}
+    for pk, old in moved["rows"]:
+        by_old.setdefault(old, []).append(pk)
+    for old, pks in by_old.items():
+        n = sql.move_back(
+            cursor,
+            moved["table"],
+            moved["pk_column"],
+            moved["column"],
+            moved["new"],
+            old,
+            pks,
+            moved["content_type"],
+        )
+        if n != len(pks):
+            message = _(
+                "%(n)d of the %(total)d rows of %(rel)s moved to the survivor have been changed or deleted since."
+            )
+            raise UndoRefused(message % {"n": len(pks) - n, "total": len(pks), "rel": moved["relation"]})
+
+
+# ---------------------------------------------------------------------------
+# Every group of a rule
+# ---------------------------------------------------------------------------
+
+MOST_REFERENCED, OLDEST, NEWEST = "most-referenced", "oldest", "newest"
+POLICIES = (MOST_REFERENCED, OLDEST, NEWEST)
+
+
+def choose_survivor(plan: Plan, policy: str) -> Any:
+    """The member to keep: the most referenced (ties: lowest pk), the oldest or the newest.
+
+    Age is ``Meta.get_latest_by`` when it names one field, else the primary key.
+    """
+    members = plan.members
+    if policy == MOST_REFERENCED:
+        totals = plan.reference_totals()
+        return min(members, key=lambda m: (-totals[m.pk], m.pk)).pk
+    latest = plan.rule.model._meta.get_latest_by
+    name = latest.lstrip("-") if isinstance(latest, str) else None
+
+    def when(m: Model) -> Any:
+        return getattr(m, name) if name else None
+
+    if policy == OLDEST:
+        return min(members, key=lambda m: (when(m) is None, when(m), m.pk)).pk
+    if policy == NEWEST:
+        return max(members, key=lambda m: (when(m) is not None, when(m), m.pk)).pk
+    raise MergeRefused(
+        _("Unknown survivor policy %(policy)r; use one of %(all)s.")
+        % {"policy": policy, "all": ", ".join(POLICIES)}
+    )
+
+
+@dataclass
+class MergeAllResult:
+    merged: list[MergeRecord] = field(default_factory=list)
+    skipped: list[tuple[Any, str]] = field(default_factory=list)  # (first pk of the group, why)
+    stopped: bool = False
+    remaining: int = 0
+
+
+def merge_all(
+    rule: Rule,
+    policy: str,
+    *,
+    user: Any = None,
+    limit: int | None = None,
+    skip: Iterable[Any] = (),
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[MergeAllResult], None] | None = None,
+) -> MergeAllResult:
+    """Merge every group of the rule, each in its own transaction and record, until done, ``limit`` or a stop.
+
+    Groups whose merge needs a choice (or is refused) are skipped and listed;
+    a stop between groups leaves every finished merge complete and every other
+    group untouched.
+    """
+    from integrity import duplicates
+
+    if policy not in POLICIES:
+        raise MergeRefused(
+            _("Unknown survivor policy %(policy)r; use one of %(all)s.")
+            % {"policy": policy, "all": ", ".join(POLICIES)}
+        )
+    result = MergeAllResult()
+    skipped = {str(pk) for pk in skip}
+    while True:
+        page = duplicates.scan(rule, limit=len(skipped) + 20, sample=GROUP_LIMIT)
+        todo = [g for g in page.groups if str(g.pks[0]) not in skipped]
+        result.remaining = page.total_groups - len(skipped)
+        if not todo:
+            return result
+        for group in todo:
+            if should_stop() or (limit is not None and len(result.merged) + len(result.skipped) >= limit):
+                result.stopped = should_stop()
+                return result
+            try:
+                plan = build_plan(rule, group.pks[0], group.pks[1:])
+                survivor = choose_survivor(plan, policy)
+                others = [m.pk for m in plan.members if m.pk != survivor]
+                result.merged.append(merge(rule, survivor, others, user=user))
+            except MergeRefused as exc:
+                skipped.add(str(group.pks[0]))
+                result.skipped.append((group.pks[0], str(exc)))
+            result.remaining -= 1
+            if progress is not None:
+                progress(result)

@@ -1,0 +1,477 @@
+"""What a merge of duplicate rows would do: the plan shown as a preview and re-checked under lock.
+
+A plan is computed from the database in a number of queries that depends on
+the relations to the model, never on the number of referencing rows: one per
+relation (how many rows reference each member, and a digest of their primary
+keys) and one per child uniqueness rule that re-pointing could break. Its
+``token`` digests everything the preview showed; a merge confirmed with a
+token that no longer matches is refused as stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Aggregate, Case, Count, F, Field, Func, Model, Q, QuerySet, Sum, Value, When
+from django.utils.translation import gettext as _
+
+from integrity import duplicates
+from integrity.backends.postgresql_merge import RowHash
+from integrity.relations import Relation, relations_to
+from integrity.rules import Rule, declared_rules
+
+GROUP_LIMIT = 100  # members of one group considered at most
+
+
+class MergeRefused(Exception):
+    """The merge (or undo) cannot go ahead; nothing was changed. ``status`` is the HTTP answer."""
+
+    status = 400
+
+    def __init__(self, message: str, plan: Plan | None = None) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
+class GroupGone(MergeRefused):
+    status = 404
+
+
+class NotDuplicates(MergeRefused):
+    status = 400
+
+
+class BadChoice(MergeRefused):
+    status = 400
+
+
+class StalePreview(MergeRefused):
+    """The data changed since the preview; ``plan`` is the new one."""
+
+    status = 409
+
+
+class NeedsChoice(MergeRefused):
+    """Conflicts between rows that carry their own data: the admin must choose; ``plan`` lists them."""
+
+    status = 409
+
+
+class MergeBusy(MergeRefused):
+    status = 409
+
+
+class JsonPairs(Aggregate):
+    """``JSON_AGG(JSON_BUILD_ARRAY(a, b))``: the (primary key, owner) of every row of a group."""
+
+    function = "JSON_AGG"
+    template = "%(function)s(JSON_BUILD_ARRAY(%(expressions)s))"
+
+    def __init__(self, *expressions: Any) -> None:
+        super().__init__(*expressions, output_field=Field())
+
+
+@dataclass
+class Move:
+    """One relation's rows: how many reference each member, and which values move to the survivor's."""
+
+    relation: Relation
+    counts: dict[Any, int]  # member pk -> rows referencing it
+    olds: list[Any]  # target values whose rows are re-pointed
+    new: Any  # the survivor's (final) target value
+    moved_from: list[Any]  # members whose rows move
+    digest: int = 0
+    collapsed: int = 0  # rows deleted by a conflict resolution instead of moved
+
+    @property
+    def moving(self) -> int:
+        """Rows that will be re-pointed to the survivor."""
+        return sum(self.counts.get(pk, 0) for pk in self.moved_from) - self.collapsed
+
+
+@dataclass
+class ConflictRow:
+    pk: Any
+    owner: Any  # primary key of the member the row referenced
+    values: dict[str, Any]
+
+
+@dataclass
+class Conflict:
+    """Rows of ``holder`` that would hold ``rule`` twice once they all reference the survivor."""
+
+    id: str
+    holder: type[Model]
+    rule: str
+    key: dict[str, Any]
+    rows: list[ConflictRow]
+    pure: bool  # the rows are identical but for their key: collapse them, keep the survivor's
+    keep: Any = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.holder._meta.label} ({self.rule})"
+
+    @property
+    def losers(self) -> list[Any]:
+        return [r.pk for r in self.rows if r.pk != self.keep]
+
+
+@dataclass
+class FieldChange:
+    name: str
+    attname: str
+    source: Any  # member pk the value comes from
+    before: Any
+    after: Any
+
+
+@dataclass
+class Plan:
+    rule: Rule
+    survivor: Model
+    duplicates: list[Model]
+    group: list[Any]
+    moves: list[Move] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    changes: list[FieldChange] = field(default_factory=list)
+    token: str = ""
+
+    @property
+    def members(self) -> list[Model]:
+        return sorted([self.survivor, *self.duplicates], key=lambda m: m.pk)
+
+    @property
+    def unresolved(self) -> list[Conflict]:
+        return [c for c in self.conflicts if c.keep is None]
+
+    @property
+    def moving(self) -> int:
+        return sum(m.moving for m in self.moves)
+
+    @property
+    def collapsed(self) -> int:
+        return sum(len(c.losers) for c in self.conflicts if c.keep is not None)
+
+    def reference_totals(self) -> dict[Any, int]:
+        """Per member, how many rows reference it across every relation."""
+        totals = {m.pk: 0 for m in self.members}
+        for move in self.moves:
+            for pk, n in move.counts.items():
+                totals[pk] += n
+        return totals
+
+
+# ---------------------------------------------------------------------------
+# Members
+# ---------------------------------------------------------------------------
+
+
+def to_pk(rule: Rule, raw: Any) -> Any:
+    """``raw`` as a primary key of the rule's model; ``BadChoice`` if it cannot be one."""
+    pk_field: Any = rule.model._meta.pk
+    try:
+        value = pk_field.to_python(raw)
+    except (ValidationError, TypeError, ValueError):
+        value = None
+    if value is None or value == "":
+        message = _("%(pk)r is not a valid primary key of %(model)s.")
+        raise BadChoice(message % {"pk": raw, "model": rule.label})
+    return value
+
+
+def load_members(
+    rule: Rule, survivor_pk: Any, duplicate_pks: Iterable[Any]
+) -> tuple[Model, list[Model], list[Any]]:
+    """The survivor, the duplicates and the whole group, checked to be duplicates of each other."""
+    dups = list(dict.fromkeys(pk for pk in duplicate_pks if pk != survivor_pk))
+    if not dups:
+        raise BadChoice(_("Choose at least one duplicate to merge into the survivor."))
+    wanted = [survivor_pk, *dups]
+    qs, names = duplicates.keyed(rule)
+    rows = {m.pk: m for m in qs.filter(pk__in=wanted)}
+    if survivor_pk not in rows:
+        exists = QuerySet(model=rule.model, using=rule.database).filter(pk=survivor_pk).exists()
+        if not exists:
+            raise GroupGone(
+                _("%(model)s row %(pk)s does not exist (any more).")
+                % {"model": rule.label, "pk": survivor_pk}
+            )
+        raise NotDuplicates(
+            _("%(model)s row %(pk)s is not a duplicate under this rule.")
+            % {"model": rule.label, "pk": survivor_pk}
+        )
+    survivor = rows[survivor_pk]
+    key = tuple(getattr(survivor, n) for n in names)
+    missing = [pk for pk in dups if pk not in rows]
+    strangers = [pk for pk in dups if pk in rows and tuple(getattr(rows[pk], n) for n in names) != key]
+    if missing or strangers:
+        gone = (
+            QuerySet(model=rule.model, using=rule.database)
+            .filter(pk__in=missing)
+            .values_list("pk", flat=True)
+        )
+        absent = sorted(set(missing) - set(gone), key=str)
+        if absent:
+            message = _("%(model)s rows %(pks)s do not exist (any more).")
+            raise GroupGone(message % {"model": rule.label, "pks": ", ".join(map(str, absent))})
+        message = _("%(model)s rows %(pks)s are not duplicates of row %(pk)s under this rule.")
+        others = ", ".join(str(pk) for pk in sorted([*strangers, *gone], key=str))
+        raise NotDuplicates(message % {"model": rule.label, "pks": others, "pk": survivor_pk})
+    group = list(
+        qs.filter(**dict(zip(names, key, strict=True)))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:GROUP_LIMIT]
+    )
+    return survivor, sorted((rows[pk] for pk in dups), key=lambda m: m.pk), group
+
+
+# ---------------------------------------------------------------------------
+# Field values
+# ---------------------------------------------------------------------------
+
+
+def choosable_fields(model: type[Model]) -> list[Any]:
+    """Fields whose value the survivor may take from another member: every concrete field but the key."""
+    return [f for f in model._meta.local_concrete_fields if not f.primary_key]
+
+
+def field_changes(
+    rule: Rule, survivor: Model, members: Mapping[Any, Model], choices: Mapping[str, Any], targets: set[str]
+) -> list[FieldChange]:
+    """The survivor's new values, each from the member chosen for its field; ``BadChoice`` on a bad name or member."""
+    by_name = {f.name: f for f in choosable_fields(rule.model)}
+    changes = []
+    for name, source in choices.items():
+        f = by_name.get(name)
+        if f is None:
+            raise BadChoice(
+                _("%(model)s has no field %(name)r to choose a value for.")
+                % {"model": rule.label, "name": name}
+            )
+        if source not in members:
+            raise BadChoice(_("Row %(pk)s is not one of the rows being merged.") % {"pk": source})
+        before, after = getattr(survivor, f.attname), getattr(members[source], f.attname)
+        if f.is_relation and f.remote_field.model is rule.model and after in members and after != survivor.pk:
+            after = survivor.pk  # a reference to a row being merged away becomes one to the survivor
+        if after is None and before is not None and f.attname in targets:
+            message = _("%(name)s cannot be emptied: other rows reference %(model)s by it.")
+            raise BadChoice(message % {"name": name, "model": rule.label})
+        if before != after:
+            changes.append(FieldChange(name, f.attname, source, before, after))
+    return changes
+
+
+# ---------------------------------------------------------------------------
+# References and conflicts
+# ---------------------------------------------------------------------------
+
+
+def _final(survivor: Model, changes: list[FieldChange], attname: str) -> Any:
+    for change in changes:
+        if change.attname == attname:
+            return change.after
+    return getattr(survivor, attname)
+
+
+def _moves(
+    rule: Rule, survivor: Model, members: list[Model], changes: list[FieldChange], relations: list[Relation]
+) -> list[Move]:
+    """Per relation, one query: rows referencing each member and a digest of their primary keys."""
+    moves = []
+    for rel in relations:
+        values = {getattr(m, rel.target): m.pk for m in members if getattr(m, rel.target) is not None}
+        new = _final(survivor, changes, rel.target)
+        counts: dict[Any, int] = {}
+        digest = 0
+        if values:
+            pk: Any = rel.holder._meta.pk
+            stored = {rel.stored(v): v for v in values}
+            rows = (
+                rel.rows(rule.database, values)
+                .values_list(rel.field.attname)
+                .annotate(c=Count("*"), h=Sum(RowHash(F(pk.attname))))
+            )
+            for value, c, h in rows:
+                counts[values[stored[value]]] = c
+                digest += int(h or 0)
+        olds = [v for v in values if v != new]
+        moves.append(Move(rel, counts, olds, new, [values[v] for v in olds], digest))
+    return moves
+
+
+def _key_id(holder: type[Model], rule_name: str, key: dict[str, Any]) -> str:
+    raw = json.dumps([holder._meta.label, rule_name, key], cls=DjangoJSONEncoder, sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def _conflicts(rule: Rule, members: list[Model], moves: list[Move]) -> list[Conflict]:
+    """Child rows that would break one of their own uniqueness rules once re-pointed (one query per rule)."""
+    alias = rule.database
+    by_holder: dict[type[Model], list[Move]] = {}
+    for move in moves:
+        if move.olds:
+            by_holder.setdefault(move.relation.holder, []).append(move)
+    owners = {}
+    for move in moves:
+        for m in members:
+            value = getattr(m, move.relation.target)
+            if value is not None:
+                owners[
+                    (move.relation.field.attname, move.relation.holder, str(move.relation.stored(value)))
+                ] = m.pk
+    found: list[Conflict] = []
+    for holder, holder_moves in by_holder.items():
+        by_field = {m.relation.field.name: m for m in holder_moves}
+        for child_rule in declared_rules(alias, holder):
+            if child_rule.expressions or not set(child_rule.fields) & set(by_field):
+                continue
+            found.extend(_rule_conflicts(alias, holder, child_rule, by_field, members, owners))
+    return found
+
+
+def _rule_conflicts(
+    alias: str,
+    holder: type[Model],
+    child_rule: Rule,
+    by_field: dict[str, Move],
+    members: list[Model],
+    owners: dict[tuple[str, type[Model], str], Any],
+) -> list[Conflict]:
+    meta = holder._meta
+    relevant = [by_field[n] for n in child_rule.fields if n in by_field]
+    touching = Q()
+    moving = Q()
+    for move in relevant:
+        touching |= move.relation.matching([getattr(m, move.relation.target) for m in members])
+        moving |= move.relation.matching(move.olds)
+    qs = QuerySet(model=holder, using=alias).filter(touching).order_by()
+    if child_rule.condition is not None:
+        qs = qs.filter(child_rule.condition)
+    keys = {}
+    for i, name in enumerate(child_rule.fields):
+        f: Any = meta.get_field(name)
+        if name in by_field:
+            move = by_field[name]
+            keys[f"k{i}"] = Case(
+                When(move.relation.matching(move.olds), then=Value(move.relation.stored(move.new))),
+                default=F(f.attname),
+                output_field=f,
+            )
+        else:
+            keys[f"k{i}"] = F(f.attname)
+    qs = qs.annotate(**keys)
+    if child_rule.nulls_distinct:
+        qs = qs.filter(**{f"{k}__isnull": False for k in keys})
+    owner_field = relevant[0].relation.field.attname
+    others = [
+        F(f.attname) for f in meta.local_concrete_fields if not f.primary_key and f.name not in by_field
+    ]
+    aggregates: dict[str, Any] = {
+        "n": Count("*"),
+        "changed": Count("pk", filter=moving),
+        "rows": JsonPairs(F("pk"), F(owner_field)),
+    }
+    if others:
+        aggregates["kinds"] = Count(Func(*others, function="ROW"), distinct=True)
+    groups = list(qs.values(*keys).annotate(**aggregates).filter(n__gt=1, changed__gt=0))
+    if not groups:
+        return []
+    pk_field: Any = meta.pk
+    all_pks = [pk_field.to_python(pk) for g in groups for pk, _owner in g["rows"]]
+    values = {
+        row[pk_field.attname]: row
+        for row in QuerySet(model=holder, using=alias).filter(pk__in=all_pks).values()
+    }
+    out = []
+    for g in groups:
+        key = {name: g[f"k{i}"] for i, name in enumerate(child_rule.fields)}
+        rows = []
+        for raw_pk, raw_owner in sorted(g["rows"], key=lambda r: str(r[0])):
+            pk = pk_field.to_python(raw_pk)
+            owner = owners.get((owner_field, holder, str(raw_owner)))
+            rows.append(ConflictRow(pk, owner, values.get(pk, {})))
+        pure = g.get("kinds", 1) <= 1
+        out.append(Conflict(_key_id(holder, child_rule.name, key), holder, child_rule.name, key, rows, pure))
+    return out
+
+
+def _resolve(conflicts: list[Conflict], survivor: Model, resolutions: Mapping[str, Any]) -> None:
+    """Keep the survivor's row of each pure conflict; the chosen row of the others (``BadChoice`` if not theirs)."""
+    for conflict in conflicts:
+        chosen = resolutions.get(conflict.id)
+        if chosen is not None:
+            by_text = {str(r.pk): r.pk for r in conflict.rows}
+            if str(chosen) not in by_text:
+                message = _("Row %(pk)s is not one of the rows in conflict %(id)s.")
+                raise BadChoice(message % {"pk": chosen, "id": conflict.id})
+            conflict.keep = by_text[str(chosen)]
+        elif conflict.pure:
+            mine = [r.pk for r in conflict.rows if r.owner == survivor.pk]
+            conflict.keep = (mine or [r.pk for r in conflict.rows])[0]
+
+
+def _token(plan: Plan, members: list[Model]) -> str:
+    state = {
+        "rule": plan.rule.key,
+        "survivor": plan.survivor.pk,
+        "duplicates": [m.pk for m in plan.duplicates],
+        "group": plan.group,
+        "rows": [[m.pk, [repr(getattr(m, f.attname)) for f in m._meta.concrete_fields]] for m in members],
+        "moves": [[m.relation.label, sorted(map(str, m.counts.items())), m.digest] for m in plan.moves],
+        "conflicts": [[c.id, [str(r.pk) for r in c.rows]] for c in plan.conflicts],
+        "changes": [[c.name, str(c.source), repr(c.after)] for c in plan.changes],
+    }
+    raw = json.dumps(state, cls=DjangoJSONEncoder, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def build_plan(
+    rule: Rule,
+    survivor_pk: Any,
+    duplicate_pks: Iterable[Any],
+    *,
+    fields: Mapping[str, Any] | None = None,
+    resolutions: Mapping[str, Any] | None = None,
+) -> Plan:
+    """What merging ``duplicate_pks`` into ``survivor_pk`` would do, read from the database now."""
+    survivor, dups, group = load_members(rule, survivor_pk, duplicate_pks)
+    members = [survivor, *dups]
+    relations = relations_to(rule.database, rule.model)
+    targets = {r.target for r in relations if r.target != rule.model._meta.pk.attname}  # type: ignore[union-attr]
+    plan = Plan(rule, survivor, dups, group)
+    plan.changes = field_changes(rule, survivor, {m.pk: m for m in members}, fields or {}, targets)
+    plan.moves = _moves(rule, survivor, members, plan.changes, relations)
+    for move in plan.moves:
+        if move.relation.parent_link and move.moving:
+            message = _(
+                "%(holder)s rows inherit from the rows being merged (multi-table inheritance): not supported."
+            )
+            raise MergeRefused(message % {"holder": move.relation.holder._meta.label})
+    plan.conflicts = _conflicts(rule, members, plan.moves)
+    _resolve(plan.conflicts, survivor, resolutions or {})
+    _count_collapsed(plan)
+    plan.token = _token(plan, members)
+    return plan
+
+
+def _count_collapsed(plan: Plan) -> None:
+    for move in plan.moves:
+        move.collapsed = 0
+    by_holder = {}
+    for move in plan.moves:
+        by_holder.setdefault(move.relation.holder, move)
+    for conflict in plan.conflicts:
+        if conflict.keep is None:
+            continue
+        move = by_holder.get(conflict.holder)
+        if move is not None:
+            move.collapsed += sum(
+                1 for r in conflict.rows if r.pk != conflict.keep and r.owner != plan.survivor.pk
+            )

@@ -1,0 +1,144 @@
+"""Every column of the project that can hold a reference to a row of a model.
+
+Found from ``_meta`` of every model (auto-created many-to-many tables
+included), so foreign keys with ``related_name="+"``, self-references,
+``to_field`` targets, one-to-ones, both sides of many-to-manys, explicit
+through models and ``GenericForeignKey`` columns (with or without a
+``GenericRelation``) are all seen. No database access except the content type
+lookup of generic relations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.db import DatabaseError
+from django.db.models import Count, Field, Model, Q, QuerySet
+
+from integrity.sequences import models_for_alias
+
+FOREIGN_KEY, ONE_TO_ONE, MANY_TO_MANY, GENERIC = "foreign key", "one-to-one", "many-to-many", "generic"
+
+
+@dataclass(frozen=True, eq=False)
+class Relation:
+    """One column (``field`` of ``holder``) whose value is ``target``'s value of a row of the model.
+
+    For a generic relation, ``content_type`` is the column holding the content
+    type and ``content_type_id`` the model's content type on this database.
+    """
+
+    holder: type[Model]
+    field: Field[Any, Any]
+    target: str  # attname on the referenced model whose value the column stores
+    kind: str
+    content_type: Field[Any, Any] | None = None
+    content_type_id: int | None = None
+    parent_link: bool = False
+
+    @property
+    def label(self) -> str:
+        """``app.Model.field``; for an auto-created M2M table, the many-to-many it belongs to."""
+        meta = self.holder._meta
+        if meta.auto_created:
+            m2m: Any = meta.auto_created
+            for f in m2m._meta.local_many_to_many:
+                if f.remote_field.through is self.holder:
+                    return f"{m2m._meta.label}.{f.name} ({self.field.name})"
+        return f"{meta.label}.{self.field.name}"
+
+    @property
+    def column(self) -> str:
+        return str(self.field.column)
+
+    def rows(self, alias: str, values: Iterable[Any]) -> QuerySet[Any]:
+        """The holder's rows (all of them, whatever the base manager filters) referencing ``values``."""
+        qs = QuerySet(model=self.holder, using=alias).filter(self.matching(values)).order_by()
+        return qs
+
+    def matching(self, values: Iterable[Any]) -> Q:
+        """``Q`` of the rows that reference one of ``values`` (the target attribute's values)."""
+        wanted = [self.stored(v) for v in values if v is not None]
+        q = Q(**{f"{self.field.attname}__in": wanted})
+        if self.content_type is not None:
+            q &= Q(**{self.content_type.attname: self.content_type_id})
+        return q
+
+    def stored(self, value: Any) -> Any:
+        """The value as this column stores it (a generic relation's object id may be text)."""
+        if self.kind == GENERIC:
+            return self.field.to_python(value)
+        return value
+
+    def counts(self, alias: str, values: Iterable[Any]) -> dict[Any, int]:
+        """How many rows reference each value (one query)."""
+        values = [v for v in values if v is not None]
+        if not values:
+            return {}
+        stored = {self.stored(v): v for v in values}
+        rows = self.rows(alias, values).values_list(self.field.attname).annotate(c=Count("*"))
+        return {stored[value]: c for value, c in rows if value in stored}
+
+
+def _concrete_relations(model: type[Model], candidates: list[type[Model]]) -> list[Relation]:
+    found = []
+    for holder in candidates:
+        for f in holder._meta.local_concrete_fields:
+            remote = f.remote_field
+            if remote is None or remote.model is not model or not (f.many_to_one or f.one_to_one):
+                continue
+            target: Any = getattr(f, "target_field", None)
+            if target is None:
+                continue
+            through = holder._meta.auto_created
+            kind = MANY_TO_MANY if through else ONE_TO_ONE if f.one_to_one else FOREIGN_KEY
+            found.append(
+                Relation(
+                    holder,
+                    f,
+                    target.attname,
+                    kind,
+                    parent_link=bool(getattr(remote, "parent_link", False)),
+                )
+            )
+    return found
+
+
+def _generic_relations(alias: str, model: type[Model], candidates: list[type[Model]]) -> list[Relation]:
+    if not apps.is_installed("django.contrib.contenttypes"):
+        return []
+    from django.contrib.contenttypes.fields import GenericForeignKey
+    from django.contrib.contenttypes.models import ContentType
+
+    found = []
+    for holder in candidates:
+        for private in holder._meta.private_fields:
+            if not isinstance(private, GenericForeignKey):
+                continue
+            try:
+                ct = ContentType.objects.db_manager(alias).get_for_model(
+                    model, for_concrete_model=private.for_concrete_model
+                )
+            except DatabaseError:
+                return []  # no content types on this database: nothing can point here generically
+            found.append(
+                Relation(
+                    holder,
+                    holder._meta.get_field(private.fk_field),  # type: ignore[arg-type]
+                    model._meta.pk.attname,  # type: ignore[union-attr]
+                    GENERIC,
+                    content_type=holder._meta.get_field(private.ct_field),  # type: ignore[arg-type]
+                    content_type_id=ct.pk,
+                )
+            )
+    return found
+
+
+def relations_to(alias: str, model: type[Model]) -> list[Relation]:
+    """Every relation to ``model`` from a model living on ``alias`` (router-aware), in a stable order."""
+    candidates = models_for_alias(alias)
+    found = _concrete_relations(model, candidates) + _generic_relations(alias, model, candidates)
+    return sorted(found, key=lambda r: (r.label, r.column))
