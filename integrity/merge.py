@@ -49,11 +49,11 @@ def _table(alias: str, model: type[Model]) -> str:
 
 
 def _pk_column(model: type[Model]) -> str:
-    return str(model._meta.pk.column)  # type: ignore[union-attr]
+    return str(model._meta.pk.column)
 
 
 def _pk_attname(model: type[Model]) -> str:
-    return str(model._meta.pk.attname)  # type: ignore[union-attr]
+    return str(model._meta.pk.attname)
 
 
 def _referenced_by(alias: str, model: type[Model], pks: list[Any]) -> list[str]:
@@ -62,7 +62,7 @@ def _referenced_by(alias: str, model: type[Model], pks: list[Any]) -> list[str]:
     targets = sorted({r.target for r in relations} - {_pk_attname(model)})
     values: dict[str, list[Any]] = {_pk_attname(model): list(pks)}
     if targets:
-        rows = QuerySet(model=model, using=alias).filter(pk__in=pks).values_list(*targets)
+        rows: Any = QuerySet(model=model, using=alias).filter(pk__in=pks).values_list(*targets)
         for i, target in enumerate(targets):
             values[target] = [row[i] for row in rows if row[i] is not None]
     return [r.label for r in relations if values[r.target] and r.rows(alias, values[r.target]).exists()]

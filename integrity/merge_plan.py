@@ -212,17 +212,18 @@ def load_members(
     missing = [pk for pk in dups if pk not in rows]
     strangers = [pk for pk in dups if pk in rows and tuple(getattr(rows[pk], n) for n in names) != key]
     if missing or strangers:
-        gone = (
+        # Rows that exist but have no key (a NULL in a nulls-distinct rule) are nobody's duplicates.
+        existing: Any = (
             QuerySet(model=rule.model, using=rule.database)
             .filter(pk__in=missing)
             .values_list("pk", flat=True)
         )
-        absent = sorted(set(missing) - set(gone), key=str)
+        absent = sorted(set(missing) - set(existing), key=str)
         if absent:
             message = _("%(model)s rows %(pks)s do not exist (any more).")
             raise GroupGone(message % {"model": rule.label, "pks": ", ".join(map(str, absent))})
         message = _("%(model)s rows %(pks)s are not duplicates of row %(pk)s under this rule.")
-        others = ", ".join(str(pk) for pk in sorted([*strangers, *gone], key=str))
+        others = ", ".join(str(pk) for pk in sorted([*strangers, *existing], key=str))
         raise NotDuplicates(message % {"model": rule.label, "pks": others, "pk": survivor_pk})
     group = list(
         qs.filter(**dict(zip(names, key, strict=True)))
@@ -351,10 +352,11 @@ def _rule_conflicts(
     for move in relevant:
         touching |= move.relation.matching([getattr(m, move.relation.target) for m in members])
         moving |= move.relation.matching(move.olds)
-    qs = QuerySet(model=holder, using=alias).filter(touching).order_by()
+    qs: QuerySet[Any] = QuerySet(model=holder, using=alias)
+    qs = qs.filter(touching).order_by()
     if child_rule.condition is not None:
         qs = qs.filter(child_rule.condition)
-    keys = {}
+    keys: dict[str, Any] = {}
     for i, name in enumerate(child_rule.fields):
         f: Any = meta.get_field(name)
         if name in by_field:
@@ -444,7 +446,7 @@ def build_plan(
     survivor, dups, group = load_members(rule, survivor_pk, duplicate_pks)
     members = [survivor, *dups]
     relations = relations_to(rule.database, rule.model)
-    targets = {r.target for r in relations if r.target != rule.model._meta.pk.attname}  # type: ignore[union-attr]
+    targets = {r.target for r in relations if r.target != rule.model._meta.pk.attname}
     plan = Plan(rule, survivor, dups, group)
     plan.changes = field_changes(rule, survivor, {m.pk: m for m in members}, fields or {}, targets)
     plan.moves = _moves(rule, survivor, members, plan.changes, relations)
@@ -464,14 +466,12 @@ def build_plan(
 def _count_collapsed(plan: Plan) -> None:
     for move in plan.moves:
         move.collapsed = 0
-    by_holder = {}
+    by_holder: dict[type[Model], Move] = {}
     for move in plan.moves:
         by_holder.setdefault(move.relation.holder, move)
     for conflict in plan.conflicts:
-        if conflict.keep is None:
-            continue
-        move = by_holder.get(conflict.holder)
-        if move is not None:
-            move.collapsed += sum(
+        found = by_holder.get(conflict.holder)
+        if conflict.keep is not None and found is not None:
+            found.collapsed += sum(
                 1 for r in conflict.rows if r.pk != conflict.keep and r.owner != plan.survivor.pk
             )

@@ -56,8 +56,8 @@ class Relation:
 
     def rows(self, alias: str, values: Iterable[Any]) -> QuerySet[Any]:
         """The holder's rows (all of them, whatever the base manager filters) referencing ``values``."""
-        qs = QuerySet(model=self.holder, using=alias).filter(self.matching(values)).order_by()
-        return qs
+        qs: QuerySet[Any] = QuerySet(model=self.holder, using=alias)
+        return qs.filter(self.matching(values)).order_by()
 
     def matching(self, values: Iterable[Any]) -> Q:
         """``Q`` of the rows that reference one of ``values`` (the target attribute's values)."""
@@ -128,7 +128,7 @@ def _generic_relations(alias: str, model: type[Model], candidates: list[type[Mod
                 Relation(
                     holder,
                     holder._meta.get_field(private.fk_field),  # type: ignore[arg-type]
-                    model._meta.pk.attname,  # type: ignore[union-attr]
+                    model._meta.pk.attname,
                     GENERIC,
                     content_type=holder._meta.get_field(private.ct_field),  # type: ignore[arg-type]
                     content_type_id=ct.pk,
