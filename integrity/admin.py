@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from integrity import views, views_duplicates
-from integrity.models import DuplicateRule, Sequence, SequenceResync
+from integrity import views, views_duplicates, views_merge
+from integrity.models import DuplicateRule, MergeRecord, Sequence, SequenceResync
 
 
 class PageAdmin(admin.ModelAdmin):
@@ -58,6 +58,8 @@ class DuplicateRuleAdmin(PageAdmin):
             self._route("rule/", views_duplicates.rule_detail, "rule"),
             self._route("group/", views_duplicates.group_detail, "group"),
             self._route("summary/", views_duplicates.summary_card, "summary"),
+            self._route("merge/", views_merge.merge_view, "merge"),
+            self._route("merge-all/", views_merge.merge_all_view, "merge_all"),
         ]
 
 
@@ -76,3 +78,30 @@ class SequenceResyncAdmin(PageAdmin):
     list_filter = ("database", "lowered", "model")
     search_fields = ("sequence", "model", "table")
     date_hierarchy = "created_at"
+
+
+@admin.register(MergeRecord)
+class MergeRecordAdmin(PageAdmin):
+    """The merge log: every merge, who made it, what it removed; each record's page has the Undo."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "database",
+        "model",
+        "survivor",
+        "removed",
+        "repointed",
+        "deleted",
+        "undone_at",
+    )
+    list_filter = ("database", "model")
+    search_fields = ("model", "survivor", "rule")
+    date_hierarchy = "created_at"
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            self._route("<str:object_id>/undo/", views_merge.undo_view, "undo"),
+            self._route("<str:object_id>/change/", views_merge.record_view, "change"),
+            *super().get_urls(),
+        ]

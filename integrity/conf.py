@@ -61,5 +61,10 @@ class Settings:
         """Duplicate groups per page (default 50)."""
         return int(self._get("GROUPS_PER_PAGE", 50))
 
+    @property
+    def MERGE_BATCH(self) -> int:
+        """Groups merged per request of the admin's "merge every group" (default 10)."""
+        return max(int(self._get("MERGE_BATCH", 10)), 1)
+
 
 settings = Settings()

@@ -292,4 +292,17 @@ def references(rule: Rule, members: list[Model]) -> list[Reference]:
         )
         counts = {values[value]: c for value, c in rows}
         out.append(Reference(label, {m.pk: counts.get(m.pk, 0) for m in members}))
+    return out + _generic_references(rule, members)
+
+
+def _generic_references(rule: Rule, members: list[Model]) -> list[Reference]:
+    """Generic foreign keys can point at any model: listed only where rows do point at a member."""
+    from integrity.relations import GENERIC, relations_to
+
+    out = []
+    for rel in relations_to(rule.database, rule.model):
+        if rel.kind == GENERIC:
+            counts = rel.counts(rule.database, [m.pk for m in members])
+            if any(counts.values()):
+                out.append(Reference(rel.label, {m.pk: counts.get(m.pk, 0) for m in members}))
     return out

@@ -86,7 +86,11 @@ def _refused(admin: DuplicateRuleAdmin, request: HttpRequest, exc: Refused, **ex
 
 
 def _rule(request: HttpRequest) -> Rule:
-    key = request.GET.get("rule", "")
+    return rule_from(request.GET.get("rule", ""))
+
+
+def rule_from(key: str) -> Rule:
+    """The rule with this key, as a ``Refused`` 404 when there is none (or it is not on PostgreSQL)."""
     try:
         rule = get_rule(key)
     except RuleNotFound:
@@ -239,6 +243,10 @@ def rule_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse
         verify=verify,
         verify_url=_with(_url(admin, "rule"), rule=rule.key, verify="1"),
         timeout_ms=settings.SCAN_TIMEOUT_MS,
+        merge_all_url=_url(admin, "merge_all")
+        if request.user.has_perm("integrity.merge_duplicates")
+        else None,
+        policies=("most-referenced", "oldest", "newest"),
     )
     if state.scannable and (state.state != enforcement.ENFORCED or verify):
         try:
@@ -341,8 +349,12 @@ def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
             raise Refused(message % {"model": rule.label, "pk": pk}, 404)
     except Refused as exc:
         return _refused(admin, request, exc)
+    from integrity.views_merge import merge_form  # it builds on this module
+
     refs = duplicates.references(rule, members)
     reference_rows = [{"label": r.label, "counts": [r.counts[m.pk] for m in members]} for r in refs]
+    totals = [sum(r["counts"][i] for r in reference_rows) for i in range(len(members))]
+    field_rows = _field_rows(rule, members)
     rule_url = _with(_url(admin, "rule"), rule=rule.key)
     context = _context(
         admin,
@@ -356,11 +368,14 @@ def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
         capped=len(members) >= GROUP_LIMIT,
         key_display=_key_display(rule, pk),
         columns=[
-            {"pk_label": f"#{m.pk}", "text": str(m), "change_url": _change_url(admin, request, m)}
+            {"pk": m.pk, "pk_label": f"#{m.pk}", "text": str(m), "change_url": _change_url(admin, request, m)}
             for m in members
         ],
-        field_rows=_field_rows(rule, members),
+        field_rows=field_rows,
         reference_rows=reference_rows,
-        reference_totals=[sum(r["counts"][i] for r in reference_rows) for i in range(len(members))],
+        reference_totals=totals,
+        merge=merge_form(
+            request, admin, members, dict(zip([m.pk for m in members], totals, strict=True)), field_rows
+        ),
     )
     return render(request, "integrity/group.html", context)
