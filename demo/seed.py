@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
-from demo import seed_crm
+from demo import seed_crm, seed_sales
 from demo.clinic.models import Doctor
 from demo.helpdesk.models import Ticket
 from demo.metrics.models import ArchivedEntry, Entry, LegacyCounter, Reading
@@ -38,6 +38,7 @@ DEMO_TABLES = [
     "crm_membership",
     "crm_device",
     "legacy_contact",
+    *seed_sales.TABLES,
     # Not crm_subscriber: subscribers_with_failed_concurrent_index() empties it on
     # its own connection, which a lock taken here would block.
 ]
@@ -133,4 +134,5 @@ def load() -> None:
         legacy_and_schemas()
         doctors_with_locale_manager()
         seed_crm.duplicates()
+        seed_sales.load()
     seed_crm.subscribers_with_failed_concurrent_index()

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "demo.helpdesk.apps.HelpdeskConfig",
     "demo.metrics.apps.MetricsConfig",
     "demo.crm.apps.CrmConfig",
+    "demo.sales.apps.SalesConfig",
 ]
 
 MIDDLEWARE = [

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from django.db import DatabaseError, connections, transaction
-from django.db.models import Aggregate, Count, F, Field, ForeignKey, ForeignObjectRel, Model, QuerySet
+from django.db.models import Aggregate, Count, F, Field, Model, QuerySet
 from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
 
 from integrity.conf import settings
 from integrity.rules import Rule
-from integrity.sequences import models_for_alias
 
 QUERY_CANCELED = "57014"
 
@@ -225,84 +224,21 @@ class Reference:
     counts: dict[Any, int]
 
 
-def _pointing_here(model: type[Model]) -> list[Any]:
-    """Reverse relations, each table counted once.
-
-    ``related_objects`` leaves out foreign keys with ``related_name="+"``, yet
-    their rows hang off a member all the same. The foreign keys of an
-    auto-created through table are its many-to-many's; an explicit through
-    model is counted by its own foreign key, not again by the many-to-many.
-    """
-    found = []
-    for rel in model._meta.get_fields(include_hidden=True):
-        if not isinstance(rel, ForeignObjectRel):
-            continue
-        if rel.many_to_many:
-            through: Any = cast(Any, rel).through
-            if through._meta.auto_created:
-                found.append(rel)
-        elif isinstance(rel.field, ForeignKey) and not rel.related_model._meta.auto_created:
-            found.append(rel)
-    return found
-
-
-def _relation_queries(model: type[Model]) -> list[tuple[str, Any, str, str]]:
-    """(label, model holding the reference, its field, the target attribute on ``model``)."""
-    found = []
-    for rel in _pointing_here(model):
-        remote: Any = rel.field  # the ForeignKey / OneToOneField / ManyToManyField pointing here
-        holder: Any = rel.related_model
-        label = f"{holder._meta.label}.{remote.name}"
-        if rel.many_to_many:
-            through: Any = remote.remote_field.through
-            name = remote.m2m_reverse_field_name()
-            found.append((label, through, name, through._meta.get_field(name).target_field.attname))
-        else:
-            found.append((label, holder, remote.name, remote.target_field.attname))
-    for m2m in model._meta.local_many_to_many:
-        field_: Any = m2m
-        through = field_.remote_field.through
-        if not through._meta.auto_created:
-            continue  # an explicit through model's foreign key is listed already
-        name = field_.m2m_field_name()
-        found.append(
-            (
-                f"{model._meta.label}.{m2m.name}",
-                through,
-                name,
-                through._meta.get_field(name).target_field.attname,
-            )
-        )
-    return found
-
-
 def references(rule: Rule, members: list[Model]) -> list[Reference]:
-    """For every relation to the rule's model, how many rows point at each member (one query each)."""
-    out = []
-    for label, holder, name, target in _relation_queries(rule.model):
-        if not models_for_alias(rule.database, [holder]):
-            continue  # the referencing table does not live on this database (router)
-        values = {getattr(m, target): m.pk for m in members}
-        rows = (
-            _every_row(holder, rule.database)
-            .filter(**{f"{name}__in": list(values)})
-            .order_by()
-            .values_list(name)
-            .annotate(c=Count("*"))
-        )
-        counts = {values[value]: c for value, c in rows}
-        out.append(Reference(label, {m.pk: counts.get(m.pk, 0) for m in members}))
-    return out + _generic_references(rule, members)
+    """For every relation to the rule's model, how many rows point at each member (one query each).
 
-
-def _generic_references(rule: Rule, members: list[Model]) -> list[Reference]:
-    """Generic foreign keys can point at any model: listed only where rows do point at a member."""
+    The same relations a merge re-points (``integrity.relations``). Generic
+    foreign keys can point at any model: they are listed only where rows do
+    point at a member.
+    """
     from integrity.relations import GENERIC, relations_to
 
     out = []
     for rel in relations_to(rule.database, rule.model):
-        if rel.kind == GENERIC:
-            counts = rel.counts(rule.database, [m.pk for m in members])
-            if any(counts.values()):
-                out.append(Reference(rel.label, {m.pk: counts.get(m.pk, 0) for m in members}))
+        values = {getattr(m, rel.target): m.pk for m in members}
+        counts = rel.counts(rule.database, list(values))
+        per_member = {pk: counts.get(value, 0) for value, pk in values.items()}
+        if rel.kind == GENERIC and not any(per_member.values()):
+            continue
+        out.append(Reference(rel.label, {m.pk: per_member.get(m.pk, 0) for m in members}))
     return out

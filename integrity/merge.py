@@ -32,6 +32,7 @@ from integrity.merge_plan import (
     Plan,
     StalePreview,
     build_plan,
+    to_pk,
 )
 from integrity.models import MergeRecord
 from integrity.relations import GENERIC, relations_to
@@ -198,7 +199,8 @@ def merge(
     ``NeedsChoice``. ``step`` is called between phases (progress, tests).
     """
     alias = rule.database
-    dups = list(duplicate_pks)
+    survivor_pk = to_pk(rule, survivor_pk)
+    dups = [to_pk(rule, pk) for pk in duplicate_pks]
     with transaction.atomic(using=alias):
         _lock(rule, [survivor_pk, *dups])
         step("locked")
@@ -448,8 +450,10 @@ def merge_all(
         if not todo:
             return result
         for group in todo:
-            if should_stop() or (limit is not None and len(result.merged) + len(result.skipped) >= limit):
-                result.stopped = should_stop()
+            # Asked once per group: a stop request may be a one-shot signal.
+            stop = should_stop()
+            if stop or (limit is not None and len(result.merged) + len(result.skipped) >= limit):
+                result.stopped = stop
                 return result
             try:
                 plan = build_plan(rule, group.pks[0], group.pks[1:])

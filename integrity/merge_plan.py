@@ -190,7 +190,9 @@ def load_members(
     rule: Rule, survivor_pk: Any, duplicate_pks: Iterable[Any]
 ) -> tuple[Model, list[Model], list[Any]]:
     """The survivor, the duplicates and the whole group, checked to be duplicates of each other."""
-    dups = list(dict.fromkeys(pk for pk in duplicate_pks if pk != survivor_pk))
+    # Keys from a form or the command line are text: compare them as primary keys.
+    survivor_pk = to_pk(rule, survivor_pk)
+    dups = list(dict.fromkeys(pk for pk in (to_pk(rule, raw) for raw in duplicate_pks) if pk != survivor_pk))
     if not dups:
         raise BadChoice(_("Choose at least one duplicate to merge into the survivor."))
     wanted = [survivor_pk, *dups]
@@ -256,8 +258,12 @@ def field_changes(
                 _("%(model)s has no field %(name)r to choose a value for.")
                 % {"model": rule.label, "name": name}
             )
+        try:
+            source = to_pk(rule, source)
+        except BadChoice:
+            source = None
         if source not in members:
-            raise BadChoice(_("Row %(pk)s is not one of the rows being merged.") % {"pk": source})
+            raise BadChoice(_("Row %(pk)s is not one of the rows being merged.") % {"pk": choices[name]})
         before, after = getattr(survivor, f.attname), getattr(members[source], f.attname)
         if f.is_relation and f.remote_field.model is rule.model and after in members and after != survivor.pk:
             after = survivor.pk  # a reference to a row being merged away becomes one to the survivor
@@ -305,6 +311,40 @@ def _moves(
         olds = [v for v in values if v != new]
         moves.append(Move(rel, counts, olds, new, [values[v] for v in olds], digest))
     return moves
+
+
+def _adopted(rule: Rule, members: Mapping[Any, Model], moves: list[Move]) -> list[FieldChange]:
+    """The referenced values the survivor must take so that no reference is cut.
+
+    Rows referencing a duplicate by a ``to_field`` the survivor leaves empty
+    would be re-pointed to NULL (or fail): the survivor takes the value,
+    which is only possible when one value is referenced; else ``BadChoice``.
+    """
+    changes: list[FieldChange] = []
+    for move in moves:
+        if move.new is not None:
+            continue
+        target = move.relation.target
+        referenced = [pk for pk in move.moved_from if move.counts.get(pk)]
+        values = {getattr(members[pk], target): pk for pk in referenced}
+        if not values:
+            continue
+        f = next(f for f in choosable_fields(rule.model) if f.attname == target)
+        taken = {c.after: c.source for c in changes if c.attname == target}
+        if taken and set(values) <= set(taken):
+            continue  # another relation by the same field made the survivor take it already
+        values.update(taken)
+        if len(values) > 1:
+            message = _(
+                "Rows of %(rel)s reference rows %(pks)s by %(name)s, which the survivor has no value for: "
+                "choose the row whose %(name)s the survivor takes."
+            )
+            pks = ", ".join(str(pk) for pk in referenced)
+            raise BadChoice(message % {"rel": move.relation.label, "pks": pks, "name": f.name})
+        [(value, source)] = values.items()
+        changes = [c for c in changes if c.attname != target]
+        changes.append(FieldChange(f.name, f.attname, source, None, value))
+    return changes
 
 
 def _key_id(holder: type[Model], rule_name: str, key: dict[str, Any]) -> str:
@@ -450,6 +490,10 @@ def build_plan(
     plan = Plan(rule, survivor, dups, group)
     plan.changes = field_changes(rule, survivor, {m.pk: m for m in members}, fields or {}, targets)
     plan.moves = _moves(rule, survivor, members, plan.changes, relations)
+    adopted = _adopted(rule, {m.pk: m for m in members}, plan.moves)
+    if adopted:
+        plan.changes += adopted
+        plan.moves = _moves(rule, survivor, members, plan.changes, relations)
     for move in plan.moves:
         if move.relation.parent_link and move.moving:
             message = _(

@@ -41,14 +41,22 @@ class Relation:
 
     @property
     def label(self) -> str:
-        """``app.Model.field``; for an auto-created M2M table, the many-to-many it belongs to."""
+        """``app.Model.field``; for an auto-created M2M table, the many-to-many it belongs to.
+
+        A many-to-many from a model to itself has two columns pointing at it:
+        those labels name the column's field too.
+        """
         meta = self.holder._meta
-        if meta.auto_created:
-            m2m: Any = meta.auto_created
-            for f in m2m._meta.local_many_to_many:
-                if f.remote_field.through is self.holder:
-                    return f"{m2m._meta.label}.{f.name} ({self.field.name})"
-        return f"{meta.label}.{self.field.name}"
+        if not meta.auto_created:
+            return f"{meta.label}.{self.field.name}"
+        owner: Any = meta.auto_created
+        name = next(f.name for f in owner._meta.local_many_to_many if f.remote_field.through is self.holder)
+        target: Any = self.field.remote_field
+        same = [
+            f for f in meta.local_concrete_fields if f.remote_field and f.remote_field.model is target.model
+        ]
+        label = f"{owner._meta.label}.{name}"
+        return f"{label} ({self.field.name})" if len(same) > 1 else label
 
     @property
     def column(self) -> str:
@@ -139,6 +147,6 @@ def _generic_relations(alias: str, model: type[Model], candidates: list[type[Mod
 
 def relations_to(alias: str, model: type[Model]) -> list[Relation]:
     """Every relation to ``model`` from a model living on ``alias`` (router-aware), in a stable order."""
-    candidates = models_for_alias(alias)
+    candidates = models_for_alias(alias, model._meta.apps.get_models(include_auto_created=True))
     found = _concrete_relations(model, candidates) + _generic_relations(alias, model, candidates)
     return sorted(found, key=lambda r: (r.label, r.column))

@@ -353,7 +353,7 @@ def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
 
     refs = duplicates.references(rule, members)
     reference_rows = [{"label": r.label, "counts": [r.counts[m.pk] for m in members]} for r in refs]
-    totals = [sum(r["counts"][i] for r in reference_rows) for i in range(len(members))]
+    totals = [sum(r.counts[m.pk] for r in refs) for m in members]
     field_rows = _field_rows(rule, members)
     rule_url = _with(_url(admin, "rule"), rule=rule.key)
     context = _context(

@@ -92,7 +92,16 @@ def _index_links(content: bytes) -> set[str]:
         ("staff", set()),
         ("viewer", {"/admin/integrity/", LIST}),
         ("auditor", {"/admin/integrity/", AUDIT}),
-        ("superuser", {"/admin/integrity/", LIST, AUDIT, "/admin/integrity/duplicaterule/"}),
+        (
+            "superuser",
+            {
+                "/admin/integrity/",
+                LIST,
+                AUDIT,
+                "/admin/integrity/duplicaterule/",
+                "/admin/integrity/mergerecord/",
+            },
+        ),
     ],
 )
 def test_admin_index_lists_the_pages_the_user_may_see(role: str, links: set[str]) -> None:

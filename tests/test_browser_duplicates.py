@@ -105,7 +105,7 @@ def test_counts_fill_in_lazily_then_a_group_opens_side_by_side(
         assert name.locator("td").first.evaluate(painted) != vat_number.locator("td").first.evaluate(painted)
         references = page.locator('#member-table tr[data-relation="crm.Customer.company"] td')
         expect(references).to_have_text(["2", "0", "0"])
-        expect(page.locator("#group-actions")).to_have_count(1)
+        expect(page.locator("#merge-form")).to_be_visible()  # a superuser may merge the group
 
 
 def test_without_javascript_the_placeholder_is_a_link_to_the_rule(

@@ -13,6 +13,7 @@ from integrity.conf import settings
         ("CAPACITY_WARNING", 0.75),
         ("CAPACITY_CRITICAL", 0.90),
         ("SEQUENCES_PER_PAGE", 100),
+        ("MERGE_BATCH", 10),
     ],
 )
 def test_defaults(name, default):
@@ -43,6 +44,8 @@ def test_override_settings_is_seen_at_once_and_undone(name, override, expected):
         ("CAPACITY_WARNING", "0.6", 0.6),
         ("CAPACITY_CRITICAL", 1, 1.0),
         ("SEQUENCES_PER_PAGE", "10", 10),
+        ("MERGE_BATCH", "3", 3),
+        ("MERGE_BATCH", 0, 1),  # at least one group per request, or merge-all would never advance
     ],
 )
 def test_values_are_coerced_to_their_documented_type(name, raw, expected):
@@ -61,6 +64,7 @@ def test_every_setting_documents_its_default():
         "GROUPS_PER_PAGE",
         "GROUP_SAMPLE_SIZE",
         "LOCK_TIMEOUT_MS",
+        "MERGE_BATCH",
         "SCAN_TIMEOUT_MS",
         "SEQUENCES_PER_PAGE",
     ]

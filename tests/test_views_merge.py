@@ -86,7 +86,7 @@ def test_group_page_offers_the_merge_form_with_the_most_referenced_member_as_def
     people: list[Person],
 ) -> None:
     a, b, c = people
-    response = merger().get(GROUP, {"rule": KEY, "pk": a.pk})
+    response = merger().get(GROUP, {"rule": KEY, "pk": str(a.pk)})
     body = response.content.decode()
     assert response.status_code == 200
     assert 'id="merge-form"' in body
@@ -96,7 +96,7 @@ def test_group_page_offers_the_merge_form_with_the_most_referenced_member_as_def
 
 
 def test_group_page_has_no_merge_form_without_the_permission(people: list[Person]) -> None:
-    response = client_for("staff", ["view_duplicaterule"]).get(GROUP, {"rule": KEY, "pk": people[0].pk})
+    response = client_for("staff", ["view_duplicaterule"]).get(GROUP, {"rule": KEY, "pk": str(people[0].pk)})
     assert response.status_code == 200
     assert 'id="merge-form"' not in response.content.decode()
 

@@ -101,14 +101,22 @@ def repoint(
     if content_type is not None:
         where += f" AND {qn(content_type[0])} = %s"
         params.append(content_type[1])
-    # The old values come from a locked sub-select: a row changed meanwhile is
-    # re-read (and skipped if it no longer matches) instead of being overwritten.
-    cursor.execute(
-        f"UPDATE {table} t SET {qn(column)} = %s FROM (SELECT {qn(pk)} AS pk, {qn(column)} AS old "  # noqa: S608
-        f"FROM {table} WHERE {where} FOR UPDATE) o WHERE t.{qn(pk)} = o.pk RETURNING o.pk, o.old",
-        [new, *params],
-    )
-    return [(row[0], row[1]) for row in cursor.fetchall()]
+    # A row changed meanwhile is re-read (and skipped if it no longer matches)
+    # instead of being overwritten: a plain UPDATE re-checks its WHERE on the
+    # newest row version. PostgreSQL 18 returns the old value itself (one pass);
+    # before it, the old values come from a locked sub-select (a second pass).
+    if cursor.db.pg_version >= 180000:
+        statement = (
+            f"UPDATE {table} SET {qn(column)} = %s WHERE {where} "  # noqa: S608
+            f"RETURNING {qn(pk)}, old.{qn(column)}"
+        )
+    else:
+        statement = (
+            f"UPDATE {table} t SET {qn(column)} = %s FROM (SELECT {qn(pk)} AS pk, {qn(column)} AS old "  # noqa: S608
+            f"FROM {table} WHERE {where} FOR UPDATE) o WHERE t.{qn(pk)} = o.pk RETURNING o.pk, o.old"
+        )
+    cursor.execute(statement, [new, *params])
+    return cursor.fetchall()
 
 
 def delete(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> int:

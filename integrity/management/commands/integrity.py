@@ -7,6 +7,8 @@ Exit status: 0 when all is well, 1 when a problem was found (and not fixed),
 ``duplicates`` exits 1 when a scanned rule has duplicate groups, and also when
 a scan timed out or failed: a check that could not finish has not shown that
 the data is clean.
+
+``merge`` and ``undo`` live in :mod:`integrity.merge_cli` (exit status: see there).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
 from django.db.models import Model
 
-from integrity import duplicates, enforcement, sequences
+from integrity import duplicates, enforcement, merge_cli, sequences
 from integrity.conf import settings
 from integrity.report import format_table
 from integrity.rules import Rule, describe, rules_for
@@ -151,11 +153,14 @@ class Checked:
 class Command(BaseCommand):
     help = (
         "Data-integrity checks: 'integrity sequences' reports (and with --fix resyncs) sequences; "
-        "'integrity duplicates' checks every uniqueness rule and finds the rows that break it."
+        "'integrity duplicates' checks every uniqueness rule and finds the rows that break it; "
+        "'integrity merge' merges duplicate rows (preview, record) and 'integrity undo' puts them back."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="{sequences,duplicates}")
+        sub = parser.add_subparsers(
+            dest="subcommand", required=True, metavar="{sequences,duplicates,merge,undo}"
+        )
         seq = sub.add_parser("sequences", help="Status of every sequence; exit 1 if any is behind.")
         seq.add_argument("--database", nargs="+", action="extend", default=[], metavar="ALIAS")
         seq.add_argument("--model", nargs="+", action="extend", default=[], metavar="app_label.Model")
@@ -190,12 +195,17 @@ class Command(BaseCommand):
             default=argparse.SUPPRESS,
             help=argparse.SUPPRESS,
         )
+        merge_cli.add_parsers(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "sequences":
             self.sequences(options)
         elif options["subcommand"] == "duplicates":
             self.duplicates(options)
+        elif options["subcommand"] == "merge":
+            merge_cli.merge_command(options, self.stdout, self.stderr)
+        elif options["subcommand"] == "undo":
+            merge_cli.undo_command(options, self.stdout, self.stderr)
 
     def sequences(self, options: dict[str, Any]) -> None:
         models = resolve_models(options["model"])

@@ -1,0 +1,519 @@
+"""``manage.py integrity merge`` and ``integrity undo``: merge duplicate rows from the command line.
+
+``merge app_label.Model --keep PK --remove PK…`` merges one group (preview
+with ``--dry-run``); ``merge app_label.Model --rule RULE --all --survivor
+POLICY`` merges every group of a rule, each in its own transaction and
+``MergeRecord``; ``undo RECORD_ID`` puts a merge back.
+
+Exit status (nothing is changed unless it is 0, except by a stopped ``--all``):
+
+- 0: merged, undone, or a dry run with nothing left to choose.
+- 1: refused by the data, or a decision is needed: conflicts between child
+  rows that carry their own data (listed, with the ``--keep-child`` to pass),
+  rows that do not exist (any more), data changed or locked during the
+  command, an undo that is refused (already undone, or later changes make an
+  exact restore impossible); also a ``--all`` run that was stopped (Ctrl-C) or
+  had to skip a group: its finished merges stay, each complete.
+- 2: bad arguments: unknown model, database, rule or merge record; options
+  that do not go together; a value that is not a primary key; rows that are
+  not duplicates of each other under the rule (without ``--rule``: under any
+  rule of the model); a field, row or conflict id that is not part of the
+  merge. What was typed can never succeed as it is.
+
+``--all`` is all-or-nothing when it plans: every group is planned first and,
+if any one needs a choice, all of them are listed and nothing is merged. A
+command line cannot take a choice per group, and a rule half merged by policy
+is harder to review than one not merged at all. Once planning passes, groups
+are merged one by one; Ctrl-C stops between two groups (a second Ctrl-C
+interrupts the group being merged, whose transaction is then rolled back).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError, OutputWrapper
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections, router
+from django.db.models import Model
+
+from integrity import duplicates, enforcement, merge, merge_plan
+from integrity.merge_plan import BadChoice, MergeRefused, NotDuplicates, Plan
+from integrity.models import MergeRecord
+from integrity.report import format_table
+from integrity.rules import Rule, rules_for
+
+UNDO_HINT = "python manage.py integrity undo {id}"
+SCAN_PAGE = 500  # groups read per statement when --all plans every group
+
+
+def usage(message: str) -> CommandError:
+    return CommandError(message, returncode=2)
+
+
+def refused(exc: MergeRefused) -> CommandError:
+    """The service's refusal as the command's: 2 when the arguments are wrong, 1 when the data says no."""
+    return CommandError(str(exc), returncode=2 if isinstance(exc, BadChoice | NotDuplicates) else 1)
+
+
+def add_parsers(sub: Any) -> None:
+    """The ``merge`` and ``undo`` sub-parsers (``sub`` is the command's sub-parsers action)."""
+    m = sub.add_parser("merge", help="Merge duplicate rows into one survivor (--dry-run: preview only).")
+    m.add_argument("model", metavar="app_label.Model")
+    m.add_argument("--keep", metavar="PK", help="The row that stays.")
+    m.add_argument("--remove", nargs="+", action="extend", default=[], metavar="PK")
+    m.add_argument("--rule", help="Rule name (configured:email, unique:vat_number, …) or full key.")
+    m.add_argument("--database", default=None, metavar="ALIAS", help="Default: 'default'.")
+    m.add_argument("--all", action="store_true", help="Merge every group of --rule.")
+    m.add_argument("--survivor", choices=merge.POLICIES, help="Which row of each group stays (--all).")
+    m.add_argument("--dry-run", action="store_true", help="Show what would happen; change nothing.")
+    m.add_argument("--json", action="store_true", help="Print a JSON object instead of tables.")
+    m.add_argument("--keep-child", nargs="+", action="extend", default=[], metavar="CONFLICT_ID=PK")
+    m.add_argument("--take", nargs="+", action="extend", default=[], metavar="FIELD=PK")
+    u = sub.add_parser("undo", help="Undo a merge, from its merge record.")
+    u.add_argument("record", metavar="RECORD_ID")
+    u.add_argument("--json", action="store_true", help="Print a JSON object.")
+
+
+# ---------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------
+
+
+def _model(label: str) -> type[Model]:
+    found = next((m for m in apps.get_models() if m._meta.label_lower == label.lower()), None)
+    if found is None:
+        raise usage(f"Unknown model {label} (use app_label.ModelName).")
+    return found
+
+
+def _rules(model: type[Model], alias: str | None) -> list[Rule]:
+    if alias is not None and alias not in connections:
+        raise usage(f"Unknown database alias {alias}; known: {', '.join(connections)}.")
+    try:
+        return rules_for([alias] if alias else None, [model])
+    except ImproperlyConfigured as exc:
+        raise usage(str(exc)) from exc
+
+
+def _named_rule(model: type[Model], name: str, alias: str | None) -> Rule:
+    """``--rule``: a full key, else a rule name on ``alias`` (default ``default``)."""
+    found = _rules(model, alias)
+    for rule in found:
+        if rule.key == name:
+            return rule
+    for rule in found:
+        if rule.name == name and rule.database == (alias or "default"):
+            return rule
+    names = sorted({r.name for r in found if r.database == (alias or "default")})
+    known = f"; its rules: {', '.join(names)}" if names else ""
+    raise usage(f"{model._meta.label} has no rule {name!r} on {alias or 'default'}{known}.")
+
+
+def _guess_rule(model: type[Model], alias: str, keep: str, remove: Sequence[str]) -> Rule:
+    """The first rule under which every given row is a duplicate of the others; not enforced ones first."""
+    found = _rules(model, alias)
+    if not found:
+        raise usage(f"{model._meta.label} has no uniqueness rule on {alias}.")
+    states = enforcement.classify(found)
+    ordered = sorted(found, key=lambda r: states[r.key].state == enforcement.ENFORCED)
+    keep_pk, remove_pks = _pks(ordered[0], keep, remove)
+    for rule in ordered:
+        try:
+            merge_plan.load_members(rule, keep_pk, remove_pks)
+        except NotDuplicates:
+            continue
+        except MergeRefused as exc:
+            raise refused(exc) from exc
+        return rule
+    rows = ", ".join(map(str, [keep_pk, *remove_pks]))
+    raise usage(
+        f"{model._meta.label} rows {rows} are not duplicates of each other under any of its rules "
+        f"({', '.join(r.name for r in ordered)}); pass --rule."
+    )
+
+
+def _pks(rule: Rule, keep: str, remove: Sequence[str]) -> tuple[Any, list[Any]]:
+    try:
+        return merge_plan.to_pk(rule, keep), [merge_plan.to_pk(rule, raw) for raw in remove]
+    except BadChoice as exc:
+        raise refused(exc) from exc
+
+
+def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, pk = value.partition("=")
+        if not sep or not name or not pk:
+            raise usage(f"{option} takes NAME=PK, not {value!r}.")
+        pairs[name] = pk
+    return pairs
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    if options["all"]:
+        extra = [o for o in ("keep", "remove", "keep_child", "take") if options[o]]
+        if extra:
+            names = ", ".join("--" + o.replace("_", "-") for o in extra)
+            raise usage(f"--all merges every group by --survivor: {names} cannot be used with it.")
+        if not options["rule"] or not options["survivor"]:
+            raise usage("--all needs --rule RULE and --survivor " + "|".join(merge.POLICIES) + ".")
+    else:
+        if options["survivor"]:
+            raise usage("--survivor chooses the row to keep with --all; use --keep PK otherwise.")
+        if not options["keep"] or not options["remove"]:
+            raise usage("Name the rows: --keep PK --remove PK [PK ...] (or --all --survivor POLICY).")
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={_text(value)}" for name, value in key.items())
+
+
+def _other_values(conflict: merge_plan.Conflict, values: dict[str, Any]) -> str:
+    meta = conflict.holder._meta
+    hidden = {str(meta.pk.attname)} | {str(getattr(meta.get_field(n), "attname", n)) for n in conflict.key}
+    return ", ".join(f"{k}={_text(v)}" for k, v in values.items() if k not in hidden)
+
+
+def _action(conflict: merge_plan.Conflict, pk: Any) -> str:
+    if conflict.keep is None:
+        return "choose"
+    return "keep" if pk == conflict.keep else "delete"
+
+
+def _deleted(plan: Plan) -> list[dict[str, Any]]:
+    rows = [{"model": plan.rule.label, "pks": [m.pk for m in plan.duplicates], "why": "merged"}]
+    for c in plan.conflicts:
+        if c.keep is not None and c.losers:
+            rows.append({"model": c.holder._meta.label, "pks": c.losers, "why": f"conflict {c.id}"})
+    return rows
+
+
+def preview_json(plan: Plan) -> dict[str, Any]:
+    """What the plan would do, as the ``--json`` object (a result adds ``record``)."""
+    return {
+        "database": plan.rule.database,
+        "model": plan.rule.label,
+        "rule": plan.rule.key,
+        "survivor": plan.survivor.pk,
+        "duplicates": [m.pk for m in plan.duplicates],
+        "relations": [
+            {"relation": m.relation.label, "kind": m.relation.kind, "rows": m.moving}
+            for m in plan.moves
+            if m.moving
+        ],
+        "conflicts": [
+            {
+                "id": c.id,
+                "holder": c.holder._meta.label,
+                "rule": c.rule,
+                "key": c.key,
+                "pure": c.pure,
+                "keep": c.keep,
+                "rows": [
+                    {"pk": r.pk, "owner": r.owner, "values": r.values, "action": _action(c, r.pk)}
+                    for r in c.rows
+                ],
+            }
+            for c in plan.conflicts
+        ],
+        "changes": [
+            {"field": ch.name, "from": ch.source, "before": ch.before, "after": ch.after}
+            for ch in plan.changes
+        ],
+        "deleted": _deleted(plan),
+        "needs_choice": [c.id for c in plan.unresolved],
+    }
+
+
+def conflict_table(plans: Sequence[Plan]) -> str:
+    rows = []
+    for plan in plans:
+        for c in plan.conflicts:
+            for r in c.rows:
+                rows.append(
+                    {
+                        "group": plan.survivor.pk,
+                        "id": c.id,
+                        "holder": c.label,
+                        "key": _key_text(c.key),
+                        "pk": r.pk,
+                        "owner": r.owner,
+                        "values": _other_values(c, r.values),
+                        "action": _action(c, r.pk),
+                    }
+                )
+    columns = [("id", "CONFLICT"), ("holder", "HOLDER"), ("key", "KEY"), ("pk", "ROW")]
+    columns += [("owner", "OWNER"), ("values", "VALUES"), ("action", "ACTION")]
+    return format_table(rows, ([("group", "SURVIVOR")] if len(plans) > 1 else []) + columns)
+
+
+def preview_lines(plan: Plan, *, done: bool = False) -> list[str]:
+    """The plan as readable tables: re-pointed rows, conflicts, deleted rows, field changes."""
+    rule = plan.rule
+    dups = ", ".join(str(m.pk) for m in plan.duplicates)
+    verb = "Merged" if done else "Would merge"
+    lines = [f"{verb} {rule.label} {dups} into {plan.survivor.pk} (rule {rule.key})."]
+    data = preview_json(plan)
+    if data["relations"]:
+        columns = [("relation", "RELATION"), ("kind", "KIND"), ("rows", "ROWS RE-POINTED")]
+        lines += ["", format_table(data["relations"], columns)]
+    else:
+        lines += ["", "No row references the duplicates."]
+    if plan.conflicts:
+        lines += ["", conflict_table([plan])]
+    deleted = [{**d, "pks": ", ".join(map(str, d["pks"])), "n": len(d["pks"])} for d in data["deleted"]]
+    columns = [("model", "DELETED"), ("n", "ROWS"), ("pks", "PKS"), ("why", "WHY")]
+    lines += ["", format_table(deleted, columns)]
+    if plan.changes:
+        changes = [{**c, "before": _text(c["before"]), "after": _text(c["after"])} for c in data["changes"]]
+        columns = [("field", "FIELD"), ("from", "FROM ROW"), ("before", "BEFORE"), ("after", "AFTER")]
+        lines += ["", format_table(changes, columns)]
+    moved, gone = plan.moving, sum(d["n"] for d in deleted)
+    lines += ["", f"{moved} rows {'re-pointed' if done else 'to re-point'}, {gone} rows deleted."]
+    return lines
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=2, cls=DjangoJSONEncoder)
+
+
+def record_json(record: MergeRecord) -> dict[str, Any]:
+    return {
+        "id": record.pk,
+        "survivor": record.survivor,
+        "removed": record.removed,
+        "repointed": record.repointed,
+        "deleted": record.deleted,
+        "undone_at": record.undone_at,
+        "undo": UNDO_HINT.format(id=record.pk),
+    }
+
+
+def _needs_choice(count: int) -> CommandError:
+    what = "1 conflict needs" if count == 1 else f"{count} conflicts need"
+    return CommandError(
+        f"{what} a choice: pass --keep-child CONFLICT_ID=PK for each; nothing was changed.", returncode=1
+    )
+
+
+# ---------------------------------------------------------------------------
+# Sub-commands
+# ---------------------------------------------------------------------------
+
+
+def merge_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:
+    """``integrity merge``: one group (``--keep``/``--remove``) or every group of a rule (``--all``)."""
+    _check_options(options)
+    model = _model(options["model"])
+    alias = options["database"]
+    if options["all"]:
+        rule = _named_rule(model, options["rule"], alias)
+        merge_every_group(rule, options, stdout, stderr)
+        return
+    keep, remove = options["keep"], options["remove"]
+    if options["rule"]:
+        rule = _named_rule(model, options["rule"], alias)
+    else:
+        rule = _guess_rule(model, alias or "default", keep, remove)
+    survivor, dups = _pks(rule, keep, remove)
+    fields = {name: _pks(rule, pk, [])[0] for name, pk in _pairs(options["take"], "--take").items()}
+    choices = _pairs(options["keep_child"], "--keep-child")
+    try:
+        plan = merge_plan.build_plan(rule, survivor, dups, fields=fields, resolutions=choices)
+        unknown = sorted(set(choices) - {c.id for c in plan.conflicts})
+        if unknown:
+            raise usage(f"No conflict {', '.join(unknown)} in this merge (see --dry-run).")
+        if options["dry_run"] or plan.unresolved:
+            _write_preview(plan, options["json"], options["dry_run"], stdout)
+            if plan.unresolved:
+                raise _needs_choice(len(plan.unresolved))
+            return
+        record = merge.merge(rule, survivor, dups, fields=fields, resolutions=choices, token=plan.token)
+    except MergeRefused as exc:
+        raise refused(exc) from exc
+    hint = f"merge record {record.pk}: undo with {UNDO_HINT.format(id=record.pk)}"
+    if options["json"]:
+        stdout.write(_dump({**preview_json(plan), "record": record_json(record)}))
+        stderr.write(hint)
+    else:
+        stdout.write("\n".join(preview_lines(plan, done=True)))
+        stdout.write(hint)
+
+
+def _write_preview(plan: Plan, as_json: bool, dry_run: bool, stdout: OutputWrapper) -> None:
+    if as_json:
+        stdout.write(_dump({**preview_json(plan), "dry_run": dry_run}))
+    else:
+        stdout.write("\n".join(preview_lines(plan)))
+
+
+def plan_every_group(rule: Rule, policy: str) -> list[Plan]:
+    """A plan for every duplicate group of the rule, with the survivor ``policy`` picks."""
+    plans = []
+    offset = 0
+    while True:
+        page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=merge_plan.GROUP_LIMIT)
+        for group in page.groups:
+            plan = merge_plan.build_plan(rule, group.pks[0], group.pks[1:])
+            survivor = merge.choose_survivor(plan, policy)
+            if survivor != plan.survivor.pk:
+                others = [m.pk for m in plan.members if m.pk != survivor]
+                plan = merge_plan.build_plan(rule, survivor, others)
+            plans.append(plan)
+        offset += len(page.groups)
+        if not page.groups or offset >= page.total_groups:
+            return plans
+
+
+def merge_every_group(
+    rule: Rule, options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper
+) -> None:
+    """``--all``: plan every group; unless one needs a choice, merge them one transaction each."""
+    policy, as_json = options["survivor"], options["json"]
+    try:
+        plans = plan_every_group(rule, policy)
+    except (MergeRefused, duplicates.ScanTimedOut) as exc:
+        raise CommandError(f"{rule.key}: {exc}", returncode=1) from exc
+    unresolved = [p for p in plans if p.unresolved]
+    head = {"rule": rule.key, "policy": policy, "groups": [preview_json(p) for p in plans]}
+    if options["dry_run"] or unresolved:
+        if as_json:
+            stdout.write(_dump({**head, "dry_run": options["dry_run"]}))
+        else:
+            _write_plans(rule, policy, plans, stdout)
+        if unresolved:
+            raise _needs_choice(sum(len(p.unresolved) for p in plans))
+        return
+    verbose = options.get("verbosity", 1) >= 1
+    result = _run_all(rule, policy, len(plans), stderr if verbose else None)
+    head["dry_run"] = False
+    if as_json:
+        body = {"merged": [record_json(r) for r in result.merged]}
+        body |= {"skipped": [{"group": pk, "reason": why} for pk, why in result.skipped]}
+        stdout.write(_dump({**head, **body, "stopped": result.stopped, "remaining": result.remaining}))
+    else:
+        _write_result(result, stdout)
+    if result.stopped or result.skipped:
+        what = "stopped" if result.stopped else f"{len(result.skipped)} groups skipped"
+        raise CommandError(
+            f"{what}: {len(result.merged)} groups merged, {result.remaining} left as they were.", returncode=1
+        )
+
+
+def _write_plans(rule: Rule, policy: str, plans: Sequence[Plan], stdout: OutputWrapper) -> None:
+    rows = [
+        {
+            "survivor": p.survivor.pk,
+            "duplicates": ", ".join(str(m.pk) for m in p.duplicates),
+            "moving": p.moving,
+            "deleted": len(p.duplicates) + p.collapsed,
+            "conflicts": len(p.conflicts),
+            "choose": len(p.unresolved),
+        }
+        for p in plans
+    ]
+    columns = [("survivor", "SURVIVOR"), ("duplicates", "DUPLICATES"), ("moving", "RE-POINT")]
+    columns += [("deleted", "DELETE"), ("conflicts", "CONFLICTS"), ("choose", "TO CHOOSE")]
+    stdout.write(f"{len(plans)} groups of {rule.key}, survivor: {policy}.")
+    stdout.write(format_table(rows, columns))
+    if any(p.conflicts for p in plans):
+        stdout.write("")
+        stdout.write(conflict_table([p for p in plans if p.conflicts]))
+
+
+def _write_result(result: merge.MergeAllResult, stdout: OutputWrapper) -> None:
+    columns = [("id", "RECORD"), ("survivor", "SURVIVOR"), ("removed", "REMOVED")]
+    columns += [("repointed", "RE-POINTED"), ("deleted", "DELETED")]
+    rows = [{**record_json(r), "removed": ", ".join(r.removed)} for r in result.merged]
+    stdout.write(format_table(rows, columns))
+    for pk, why in result.skipped:
+        stdout.write(f"skipped the group of row {pk}: {why}")
+    stdout.write(f"{len(result.merged)} groups merged, {len(result.skipped)} skipped.")
+    for record in result.merged:
+        stdout.write(f"merge record {record.pk}: undo with {UNDO_HINT.format(id=record.pk)}")
+
+
+def _run_all(rule: Rule, policy: str, total: int, stderr: OutputWrapper | None) -> merge.MergeAllResult:
+    """``merge_all`` with progress on stderr; Ctrl-C stops it between groups."""
+    seen = merge.MergeAllResult(remaining=total)
+
+    def progress(result: merge.MergeAllResult) -> None:
+        nonlocal seen
+        seen = result
+        if stderr is not None:
+            stderr.write(f"merged {len(result.merged)}/{total} groups")
+
+    def stopping() -> None:
+        if stderr is not None:
+            stderr.write("stopping after this group (Ctrl-C again to interrupt it)…")
+
+    with _stop_on_interrupt(stopping) as should_stop:
+        try:
+            return merge.merge_all(rule, policy, should_stop=should_stop, progress=progress)
+        except KeyboardInterrupt:
+            # Raised between two groups or inside one (rolled back): what finished is in `seen`.
+            seen.stopped = True
+            return seen
+        except MergeRefused as exc:
+            raise refused(exc) from exc
+
+
+@contextmanager
+def _stop_on_interrupt(on_first: Callable[[], None]) -> Iterator[Callable[[], bool]]:
+    """The first SIGINT only asks to stop between groups; the next one raises ``KeyboardInterrupt``."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop.is_set
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        on_first()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def undo_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:
+    """``integrity undo RECORD_ID``: put back what one merge changed."""
+    raw = options["record"]
+    db = router.db_for_read(MergeRecord)
+    record = MergeRecord.objects.using(db).filter(pk=int(raw)).first() if raw.isdigit() else None
+    if record is None:
+        raise usage(f"No merge record {raw} (see the merge log in the admin).")
+    try:
+        record = merge.undo(record)
+    except MergeRefused as exc:
+        raise CommandError(f"merge record {record.pk}: {exc}", returncode=1) from exc
+    if options["json"]:
+        stdout.write(_dump({**record_json(record), "model": record.model, "database": record.database}))
+        return
+    removed = ", ".join(record.removed)
+    stdout.write(
+        f"undid merge record {record.pk}: {record.model} {removed} are back, "
+        f"{record.repointed} references moved back to them, {record.deleted} rows restored."
+    )

@@ -1,0 +1,1098 @@
+"""The merge service on real PostgreSQL: every relation re-pointed, conflicts, faults, races, undo, merge-all."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext, override_settings
+
+from integrity import merge, merge_plan
+from integrity.merge_plan import BadChoice, GroupGone, MergeBusy, NeedsChoice, NotDuplicates, StalePreview
+from integrity.models import MergeRecord
+from integrity.rules import Rule
+from tests.conftest import dump
+from tests.merging.models import (
+    Badge,
+    Club,
+    ClubMembership,
+    Group,
+    Invoice,
+    Newsletter,
+    Note,
+    Order,
+    Passport,
+    Person,
+    Profile,
+    Receipt,
+    Seat,
+    Tagged,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _constraints_checked() -> Iterator[None]:
+    """Foreign keys are DEFERRABLE: check them before the test's transaction is rolled back, as a commit would."""
+    yield
+    if connection.in_atomic_block and not connection.needs_rollback:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def person(email: str = "dup@example.com", **kw: Any) -> Person:
+    return Person.objects.create(email=email, **kw)
+
+
+def person_ct() -> ContentType:
+    return ContentType.objects.get_for_model(Person)
+
+
+def refused(call: Callable[[], Any], exc: type[Exception]) -> Any:
+    """Run ``call`` expecting ``exc``; the database must be exactly as before."""
+    before, records = dump(), MergeRecord.objects.count()
+    with pytest.raises(exc) as info:
+        call()
+    assert dump() == before
+    assert MergeRecord.objects.count() == records
+    return info.value
+
+
+def gone(*people: Person) -> bool:
+    return not Person.objects.filter(pk__in=[p.pk for p in people]).exists()
+
+
+# ---------------------------------------------------------------------------
+# Every relation kind ends up on the survivor
+# ---------------------------------------------------------------------------
+
+
+def test_reverse_foreign_keys_move_to_the_survivor(rule: Rule) -> None:
+    a, b, c = person(), person(), person()
+    mine = Order.objects.create(person=a, total=Decimal("1.00"))
+    theirs = [Order.objects.create(person=b, total=Decimal(i)) for i in range(3)]
+    theirs.append(Order.objects.create(person=c, total=Decimal("9.50")))
+    record = merge.merge(rule, a.pk, [b.pk, c.pk])
+    assert gone(b, c)
+    assert sorted(Order.objects.filter(person=a).values_list("pk", flat=True)) == sorted(
+        [mine.pk, *(o.pk for o in theirs)]
+    )
+    assert Order.objects.get(pk=theirs[-1].pk).total == Decimal("9.50")
+    assert record.repointed == 4
+    assert record.removed == [str(b.pk), str(c.pk)]
+    assert record.survivor == str(a.pk)
+    assert record.deleted == 2
+
+
+def test_related_name_plus_foreign_key_moves(rule: Rule) -> None:
+    a, b = person(), person()
+    receipt = Receipt.objects.create(person=b, number="R1")
+    merge.merge(rule, a.pk, [b.pk])
+    assert Receipt.objects.get(pk=receipt.pk).person_id == a.pk
+
+
+def test_to_field_foreign_key_moves_to_the_survivors_handle(rule: Rule) -> None:
+    a, b = person(handle="ha"), person(handle="hb")
+    mine = Invoice.objects.create(person=a, amount=1)
+    theirs = Invoice.objects.create(person=b, amount=2)
+    merge.merge(rule, a.pk, [b.pk])
+    assert gone(b)
+    assert set(Invoice.objects.values_list("pk", "person_id")) == {(mine.pk, "ha"), (theirs.pk, "ha")}
+
+
+def test_to_field_survivor_takes_the_duplicates_handle(rule: Rule) -> None:
+    """The duplicate (holding the unique handle) is deleted before the survivor takes it."""
+    a, b = person(handle="ha"), person(handle="hb")
+    mine = Invoice.objects.create(person=a, amount=1)
+    theirs = Invoice.objects.create(person=b, amount=2)
+    merge.merge(rule, a.pk, [b.pk], fields={"handle": b.pk})
+    assert Person.objects.get(pk=a.pk).handle == "hb"
+    assert set(Invoice.objects.values_list("pk", "person_id")) == {(mine.pk, "hb"), (theirs.pk, "hb")}
+
+
+def test_to_field_references_are_not_cut_when_the_survivor_has_no_handle(rule: Rule) -> None:
+    """Invoices of a duplicate keep a person: the survivor takes the handle they reference."""
+    a, b = person(), person(handle="hb")
+    invoice = Invoice.objects.create(person=b, amount=2)
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    assert [(c.name, c.after) for c in plan.changes] == [("handle", "hb")]
+    record = merge.merge(rule, a.pk, [b.pk], token=plan.token)
+    assert Person.objects.get(pk=a.pk).handle == "hb"
+    assert Invoice.objects.get(pk=invoice.pk).person_id == "hb"
+    merge.undo(record)
+    assert Person.objects.get(pk=a.pk).handle is None
+    assert Person.objects.get(pk=b.pk).handle == "hb"
+    assert Invoice.objects.get(pk=invoice.pk).person_id == "hb"
+
+
+def test_to_field_two_referenced_handles_and_none_on_the_survivor_need_a_choice(rule: Rule) -> None:
+    a, b, c = person(), person(handle="hb"), person(handle="hc")
+    Invoice.objects.create(person=b)
+    Invoice.objects.create(person=c)
+    refused(lambda: merge.merge(rule, a.pk, [b.pk, c.pk]), BadChoice)
+    merge.merge(rule, a.pk, [b.pk, c.pk], fields={"handle": c.pk})
+    assert set(Invoice.objects.values_list("person_id", flat=True)) == {"hc"}
+
+
+def test_self_referential_foreign_key_moves(rule: Rule) -> None:
+    a, b = person(), person()
+    mentee = person("mentee@example.com", mentor=b)
+    b.mentor = mentee
+    b.save()
+    merge.merge(rule, a.pk, [b.pk])
+    assert Person.objects.get(pk=mentee.pk).mentor_id == a.pk
+    assert Person.objects.get(pk=a.pk).mentor_id is None
+
+
+def test_survivor_referencing_a_duplicate_then_references_itself(rule: Rule) -> None:
+    b = person()
+    a = person(mentor=b)
+    record = merge.merge(rule, a.pk, [b.pk])
+    assert Person.objects.get(pk=a.pk).mentor_id == a.pk
+    merge.undo(record)
+    assert Person.objects.get(pk=a.pk).mentor_id == b.pk
+
+
+def test_reverse_one_to_one_moves_when_the_survivor_has_none(rule: Rule) -> None:
+    a, b = person(), person()
+    profile = Profile.objects.create(person=b, bio="hello")
+    merge.merge(rule, a.pk, [b.pk])
+    assert Profile.objects.get(pk=profile.pk).person_id == a.pk
+    assert Profile.objects.get(pk=profile.pk).bio == "hello"
+
+
+def test_forward_one_to_one_stays_unless_chosen_and_the_passport_is_never_deleted(rule: Rule) -> None:
+    a, b = person(), person()
+    b.passport = Passport.objects.create(number="P-B")
+    b.save()
+    merge.merge(rule, a.pk, [b.pk])
+    assert Person.objects.get(pk=a.pk).passport_id is None
+    assert Passport.objects.filter(number="P-B").exists()
+
+
+def test_forward_one_to_one_taken_from_a_duplicate(rule: Rule) -> None:
+    mine = Passport.objects.create(number="P-A")
+    theirs = Passport.objects.create(number="P-B")
+    a, b = person(passport=mine), person(passport=theirs)
+    merge.merge(rule, a.pk, [b.pk], fields={"passport": b.pk})
+    assert Person.objects.get(pk=a.pk).passport_id == theirs.pk
+    assert set(Passport.objects.values_list("pk", flat=True)) == {mine.pk, theirs.pk}
+
+
+def test_auto_many_to_many_moves_from_the_model_side(rule: Rule) -> None:
+    g1, g2 = Group.objects.create(name="g1"), Group.objects.create(name="g2")
+    a, b = person(), person()
+    b.groups.add(g1, g2)
+    merge.merge(rule, a.pk, [b.pk])
+    assert set(Person.objects.get(pk=a.pk).groups.all()) == {g1, g2}
+
+
+def test_auto_many_to_many_moves_from_the_other_side(rule: Rule) -> None:
+    n1 = Newsletter.objects.create(title="n1")
+    a, b = person(), person()
+    n1.readers.add(b)
+    merge.merge(rule, a.pk, [b.pk])
+    assert list(n1.readers.all()) == [a]
+
+
+def test_custom_through_rows_move_with_their_columns(rule: Rule) -> None:
+    club = Club.objects.create(name="chess")
+    a, b = person(), person()
+    row = ClubMembership.objects.create(person=b, club=club, role="chair", joined=datetime.date(2020, 5, 1))
+    merge.merge(rule, a.pk, [b.pk])
+    moved = ClubMembership.objects.get(pk=row.pk)
+    assert (moved.person_id, moved.club_id, moved.role, moved.joined) == (
+        a.pk,
+        club.pk,
+        "chair",
+        datetime.date(2020, 5, 1),
+    )
+
+
+def test_generic_integer_ids_move_and_other_content_types_stay(rule: Rule) -> None:
+    a, b = person(), person()
+    note = Note.objects.create(content_type=person_ct(), object_id=b.pk, text="about b")
+    group_ct = ContentType.objects.get_for_model(Group)
+    other = Note.objects.create(content_type=group_ct, object_id=b.pk, text="about group with b's id")
+    merge.merge(rule, a.pk, [b.pk])
+    assert Note.objects.get(pk=note.pk).object_id == a.pk
+    assert Note.objects.get(pk=other.pk).object_id == b.pk
+
+
+def test_generic_text_ids_move_through_the_generic_relation(rule: Rule) -> None:
+    a, b = person(), person()
+    Tagged.objects.create(target=b, tag="vip")
+    other = Tagged.objects.create(content_type=ContentType.objects.get_for_model(Group), object_id=str(b.pk))
+    merge.merge(rule, a.pk, [b.pk])
+    assert [t.tag for t in Person.objects.get(pk=a.pk).tags.all()] == ["vip"]
+    assert Tagged.objects.get(pk=other.pk).object_id == str(b.pk)
+
+
+def test_every_relation_at_once_and_nothing_left_on_the_duplicate(rule: Rule) -> None:
+    a, b = person(), person(handle="hb")
+    club, group, news = (
+        Club.objects.create(name="c"),
+        Group.objects.create(name="g"),
+        Newsletter.objects.create(),
+    )
+    Order.objects.create(person=b)
+    Invoice.objects.create(person=b)
+    Profile.objects.create(person=b)
+    Seat.objects.create(person=b, number=1)
+    Badge.objects.create(person=b, code="x")
+    Receipt.objects.create(person=b, number="1")
+    person("other@example.com", mentor=b)
+    b.groups.add(group)
+    news.readers.add(b)
+    ClubMembership.objects.create(person=b, club=club)
+    Note.objects.create(target=b, text="n")
+    Tagged.objects.create(target=b, tag="t")
+    record = merge.merge(rule, a.pk, [b.pk], fields={"handle": b.pk})
+    assert record.repointed == 11  # the invoice already references the handle the survivor takes
+    for model in (Order, Profile, Seat, Badge, Receipt, ClubMembership):
+        assert list(model.objects.values_list("person_id", flat=True)) == [a.pk], model
+    assert list(Invoice.objects.values_list("person_id", flat=True)) == ["hb"]
+    assert Person.objects.get(email="other@example.com").mentor_id == a.pk
+    assert list(Person.groups.through.objects.values_list("person_id", flat=True)) == [a.pk]
+    assert list(Newsletter.readers.through.objects.values_list("person_id", flat=True)) == [a.pk]
+    assert list(Note.objects.values_list("object_id", flat=True)) == [a.pk]
+    assert list(Tagged.objects.values_list("object_id", flat=True)) == [str(a.pk)]
+
+
+# ---------------------------------------------------------------------------
+# Conflicts
+# ---------------------------------------------------------------------------
+
+
+def seats(rule: Rule) -> tuple[Person, Person, Seat, Seat]:
+    a, b = person(), person()
+    return (
+        a,
+        b,
+        Seat.objects.create(person=a, number=7, row="A"),
+        Seat.objects.create(person=b, number=7, row="B"),
+    )
+
+
+def test_child_rule_with_data_needs_a_choice(rule: Rule) -> None:
+    a, b, mine, theirs = seats(rule)
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    [conflict] = plan.conflicts
+    assert conflict.holder is Seat
+    assert not conflict.pure
+    assert conflict.key == {"person": a.pk, "number": 7}
+    assert [(r.pk, r.owner, r.values["row"]) for r in conflict.rows] == [
+        (mine.pk, a.pk, "A"),
+        (theirs.pk, b.pk, "B"),
+    ]
+    assert plan.unresolved == [conflict]
+    exc = refused(lambda: merge.merge(rule, a.pk, [b.pk], token=plan.token), NeedsChoice)
+    assert exc.status == 409
+    assert [c.id for c in exc.plan.unresolved] == [conflict.id]
+
+
+def test_child_conflict_keep_the_survivors_row(rule: Rule) -> None:
+    a, b, mine, theirs = seats(rule)
+    conflict = merge_plan.build_plan(rule, a.pk, [b.pk]).conflicts[0]
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk], resolutions={conflict.id: mine.pk})
+    assert plan.unresolved == []
+    merge.merge(rule, a.pk, [b.pk], resolutions={conflict.id: mine.pk}, token=plan.token)
+    assert list(Seat.objects.values_list("pk", "person_id", "row")) == [(mine.pk, a.pk, "A")]
+
+
+def test_child_conflict_keep_the_duplicates_row(rule: Rule) -> None:
+    a, b, mine, theirs = seats(rule)
+    conflict = merge_plan.build_plan(rule, a.pk, [b.pk]).conflicts[0]
+    merge.merge(rule, a.pk, [b.pk], resolutions={conflict.id: theirs.pk})
+    assert list(Seat.objects.values_list("pk", "person_id", "row")) == [(theirs.pk, a.pk, "B")]
+
+
+def test_child_conflict_resolution_must_be_one_of_its_rows(rule: Rule) -> None:
+    a, b, mine, theirs = seats(rule)
+    stranger = Seat.objects.create(person=person("x@example.com"), number=7)
+    conflict = merge_plan.build_plan(rule, a.pk, [b.pk]).conflicts[0]
+    refused(lambda: merge.merge(rule, a.pk, [b.pk], resolutions={conflict.id: stranger.pk}), BadChoice)
+
+
+def test_child_rows_identical_but_for_the_key_collapse_to_the_survivors(rule: Rule) -> None:
+    a, b = person(), person()
+    mine = Seat.objects.create(person=a, number=3, row="C")
+    Seat.objects.create(person=b, number=3, row="C")
+    Seat.objects.create(person=b, number=4, row="C")
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    assert [c.pure for c in plan.conflicts] == [True]
+    assert plan.unresolved == []
+    merge.merge(rule, a.pk, [b.pk])
+    assert sorted(Seat.objects.values_list("number", "person_id")) == [(3, a.pk), (4, a.pk)]
+    assert Seat.objects.get(number=3).pk == mine.pk
+
+
+def test_reverse_one_to_one_the_survivor_already_has(rule: Rule) -> None:
+    a, b = person(), person()
+    mine, theirs = (
+        Profile.objects.create(person=a, bio="mine"),
+        Profile.objects.create(person=b, bio="theirs"),
+    )
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    [conflict] = plan.conflicts
+    assert conflict.holder is Profile
+    refused(lambda: merge.merge(rule, a.pk, [b.pk]), NeedsChoice)
+    merge.merge(rule, a.pk, [b.pk], resolutions={conflict.id: theirs.pk})
+    assert list(Profile.objects.values_list("pk", "person_id", "bio")) == [(theirs.pk, a.pk, "theirs")]
+    assert not Profile.objects.filter(pk=mine.pk).exists()
+
+
+def test_auto_many_to_many_pair_the_survivor_has_collapses_keeping_its_row(rule: Rule) -> None:
+    g = Group.objects.create(name="g")
+    a, b, c = person(), person(), person()
+    for p in (a, b, c):
+        p.groups.add(g)
+    through = Person.groups.through
+    mine = through.objects.get(person=a).pk
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk, c.pk])
+    assert [c.pure for c in plan.conflicts] == [True]
+    assert plan.collapsed == 2
+    merge.merge(rule, a.pk, [b.pk, c.pk])
+    assert list(through.objects.values_list("pk", "person_id", "group_id")) == [(mine, a.pk, g.pk)]
+
+
+def test_auto_many_to_many_pair_among_duplicates_only_keeps_one(rule: Rule) -> None:
+    n = Newsletter.objects.create(title="n")
+    a, b, c = person(), person(), person()
+    n.readers.add(b, c)
+    merge.merge(rule, a.pk, [b.pk, c.pk])
+    assert list(n.readers.all()) == [a]
+
+
+def test_through_pair_with_identical_columns_collapses(rule: Rule) -> None:
+    club = Club.objects.create(name="c")
+    a, b = person(), person()
+    mine = ClubMembership.objects.create(person=a, club=club, role="member")
+    ClubMembership.objects.create(person=b, club=club, role="member")
+    merge.merge(rule, a.pk, [b.pk])
+    assert list(ClubMembership.objects.values_list("pk", "person_id")) == [(mine.pk, a.pk)]
+
+
+def test_through_pair_with_different_columns_needs_a_choice(rule: Rule) -> None:
+    club = Club.objects.create(name="c")
+    a, b = person(), person()
+    ClubMembership.objects.create(person=a, club=club, role="member")
+    theirs = ClubMembership.objects.create(
+        person=b, club=club, role="chair", joined=datetime.date(2019, 1, 2)
+    )
+    exc = refused(lambda: merge.merge(rule, a.pk, [b.pk]), NeedsChoice)
+    [conflict] = exc.plan.unresolved
+    assert conflict.holder is ClubMembership
+    merge.merge(rule, a.pk, [b.pk], resolutions={conflict.id: theirs.pk})
+    assert list(ClubMembership.objects.values_list("pk", "person_id", "role", "joined")) == [
+        (theirs.pk, a.pk, "chair", datetime.date(2019, 1, 2))
+    ]
+
+
+def test_generic_unique_collapses(rule: Rule) -> None:
+    a, b = person(), person()
+    mine = Tagged.objects.create(target=a, tag="vip")
+    Tagged.objects.create(target=b, tag="vip")
+    Tagged.objects.create(target=b, tag="new")
+    merge.merge(rule, a.pk, [b.pk])
+    assert sorted(Person.objects.get(pk=a.pk).tags.values_list("tag", flat=True)) == ["new", "vip"]
+    assert Tagged.objects.get(tag="vip").pk == mine.pk
+
+
+# ---------------------------------------------------------------------------
+# Field values
+# ---------------------------------------------------------------------------
+
+
+def test_blank_survivor_field_takes_a_duplicates_value(rule: Rule) -> None:
+    a, b = person(name="", nickname=None), person(name="Bea", nickname="bee")
+    merge.merge(rule, a.pk, [b.pk], fields={"name": b.pk, "nickname": b.pk})
+    a.refresh_from_db()
+    assert (a.name, a.nickname) == ("Bea", "bee")
+
+
+def test_unique_field_taken_from_a_duplicate(rule: Rule) -> None:
+    a, b = person(handle="ha"), person(handle="hb")
+    merge.merge(rule, a.pk, [b.pk], fields={"handle": b.pk})
+    assert list(Person.objects.values_list("pk", "handle")) == [(a.pk, "hb")]
+
+
+def test_mentor_taken_from_a_duplicate_that_pointed_at_a_member_becomes_the_survivor(rule: Rule) -> None:
+    a = person()
+    b = person(mentor=a)
+    merge.merge(rule, a.pk, [b.pk], fields={"mentor": b.pk})
+    assert Person.objects.get(pk=a.pk).mentor_id == a.pk
+
+
+@pytest.mark.parametrize("name", ["nope", "id", "groups"])
+def test_bad_field_name_is_refused(rule: Rule, name: str) -> None:
+    a, b = person(), person(name="B")
+    refused(lambda: merge.merge(rule, a.pk, [b.pk], fields={name: b.pk}), BadChoice)
+
+
+def test_value_from_a_row_not_in_the_merge_is_refused(rule: Rule) -> None:
+    a, b, c = person(), person(), person(name="C")
+    refused(lambda: merge.merge(rule, a.pk, [b.pk], fields={"name": c.pk}), BadChoice)
+
+
+def test_referenced_handle_cannot_be_emptied(rule: Rule) -> None:
+    a, b = person(handle="ha"), person()
+    Invoice.objects.create(person=a)
+    refused(lambda: merge.merge(rule, a.pk, [b.pk], fields={"handle": b.pk}), BadChoice)
+
+
+# ---------------------------------------------------------------------------
+# Members: who can be merged
+# ---------------------------------------------------------------------------
+
+
+def test_null_references_stay_null(rule: Rule) -> None:
+    a, b = person(), person()
+    loose = [Badge.objects.create(code=str(i)) for i in range(3)]
+    Badge.objects.create(person=b, code="b")
+    merge.merge(rule, a.pk, [b.pk])
+    assert set(Badge.objects.filter(pk__in=[x.pk for x in loose]).values_list("person_id", flat=True)) == {
+        None
+    }
+    assert list(Badge.objects.filter(person__isnull=False).values_list("person_id", flat=True)) == [a.pk]
+
+
+def test_null_key_is_nobodys_duplicate(nickname_rule: Rule) -> None:
+    a, b = person(nickname="bee"), person(nickname="bee")
+    blank, blank2 = person(nickname=None), person(nickname=None)
+    refused(lambda: merge.merge(nickname_rule, a.pk, [blank.pk]), NotDuplicates)
+    refused(lambda: merge.merge(nickname_rule, blank.pk, [blank2.pk]), NotDuplicates)
+    refused(lambda: merge.merge(nickname_rule, blank.pk, [a.pk]), NotDuplicates)
+    merge.merge(nickname_rule, a.pk, [b.pk])
+    assert gone(b)
+
+
+def test_rows_with_another_key_are_not_duplicates(rule: Rule) -> None:
+    a, b = person(), person("other@example.com")
+    exc = refused(lambda: merge.merge(rule, a.pk, [b.pk]), NotDuplicates)
+    assert str(b.pk) in str(exc)
+
+
+def test_missing_rows_are_gone(rule: Rule) -> None:
+    a, b = person(), person()
+    refused(lambda: merge.merge(rule, a.pk, [b.pk + 1000]), GroupGone)
+    refused(lambda: merge.merge(rule, a.pk + 1000, [b.pk]), GroupGone)
+    exc = refused(lambda: merge.merge(rule, a.pk, [a.pk]), BadChoice)
+    assert exc.status == 400
+
+
+# ---------------------------------------------------------------------------
+# Stale previews
+# ---------------------------------------------------------------------------
+
+
+def test_new_reference_since_the_preview_is_stale(rule: Rule) -> None:
+    a, b = person(), person()
+    Order.objects.create(person=b)
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    Order.objects.create(person=b)
+    exc = refused(lambda: merge.merge(rule, a.pk, [b.pk], token=plan.token), StalePreview)
+    assert exc.status == 409
+    assert exc.plan.moving == 2
+    merge.merge(rule, a.pk, [b.pk], token=exc.plan.token)
+    assert Order.objects.filter(person=a).count() == 2
+
+
+def test_reference_swapped_for_another_since_the_preview_is_stale(rule: Rule) -> None:
+    a, b = person(), person()
+    first = Order.objects.create(person=b)
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    first.delete()
+    Order.objects.create(person=b)
+    refused(lambda: merge.merge(rule, a.pk, [b.pk], token=plan.token), StalePreview)
+
+
+def test_new_group_member_since_the_preview_is_stale(rule: Rule) -> None:
+    a, b = person(), person()
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    person()
+    refused(lambda: merge.merge(rule, a.pk, [b.pk], token=plan.token), StalePreview)
+
+
+def test_edited_member_since_the_preview_is_stale(rule: Rule) -> None:
+    a, b = person(), person(nickname="bee")
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk], fields={"nickname": b.pk})
+    Person.objects.filter(pk=b.pk).update(nickname="wasp")
+    refused(
+        lambda: merge.merge(rule, a.pk, [b.pk], fields={"nickname": b.pk}, token=plan.token), StalePreview
+    )
+
+
+def test_confirming_other_choices_than_the_preview_is_stale(rule: Rule) -> None:
+    a, b = person(), person(nickname="bee")
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    refused(
+        lambda: merge.merge(rule, a.pk, [b.pk], fields={"nickname": b.pk}, token=plan.token), StalePreview
+    )
+
+
+# ---------------------------------------------------------------------------
+# Faults: all or nothing
+# ---------------------------------------------------------------------------
+
+
+def populate(a: Person, b: Person) -> None:
+    """References of every kind to ``b`` (and a few to ``a``), with conflicts."""
+    club, group, news = (
+        Club.objects.create(name="c"),
+        Group.objects.create(name="g"),
+        Newsletter.objects.create(),
+    )
+    for p in (a, b):
+        Order.objects.create(person=p)
+        Seat.objects.create(person=p, number=1, row=str(p.pk))
+        p.groups.add(group)
+        news.readers.add(p)
+        ClubMembership.objects.create(person=p, club=club, role=f"r{p.pk}")
+        Tagged.objects.create(target=p, tag="same")
+        Tagged.objects.create(target=p, tag=f"t{p.pk}")
+        Note.objects.create(target=p, text=str(p.pk))
+        Badge.objects.create(person=p, code=str(p.pk))
+        Receipt.objects.create(person=p, number=str(p.pk))
+    Badge.objects.create(code="nobody")
+    Invoice.objects.create(person=b)
+    Profile.objects.create(person=b, bio="b")
+    person("mentee@example.com", mentor=b)
+    b.passport = Passport.objects.create(number="PB")
+    b.save()
+
+
+def choices(rule: Rule, a: Person, b: Person) -> dict[str, Any]:
+    """Resolve every conflict with the duplicate's row."""
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    return {c.id: next(r.pk for r in c.rows if r.owner == b.pk) for c in plan.unresolved}
+
+
+@pytest.mark.parametrize("at", ["locked", "conflicts", "repointed", "deleted", "recorded"])
+def test_a_fault_at_any_step_changes_nothing(rule: Rule, at: str) -> None:
+    a, b = person(), person(handle="hb", nickname="bee")
+    populate(a, b)
+    resolutions = choices(rule, a, b)
+
+    def fail(name: str) -> None:
+        if name == at:
+            raise RuntimeError(f"fault at {name}")
+
+    before = dump()
+    with pytest.raises(RuntimeError, match=f"fault at {at}"):
+        merge.merge(
+            rule,
+            a.pk,
+            [b.pk],
+            fields={"nickname": b.pk, "passport": b.pk},
+            resolutions=resolutions,
+            step=fail,
+        )
+    assert dump() == before
+    assert not MergeRecord.objects.exists()
+
+
+def test_a_database_fault_changes_nothing(rule: Rule) -> None:
+    a, b = person(), person(handle="hb")
+    populate(a, b)
+    resolutions = choices(rule, a, b)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION merging_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no deleting people'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER merging_refuse BEFORE DELETE ON merging_person FOR EACH ROW EXECUTE FUNCTION merging_refuse()"
+        )
+    before = dump()
+    with pytest.raises(DatabaseError, match="no deleting people"):
+        merge.merge(rule, a.pk, [b.pk], fields={"handle": b.pk}, resolutions=resolutions)
+    assert dump() == before
+    assert not MergeRecord.objects.exists()
+
+
+# ---------------------------------------------------------------------------
+# Concurrency
+# ---------------------------------------------------------------------------
+
+
+def wait_for_lock_waiter(timeout: float = 10.0) -> bool:
+    """Whether another backend is waiting on a lock (polled on this thread's own connection)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False
+
+
+def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = target()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_reference_to_a_duplicate_is_never_cascaded_away(rules_configured: None) -> None:
+    from integrity.rules import get_rule
+
+    rule = get_rule("default:merging.Person:configured:email")
+    a, b = person(), person()
+    Order.objects.create(person=b)
+    locked, go_on = threading.Event(), threading.Event()
+
+    def pause(name: str) -> None:
+        if name == "locked":
+            locked.set()
+            assert go_on.wait(20)
+
+    merger, merged = in_thread(lambda: merge.merge(rule, a.pk, [b.pk], step=pause))
+    assert locked.wait(20)
+
+    def insert() -> int:
+        with transaction.atomic():
+            return Order.objects.create(person_id=b.pk, total=Decimal("5")).pk
+
+    inserter, inserted = in_thread(insert)
+    waiting = wait_for_lock_waiter()
+    go_on.set()
+    merger.join(30)
+    inserter.join(30)
+    assert waiting, "the insert did not wait for the merge's lock"
+    assert "error" not in merged, merged
+    assert isinstance(merged["result"], MergeRecord)
+    assert gone(b)
+    if "error" in inserted:
+        assert isinstance(inserted["error"], IntegrityError), inserted
+        assert Order.objects.count() == 1
+    else:
+        assert Order.objects.get(pk=inserted["result"]).person_id == a.pk
+        assert Order.objects.count() == 2
+    assert set(Order.objects.values_list("person_id", flat=True)) == {a.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_locked_by_another_transaction_make_the_merge_busy(rules_configured: None) -> None:
+    from integrity.rules import get_rule
+
+    rule = get_rule("default:merging.Person:configured:email")
+    a, b = person(), person()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            list(Person.objects.select_for_update().filter(pk=b.pk))
+            holding.set()
+            release.wait(20)
+
+    holder, _out = in_thread(hold)
+    assert holding.wait(20)
+    try:
+        with override_settings(INTEGRITY_LOCK_TIMEOUT_MS=100), pytest.raises(MergeBusy):
+            merge.merge(rule, a.pk, [b.pk])
+    finally:
+        release.set()
+        holder.join(30)
+    assert Person.objects.filter(pk=b.pk).exists()
+    assert not MergeRecord.objects.exists()
+
+
+# ---------------------------------------------------------------------------
+# Undo
+# ---------------------------------------------------------------------------
+
+
+def full_merge(rule: Rule) -> tuple[Person, Person, MergeRecord]:
+    a, b = person(handle="ha", nickname=None), person(handle="hb", nickname="bee", name="Bea")
+    populate(a, b)
+    Invoice.objects.create(person=a)
+    record = merge.merge(
+        rule,
+        a.pk,
+        [b.pk],
+        fields={"nickname": b.pk, "handle": b.pk, "passport": b.pk, "name": b.pk},
+        resolutions=choices(rule, a, b),
+    )
+    return a, b, record
+
+
+def test_undo_restores_exact_dumps(rule: Rule) -> None:
+    a, b = person(handle="ha", nickname=None), person(handle="hb", nickname="bee", name="Bea")
+    populate(a, b)
+    Invoice.objects.create(person=a)
+    resolutions = choices(rule, a, b)
+    assert len(resolutions) == 2  # the seat and the club membership; only the duplicate has a profile
+    before = dump()
+    record = merge.merge(
+        rule,
+        a.pk,
+        [b.pk],
+        fields={"nickname": b.pk, "handle": b.pk, "passport": b.pk},
+        resolutions=resolutions,
+    )
+    assert dump() != before
+    undone = merge.undo(record)
+    assert dump() == before
+    assert undone.undone_at is not None
+    assert MergeRecord.objects.get(pk=record.pk).undone_at is not None
+
+
+def test_undo_twice_is_refused(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    merge.undo(record)
+    after = dump()
+    with pytest.raises(merge.UndoRefused):
+        merge.undo(record)
+    with pytest.raises(merge.UndoRefused):
+        merge.undo(MergeRecord.objects.get(pk=record.pk))
+    assert dump() == after
+
+
+def undo_refused(record: MergeRecord) -> None:
+    before = dump()
+    with pytest.raises(merge.UndoRefused):
+        merge.undo(record)
+    assert dump() == before
+    assert MergeRecord.objects.get(pk=record.pk).undone_at is None
+
+
+def test_undo_refused_when_a_deleted_pk_was_recreated(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    Person.objects.create(pk=b.pk, email="new@example.com")
+    undo_refused(record)
+
+
+def test_undo_refused_when_a_deleted_child_pk_was_recreated(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    deleted_seat = next(d["rows"][0]["id"] for d in record.data["deleted"] if d["model"] == "merging.Seat")
+    Seat.objects.create(pk=deleted_seat, person=person("x@example.com"), number=1)
+    undo_refused(record)
+
+
+def test_undo_refused_when_a_moved_reference_changed(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    other = person("other@example.com")
+    Order.objects.filter(person=a).order_by("-pk").update(person=other)
+    undo_refused(record)
+
+
+def test_undo_refused_when_a_moved_row_was_deleted(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    Note.objects.filter(object_id=a.pk).delete()
+    undo_refused(record)
+
+
+def test_undo_refused_when_the_survivors_changed_field_was_edited(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    Person.objects.filter(pk=a.pk).update(nickname="edited")
+    undo_refused(record)
+
+
+def test_undo_allowed_when_an_unchanged_survivor_field_was_edited(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    Person.objects.filter(pk=a.pk).update(email="changed@example.com")
+    merge.undo(record)
+    assert Person.objects.get(pk=a.pk).email == "changed@example.com"
+    assert Person.objects.get(pk=b.pk).nickname == "bee"
+
+
+def test_undo_refused_when_the_survivor_was_deleted(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    for model in (Order, Seat, Badge, Receipt, ClubMembership, Profile):
+        model.objects.filter(person=a).delete()
+    Invoice.objects.all().delete()
+    Person.objects.filter(mentor=a).update(mentor=None)
+    Person.objects.filter(pk=a.pk).delete()
+    undo_refused(record)
+
+
+# ---------------------------------------------------------------------------
+# Every group
+# ---------------------------------------------------------------------------
+
+
+def groups_of(n: int, size: int = 2) -> list[list[Person]]:
+    return [[person(f"g{i}@example.com") for _ in range(size)] for i in range(n)]
+
+
+def test_merge_all_stops_midway(rule: Rule) -> None:
+    groups = groups_of(5)
+    seen: list[int] = []
+    result = merge.merge_all(
+        rule,
+        merge.OLDEST,
+        should_stop=lambda: MergeRecord.objects.count() >= 2,
+        progress=lambda r: seen.append(len(r.merged)),
+    )
+    assert seen == [1, 2]
+    assert result.stopped
+    assert len(result.merged) == 2
+    assert MergeRecord.objects.count() == 2
+    assert result.remaining == 3
+    merged_emails = {p.email for g in groups for p in g if not Person.objects.filter(pk=p.pk).exists()}
+    assert len(merged_emails) == 2
+    for g in groups:
+        left = Person.objects.filter(email=g[0].email).count()
+        assert left == (1 if g[0].email in merged_emails else 2)
+    for rec in result.merged:
+        assert Person.objects.filter(pk=int(rec.survivor)).exists()
+
+
+def test_merge_all_stop_checked_once_per_group(rule: Rule) -> None:
+    groups_of(4)
+    calls = iter([False, False, True, False, False])
+    result = merge.merge_all(rule, merge.OLDEST, should_stop=lambda: next(calls, True))
+    assert result.stopped
+    assert len(result.merged) == 2
+
+
+def test_merge_all_limit(rule: Rule) -> None:
+    groups_of(3)
+    result = merge.merge_all(rule, merge.NEWEST, limit=1)
+    assert len(result.merged) == 1
+    assert not result.stopped
+    assert Person.objects.count() == 5
+
+
+def test_merge_all_merges_everything(rule: Rule) -> None:
+    groups_of(25, size=3)
+    result = merge.merge_all(rule, merge.OLDEST)
+    assert len(result.merged) == 25
+    assert Person.objects.count() == 25
+    assert result.remaining == 0
+
+
+@pytest.mark.parametrize(
+    ("policy", "index"), [(merge.OLDEST, 0), (merge.NEWEST, 2), (merge.MOST_REFERENCED, 1)]
+)
+def test_merge_all_policies(rule: Rule, policy: str, index: int) -> None:
+    [group] = groups_of(1, size=3)
+    Order.objects.create(person=group[1])
+    Order.objects.create(person=group[1])
+    Order.objects.create(person=group[2])
+    result = merge.merge_all(rule, policy)
+    assert [r.survivor for r in result.merged] == [str(group[index].pk)]
+    assert list(Person.objects.values_list("pk", flat=True)) == [group[index].pk]
+    assert Order.objects.filter(person=group[index]).count() == 3
+
+
+def test_choose_survivor_most_referenced_ties_go_to_the_lowest_pk(rule: Rule) -> None:
+    a, b = person(), person()
+    Order.objects.create(person=a)
+    Note.objects.create(target=b, text="x")
+    plan = merge_plan.build_plan(rule, b.pk, [a.pk])
+    assert merge.choose_survivor(plan, merge.MOST_REFERENCED) == a.pk
+    with pytest.raises(merge_plan.MergeRefused):
+        merge.choose_survivor(plan, "tallest")
+    with pytest.raises(merge_plan.MergeRefused):
+        merge.merge_all(rule, "tallest")
+
+
+def test_merge_all_skips_and_lists_a_group_that_needs_a_choice(rule: Rule) -> None:
+    groups = groups_of(3)
+    Seat.objects.create(person=groups[1][0], number=1, row="x")
+    Seat.objects.create(person=groups[1][1], number=1, row="y")
+    before = dump(["merging_seat"])
+    result = merge.merge_all(rule, merge.OLDEST)
+    assert len(result.merged) == 2
+    assert [pk for pk, _why in result.skipped] == [groups[1][0].pk]
+    assert Person.objects.filter(email=groups[1][0].email).count() == 2
+    assert dump(["merging_seat"]) == before
+    assert not result.stopped
+
+
+# ---------------------------------------------------------------------------
+# Cost
+# ---------------------------------------------------------------------------
+
+
+def many(a: Person, b: Person, n: int, tag: str) -> None:
+    seat_rows: list[Seat] = []
+    order_rows: list[Order] = []
+    note_rows: list[Note] = []
+    tag_rows: list[Tagged] = []
+    badges: list[Badge] = []
+    receipts: list[Receipt] = []
+    ct = person_ct()
+    for p in (a, b):
+        for i in range(n):
+            order_rows.append(Order(person=p))
+            seat_rows.append(Seat(person=p, number=i if p is a else n + i))
+            note_rows.append(Note(content_type=ct, object_id=p.pk, text=str(i)))
+            tag_rows.append(Tagged(content_type=ct, object_id=str(p.pk), tag=f"{tag}{p.pk}-{i}"))
+            badges.append(Badge(person=p, code=str(i)))
+            receipts.append(Receipt(person=p, number=str(i)))
+    Order.objects.bulk_create(order_rows)
+    Seat.objects.bulk_create(seat_rows)
+    Note.objects.bulk_create(note_rows)
+    Tagged.objects.bulk_create(tag_rows)
+    Badge.objects.bulk_create(badges)
+    Receipt.objects.bulk_create(receipts)
+    clubs = Club.objects.bulk_create([Club(name=f"{tag}{i}") for i in range(n)])
+    ClubMembership.objects.bulk_create([ClubMembership(person=b, club=c) for c in clubs])
+    groups = Group.objects.bulk_create([Group(name=f"{tag}{i}") for i in range(n)])
+    b.groups.add(*groups)
+    a.groups.add(*groups[: n // 2])  # conflicts that collapse
+    news = Newsletter.objects.bulk_create([Newsletter(title=f"{tag}{i}") for i in range(n)])
+    Newsletter.readers.through.objects.bulk_create(
+        [Newsletter.readers.through(newsletter=x, person=b) for x in news]
+    )
+    Person.objects.bulk_create([Person(email=f"{tag}-mentee{i}@example.com", mentor=b) for i in range(n)])
+    Invoice.objects.bulk_create([Invoice(person=b) for _ in range(n)])
+
+
+def cost(rule: Rule, n: int) -> tuple[int, int, int]:
+    a, b = person(f"cost{n}@example.com", handle=f"a{n}"), person(f"cost{n}@example.com", handle=f"b{n}")
+    many(a, b, n, f"n{n}-")
+    with CaptureQueriesContext(connection) as plan_queries:
+        plan = merge_plan.build_plan(rule, a.pk, [b.pk], fields={"nickname": b.pk})
+    assert plan.moving > n
+    with CaptureQueriesContext(connection) as merge_queries:
+        record = merge.merge(rule, a.pk, [b.pk], token=plan.token, fields={"nickname": b.pk})
+    with CaptureQueriesContext(connection) as undo_queries:
+        merge.undo(record)
+    return len(plan_queries), len(merge_queries), len(undo_queries)
+
+
+def test_query_count_does_not_grow_with_the_number_of_child_rows(rule: Rule) -> None:
+    cost(rule, 3)  # warm the content type cache
+    small, large = cost(rule, 10), cost(rule, 200)
+    assert small == large
+
+
+# ---------------------------------------------------------------------------
+# More: users, records, text keys, concurrent merges
+# ---------------------------------------------------------------------------
+
+
+def test_record_and_admin_log_name_the_user(rule: Rule, admin_user: Any) -> None:
+    from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+
+    a, b = person(), person(nickname="bee")
+    Seat.objects.create(person=a, number=1)
+    Seat.objects.create(person=b, number=1)
+    record = merge.merge(rule, a.pk, [b.pk], user=admin_user, fields={"nickname": b.pk})
+    assert record.user == admin_user
+    assert record.deleted == 2  # the duplicate and the collapsed seat
+    assert record.data["fields"] == {"nickname": str(b.pk)}
+    entry = LogEntry.objects.get()
+    assert (entry.user, entry.action_flag, entry.object_id) == (admin_user, CHANGE, str(record.pk))
+    merge.undo(record, user=admin_user)
+    record.refresh_from_db()
+    assert record.undone_by == admin_user
+    assert LogEntry.objects.count() == 2
+    plain = merge.merge(rule, a.pk, [b.pk], user=admin_user)
+    assert LogEntry.objects.filter(object_id=str(plain.pk)).get().action_flag == DELETION
+
+
+def test_no_user_no_log(rule: Rule) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    a, b = person(), person()
+    record = merge.merge(rule, a.pk, [b.pk])
+    assert record.user is None
+    merge.undo(record)
+    assert not LogEntry.objects.exists()
+
+
+def test_keys_as_text_merge(rule: Rule) -> None:
+    a, b = person(), person(nickname="bee")
+    Order.objects.create(person=b)
+    plan = merge_plan.build_plan(rule, str(a.pk), [str(b.pk)], fields={"nickname": str(b.pk)})
+    merge.merge(rule, str(a.pk), [str(b.pk)], fields={"nickname": str(b.pk)}, token=plan.token)
+    assert list(Person.objects.values_list("pk", "nickname")) == [(a.pk, "bee")]
+    assert Order.objects.get().person_id == a.pk
+
+
+def test_the_row_to_keep_is_chosen_after_the_preview(rule: Rule) -> None:
+    a, b, mine, theirs = seats(rule)
+    preview = merge_plan.build_plan(rule, a.pk, [b.pk])
+    [conflict] = preview.unresolved
+    refused(lambda: merge.merge(rule, a.pk, [b.pk], token=preview.token), NeedsChoice)
+    merge.merge(rule, a.pk, [b.pk], resolutions={conflict.id: str(theirs.pk)}, token=preview.token)
+    assert list(Seat.objects.values_list("pk", "person_id")) == [(theirs.pk, a.pk)]
+
+
+def test_nulls_equal_rule_merges_null_keys(rules_configured: None) -> None:
+    from integrity.rules import get_rule
+
+    rules = [{"model": "merging.Person", "fields": ["nickname"], "name": "nick", "nulls_equal": True}]
+    with override_settings(INTEGRITY_DUPLICATE_RULES=rules):
+        nulls = get_rule("default:merging.Person:configured:nick")
+        a, b, named = person(), person("else@example.com"), person(nickname="x")
+        merge.merge(nulls, a.pk, [b.pk])
+        assert gone(b)
+        refused(lambda: merge.merge(nulls, a.pk, [named.pk]), NotDuplicates)
+
+
+def test_undo_restores_cross_references_between_members(rule: Rule) -> None:
+    a, b, c = person(), person(), person()
+    for x, y in ((a, b), (b, c), (c, a)):
+        x.mentor = y
+        x.save()
+    Order.objects.create(person=c)
+    before = dump()
+    record = merge.merge(rule, a.pk, [b.pk, c.pk])
+    assert Person.objects.get(pk=a.pk).mentor_id == a.pk
+    merge.undo(record)
+    assert dump() == before
+
+
+def test_undo_refused_when_the_survivors_old_unique_value_was_taken(rule: Rule) -> None:
+    a, b, record = full_merge(rule)
+    assert Person.objects.get(pk=a.pk).handle == "hb"
+    person("third@example.com", handle="ha")
+    undo_refused(record)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_merges_of_one_group_the_second_finds_it_gone(rules_configured: None) -> None:
+    from integrity.rules import get_rule
+
+    rule = get_rule("default:merging.Person:configured:email")
+    a, b = person(), person()
+    Order.objects.create(person=b)
+    locked, go_on = threading.Event(), threading.Event()
+
+    def pause(name: str) -> None:
+        if name == "locked":
+            locked.set()
+            assert go_on.wait(20)
+
+    first, first_out = in_thread(lambda: merge.merge(rule, a.pk, [b.pk], step=pause))
+    assert locked.wait(20)
+    second, second_out = in_thread(lambda: merge.merge(rule, a.pk, [b.pk]))
+    waiting = wait_for_lock_waiter()
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    assert waiting
+    assert isinstance(first_out.get("result"), MergeRecord), first_out
+    assert isinstance(second_out.get("error"), GroupGone), second_out
+    assert MergeRecord.objects.count() == 1
+    assert Order.objects.get().person_id == a.pk
