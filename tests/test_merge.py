@@ -1096,3 +1096,47 @@ def test_two_merges_of_one_group_the_second_finds_it_gone(rules_configured: None
     assert isinstance(second_out.get("error"), GroupGone), second_out
     assert MergeRecord.objects.count() == 1
     assert Order.objects.get().person_id == a.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="No constraint protects a generic key: an insert that waited for the merge's table lock "
+    "goes through after the commit and references the deleted duplicate.",
+)
+def test_a_concurrent_generic_reference_to_a_duplicate_ends_on_the_survivor(rules_configured: None) -> None:
+    from integrity.rules import get_rule
+
+    rule = get_rule("default:merging.Person:configured:email")
+    a, b = person(), person()
+    locked, go_on = threading.Event(), threading.Event()
+
+    def pause(name: str) -> None:
+        if name == "locked":
+            locked.set()
+            assert go_on.wait(20)
+
+    merger, merged = in_thread(lambda: merge.merge(rule, a.pk, [b.pk], step=pause))
+    assert locked.wait(20)
+
+    def insert() -> int:
+        with transaction.atomic():
+            return Note.objects.create(target=b, text="late").pk
+
+    inserter, inserted = in_thread(insert)
+    waiting = wait_for_lock_waiter()
+    go_on.set()
+    merger.join(30)
+    inserter.join(30)
+    assert waiting
+    assert isinstance(merged.get("result"), MergeRecord)
+    if "result" in inserted:
+        assert Note.objects.get(pk=inserted["result"]).object_id == a.pk
+
+
+def test_merge_all_skip_leaves_those_groups(rule: Rule) -> None:
+    groups = groups_of(3)
+    result = merge.merge_all(rule, merge.OLDEST, skip=[str(groups[0][0].pk)])
+    assert len(result.merged) == 2
+    assert Person.objects.filter(email=groups[0][0].email).count() == 2
+    assert result.remaining == 0
