@@ -12,6 +12,7 @@ transaction: any failure leaves the database as it was.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +36,11 @@ from integrity.merge_plan import (
     to_pk,
 )
 from integrity.models import MergeRecord
-from integrity.relations import GENERIC, relations_to
+from integrity.relations import GENERIC, Relation, relations_to
 from integrity.rules import Rule
 
 Step = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 def _quiet(_step: str) -> None:
@@ -84,6 +86,26 @@ def _lock(rule: Rule, plan_pks: list[Any]) -> None:
             raise MergeBusy(message % {"model": rule.label, "what": exc}) from exc
 
 
+def _repoint(cursor: Any, alias: str, rel: Relation, new: Any, olds: list[Any]) -> dict[str, Any] | None:
+    """Re-point one relation (one statement); what the record keeps of it, or None when no row moved."""
+    ct = None if rel.content_type is None else (str(rel.content_type.column), int(rel.content_type_id or 0))
+    table, pk = _table(alias, rel.holder), _pk_column(rel.holder)
+    rows = sql.repoint(cursor, table, pk, rel.column, rel.stored(new), [rel.stored(v) for v in olds], ct)
+    if not rows:
+        return None
+    return {
+        "relation": rel.label,
+        "model": rel.holder._meta.label,
+        "field": rel.field.name,
+        "table": table,
+        "pk_column": pk,
+        "column": rel.column,
+        "content_type": list(ct) if ct else None,
+        "new": rel.stored(new),
+        "rows": [list(r) for r in rows],
+    }
+
+
 @dataclass
 class _Writer:
     """Carries out a plan inside the merge's transaction and collects what the record needs."""
@@ -126,38 +148,10 @@ class _Writer:
     def repoint(self) -> None:
         with connections[self.alias].cursor() as cursor:
             for move in self.plan.moves:
-                rel = move.relation
-                if not move.olds or not move.moving:
-                    continue
-                ct = (
-                    None
-                    if rel.content_type is None
-                    else (str(rel.content_type.column), int(rel.content_type_id or 0))
-                )
-                table, pk = _table(self.alias, rel.holder), _pk_column(rel.holder)
-                rows = sql.repoint(
-                    cursor,
-                    table,
-                    pk,
-                    rel.column,
-                    rel.stored(move.new),
-                    [rel.stored(v) for v in move.olds],
-                    ct,
-                )
-                if rows:
-                    self.moved.append(
-                        {
-                            "relation": rel.label,
-                            "model": rel.holder._meta.label,
-                            "field": rel.field.name,
-                            "table": table,
-                            "pk_column": pk,
-                            "column": rel.column,
-                            "content_type": list(ct) if ct else None,
-                            "new": rel.stored(move.new),
-                            "rows": [list(r) for r in rows],
-                        }
-                    )
+                if move.olds and move.moving:
+                    entry = _repoint(cursor, self.alias, move.relation, move.new, move.olds)
+                    if entry is not None:
+                        self.moved.append(entry)
 
     def check_unreferenced(self) -> None:
         """No row may reference a duplicate now: else a delete would CASCADE, SET_NULL or PROTECT."""
@@ -220,7 +214,42 @@ def merge(
         survivor = writer.update_survivor()
         record = _record(plan, writer, survivor, fields or {}, user)
         step("recorded")
+    _sweep_generic(rule, record)
     return record
+
+
+def _sweep_generic(rule: Rule, record: MergeRecord) -> None:
+    """Move generic references written by transactions that waited for the merge's table locks.
+
+    No constraint protects a generic foreign key: an insert that queued behind
+    the merge's lock goes through right after the commit, with a duplicate's
+    id. Taking the same lock again waits for exactly those writers to commit
+    (they are ahead in the lock queue); their rows are then re-pointed too and
+    added to the record, so that an undo moves them back.
+    """
+    alias = rule.database
+    generic = [r for r in relations_to(alias, rule.model) if r.kind == GENERIC]
+    if not generic:
+        return
+    removed = [to_pk(rule, pk) for pk in record.removed]
+    survivor = to_pk(rule, record.survivor)
+    try:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
+            sql.lock_tables(cursor, sorted({_table(alias, r.holder) for r in generic}))
+            late = [e for e in (_repoint(cursor, alias, r, survivor, removed) for r in generic) if e]
+            if late:
+                record.data["moved"].extend(late)
+                record.repointed += sum(len(e["rows"]) for e in late)
+                record.save(update_fields=["data", "repointed"])
+    except sql.RowsBusy:
+        logger.warning(
+            "Merge record %s: generic references written during the merge could not be checked "
+            "(a table stayed locked); rows of %s may still reference %s.",
+            record.pk,
+            ", ".join(r.label for r in generic),
+            ", ".join(record.removed),
+        )
 
 
 def _record(
