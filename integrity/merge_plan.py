@@ -113,10 +113,11 @@ class Conflict:
     rows: list[ConflictRow]
     pure: bool  # the rows are identical but for their key: collapse them, keep the survivor's
     keep: Any = None
+    relation: str = ""  # the relation's label: an auto-created M2M table is named by its many-to-many
 
     @property
     def label(self) -> str:
-        return f"{self.holder._meta.label} ({self.rule})"
+        return f"{self.relation or self.holder._meta.label} ({self.rule})"
 
     @property
     def losers(self) -> list[Any]:
@@ -440,7 +441,9 @@ def _rule_conflicts(
             owner = owners.get((owner_field, holder, str(raw_owner)))
             rows.append(ConflictRow(pk, owner, values.get(pk, {})))
         pure = g.get("kinds", 1) <= 1
-        out.append(Conflict(_key_id(holder, child_rule.name, key), holder, child_rule.name, key, rows, pure))
+        conflict_id = _key_id(holder, child_rule.name, key)
+        label = relevant[0].relation.label if meta.auto_created else ""
+        out.append(Conflict(conflict_id, holder, child_rule.name, key, rows, pure, relation=label))
     return out
 
 

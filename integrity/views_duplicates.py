@@ -80,7 +80,7 @@ def _refused(admin: DuplicateRuleAdmin, request: HttpRequest, exc: Refused, **ex
             render_to_string("integrity/duplicates_error_fragment.html", {"error": str(exc)}),
             status=exc.status,
         )
-    title = _("Not found") if exc.status == 404 else _("Bad request")
+    title = {404: _("Not found"), 409: _("Conflict")}.get(exc.status, _("Bad request"))
     context = _context(admin, request, title=title, error=str(exc), **extra)
     return render(request, "integrity/duplicates_error.html", context, status=exc.status)
 

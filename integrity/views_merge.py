@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -25,7 +26,16 @@ from integrity.adminviews import methods, require
 from integrity.conf import settings
 from integrity.merge_plan import MergeRefused, Plan
 from integrity.models import MergeRecord
-from integrity.views_duplicates import VIEW_PERM, Refused, _context, _refused, _url, _with, rule_from
+from integrity.views_duplicates import (
+    VIEW_PERM,
+    Refused,
+    _change_url,
+    _context,
+    _refused,
+    _url,
+    _with,
+    rule_from,
+)
 
 if TYPE_CHECKING:
     from integrity.admin import DuplicateRuleAdmin, MergeRecordAdmin
@@ -253,10 +263,6 @@ def _record_context(
 
 
 def _survivor_url(admin: Any, request: HttpRequest, record: MergeRecord) -> str | None:
-    from django.apps import apps
-
-    from integrity.views_duplicates import _change_url
-
     try:
         model = apps.get_model(record.model)
     except LookupError:
@@ -274,8 +280,6 @@ def record_view(admin: MergeRecordAdmin, request: HttpRequest, object_id: str) -
 
 
 def _get_record(object_id: str) -> MergeRecord:
-    from django.http import Http404
-
     if not str(object_id).isdigit():
         raise Http404(_("There is no merge record %(id)r.") % {"id": object_id})
     record = MergeRecord.objects.filter(pk=int(object_id)).first()
@@ -287,8 +291,6 @@ def _get_record(object_id: str) -> MergeRecord:
 def undo_view(admin: MergeRecordAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """POST without ``confirm``: what the undo will restore; with ``confirm=1``: undo it."""
     if request.method != "POST":
-        from django.http import HttpResponseNotAllowed
-
         return HttpResponseNotAllowed(["POST"])
     _require_merge(request)
     record = _get_record(object_id)

@@ -354,3 +354,26 @@ def test_merge_all_refuses_an_unknown_policy(people: list[Person]) -> None:
     response = merger().post(MERGE_ALL, {"rule": KEY, "policy": "random", "step": "run"})
     assert response.status_code == 400
     assert Person.objects.count() == 4
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_rows_locked_by_another_transaction_are_a_409_and_nothing_changes(people: list[Person]) -> None:
+    from django.db import connections
+
+    a, b, c = people
+    client = merger()
+    preview = client.post(MERGE, form(a, [b, c]))
+    before = state()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT id FROM merging_person WHERE id = %s FOR UPDATE", [c.pk])
+            with override_settings(INTEGRITY_LOCK_TIMEOUT_MS=100):
+                response = client.post(MERGE, form(a, [b, c], step="confirm", token=token_of(preview)))
+            cursor.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert response.status_code == 409
+    assert "are being changed by another transaction" in text(response)
+    assert state() == before
