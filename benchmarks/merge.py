@@ -114,7 +114,7 @@ class Models:
 
     @property
     def tag_members(self) -> type[Any]:
-        return self.tag._meta.get_field("members").remote_field.through  # type: ignore[no-any-return]
+        return self.tag._meta.get_field("members").remote_field.through
 
     def creation_order(self) -> list[type[Any]]:
         # The auto-created M2M table is created with BenchTag.
@@ -484,7 +484,7 @@ def check_record(record: Any, shape: Shape) -> None:
     assert record.repointed == shape.moved, record.repointed
     assert record.deleted == shape.duplicates, record.deleted
     assert record.removed == [str(pk) for pk in shape.dups], record.removed
-    moved = sum(len(m["rows"]) for m in record.data["moved"])
+    moved = sum(m["count"] for m in record.data["moved"])
     assert moved == shape.moved, moved
 
 

@@ -13,7 +13,7 @@ transaction: any failure leaves the database as it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,8 +102,17 @@ def _repoint(cursor: Any, alias: str, rel: Relation, new: Any, olds: list[Any]) 
         "column": rel.column,
         "content_type": list(ct) if ct else None,
         "new": rel.stored(new),
-        "rows": [list(r) for r in rows],
+        "count": len(rows),
+        # Grouped by the value each row held: [[old, [pk, ...]], ...] (half the size of pairs).
+        "from": [[old, pks] for old, pks in _by_old(rows).items()],
     }
+
+
+def _by_old(rows: Iterable[Sequence[Any]]) -> dict[Any, list[Any]]:
+    grouped: dict[Any, list[Any]] = {}
+    for pk, old in rows:
+        grouped.setdefault(old, []).append(pk)
+    return grouped
 
 
 @dataclass
@@ -240,7 +249,7 @@ def _sweep_generic(rule: Rule, record: MergeRecord) -> None:
             late = [e for e in (_repoint(cursor, alias, r, survivor, removed) for r in generic) if e]
             if late:
                 record.data["moved"].extend(late)
-                record.repointed += sum(len(e["rows"]) for e in late)
+                record.repointed += sum(e["count"] for e in late)
                 record.save(update_fields=["data", "repointed"])
     except sql.RowsBusy:
         logger.warning(
@@ -270,7 +279,7 @@ def _record(
         rule=rule.key,
         survivor=str(plan.survivor.pk),
         removed=[str(m.pk) for m in plan.duplicates],
-        repointed=sum(len(m["rows"]) for m in writer.moved),
+        repointed=sum(m["count"] for m in writer.moved),
         deleted=sum(len(d["rows"]) for d in writer.deleted),
         data=data,
     )
@@ -385,10 +394,7 @@ def _restore(cursor: Any, alias: str, deleted: dict[str, Any]) -> None:
 
 
 def _move_back(cursor: Any, moved: dict[str, Any]) -> None:
-    by_old: dict[Any, list[Any]] = {}
-    for pk, old in moved["rows"]:
-        by_old.setdefault(old, []).append(pk)
-    for old, pks in by_old.items():
+    for old, pks in moved["from"]:
         n = sql.move_back(
             cursor,
             moved["table"],

@@ -253,7 +253,7 @@ def _record_context(
         "title": str(record),
         "survivor_url": _survivor_url(admin, request, record),
         "deleted": [{"model": d["model"], "rows": len(d["rows"])} for d in data.get("deleted", [])],
-        "moved": [{"relation": m["relation"], "rows": len(m["rows"])} for m in data.get("moved", [])],
+        "moved": [{"relation": m["relation"], "rows": m["count"]} for m in data.get("moved", [])],
         "changed": data.get("survivor", {}).get("columns", []),
         "can_undo": record.undone_at is None and can_merge(request),
         "undo_url": reverse(f"{admin.admin_site.name}:integrity_mergerecord_undo", args=[record.pk]),

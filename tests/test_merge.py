@@ -1132,7 +1132,7 @@ def test_a_concurrent_generic_reference_to_a_duplicate_ends_on_the_survivor(rule
     late = Note.objects.get(pk=inserted["result"])
     assert late.object_id == a.pk
     record.refresh_from_db()
-    assert [late.pk, b.pk] in [row for m in record.data["moved"] for row in m["rows"]]
+    assert [b.pk, [late.pk]] in [moves for m in record.data["moved"] for moves in m["from"]]
     merge.undo(record)
     assert Note.objects.get(pk=late.pk).object_id == b.pk  # the undo moves it back with the rest
 
