@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
+from django.utils.translation import gettext_lazy as _
 
 from integrity import views, views_duplicates, views_merge
 from integrity.models import DuplicateRule, MergeRecord, Sequence, SequenceResync
@@ -84,20 +85,18 @@ class SequenceResyncAdmin(PageAdmin):
 class MergeRecordAdmin(PageAdmin):
     """The merge log: every merge, who made it, what it removed; each record's page has the Undo."""
 
-    list_display = (
-        "created_at",
-        "user",
-        "database",
-        "model",
-        "survivor",
-        "removed",
-        "repointed",
-        "deleted",
-        "undone_at",
-    )
+    list_display = ("created_at", "user", "model", "survivor", "merged", "repointed", "deleted", "status")
     list_filter = ("database", "model")
     search_fields = ("model", "survivor", "rule")
     date_hierarchy = "created_at"
+
+    @admin.display(description=_("merged into it"))
+    def merged(self, record: MergeRecord) -> str:
+        return ", ".join(str(pk) for pk in record.removed)
+
+    @admin.display(description=_("status"))
+    def status(self, record: MergeRecord) -> str:
+        return str(_("undone") if record.undone_at else _("merged"))
 
     def get_urls(self) -> list[URLPattern]:
         return [

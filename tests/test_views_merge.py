@@ -377,3 +377,25 @@ def test_rows_locked_by_another_transaction_are_a_409_and_nothing_changes(people
     assert response.status_code == 409
     assert "are being changed by another transaction" in text(response)
     assert state() == before
+
+
+def test_the_merge_log_lists_each_merge_and_links_its_record(people: list[Person]) -> None:
+    from integrity import merge
+    from integrity.rules import get_rule
+
+    a, b, c = people
+    record = merge.merge(get_rule(KEY), a.pk, [b.pk, c.pk])
+    response = merger().get(RECORDS)
+    assert response.status_code == 200
+    cells = dict(re.findall(r'<td class="field-(\w+)[^"]*">([^<]*)</td>', response.content.decode()))
+    assert cells == {
+        "user": "-",
+        "model": "merging.Person",
+        "survivor": str(a.pk),
+        "merged": f"{b.pk}, {c.pk}",
+        "repointed": "3",
+        "deleted": "2",
+        "status": "merged",
+    }
+    assert f'href="{RECORDS}{record.pk}/change/' in response.content.decode()
+    assert client_for("viewer", ["view_duplicaterule", "merge_duplicates"]).get(RECORDS).status_code == 403
