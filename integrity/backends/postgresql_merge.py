@@ -96,25 +96,30 @@ def repoint(
 ) -> list[tuple[Any, Any]]:
     """Set ``column`` to ``new`` where it holds one of ``olds``: one statement; ``(pk, old value)`` per row."""
     qn = cursor.db.ops.quote_name
-    where = f"{qn(column)} = ANY(%s)"
-    params: list[Any] = [list(olds)]
-    if content_type is not None:
-        where += f" AND {qn(content_type[0])} = %s"
-        params.append(content_type[1])
-    # A row changed meanwhile is re-read (and skipped if it no longer matches)
-    # instead of being overwritten: a plain UPDATE re-checks its WHERE on the
-    # newest row version. PostgreSQL 18 returns the old value itself (one pass);
-    # before it, the old values come from a locked sub-select (a second pass).
+
+    def where(alias: str) -> str:
+        ct = f" AND {alias}{qn(content_type[0])} = %s" if content_type is not None else ""
+        return f"{alias}{qn(column)} = ANY(%s){ct}"
+
+    params: list[Any] = [list(olds)] + ([content_type[1]] if content_type is not None else [])
+    # PostgreSQL 18 returns the old value itself (one pass). Before it, the old
+    # values come from a self-join; a row changed meanwhile is re-checked
+    # against the WHERE (EvalPlanQual) and skipped if it no longer matches, and
+    # the join's old value cannot be stale: the merge holds the members FOR
+    # UPDATE, so no transaction can commit a row that moves from one member to
+    # another (its foreign key check needs a lock on the member), and it holds
+    # the generic tables (which have no such check) against all writes.
     if cursor.db.pg_version >= 180000:
         statement = (
-            f"UPDATE {table} SET {qn(column)} = %s WHERE {where} "  # noqa: S608
+            f"UPDATE {table} SET {qn(column)} = %s WHERE {where('')} "  # noqa: S608
             f"RETURNING {qn(pk)}, old.{qn(column)}"
         )
     else:
         statement = (
             f"UPDATE {table} t SET {qn(column)} = %s FROM (SELECT {qn(pk)} AS pk, {qn(column)} AS old "  # noqa: S608
-            f"FROM {table} WHERE {where} FOR UPDATE) o WHERE t.{qn(pk)} = o.pk RETURNING o.pk, o.old"
+            f"FROM {table} WHERE {where('')}) o WHERE t.{qn(pk)} = o.pk AND {where('t.')} RETURNING o.pk, o.old"
         )
+        params = [*params, *params]
     cursor.execute(statement, [new, *params])
     return cursor.fetchall()
 
