@@ -6,18 +6,22 @@ checked after it is closed; the live server answers from its own thread.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models import Count
+from django.test import override_settings
 from playwright.sync_api import expect
 
 from demo import seed, seed_crm, seed_sales
 from demo.crm.models import Company, Customer
 from demo.sales.models import BillingProfile, CampaignTarget, Deal, Note
 from integrity.models import MergeRecord
+from tests.merging.models import Person
 from tests.test_browser import PASSWORD, browser_page, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -137,3 +141,39 @@ def test_the_merge_moved_everything_before_the_undo(live_server, superuser, demo
     )
     assert CampaignTarget.objects.filter(company=acme).count() == 2  # Spring launch (collapsed) + Webinar
     assert list(BillingProfile.objects.filter(company=acme)) == [billing]
+
+
+@override_settings(
+    INTEGRITY_MERGE_BATCH=1,
+    INTEGRITY_DUPLICATE_RULES=[{"model": "merging.Person", "fields": ["email"], "name": "email"}],
+)
+def test_merge_every_group_shows_progress_and_stops_between_batches(live_server, superuser) -> None:
+    groups = 30
+    Person.objects.bulk_create(Person(email=f"g{i}@example.com") for i in range(groups) for _ in range(2))
+    base = live_server.url
+    rule = "default:merging.Person:configured:email"
+    with browser_page() as page:
+        log_in(page, base, superuser, "/admin/integrity/duplicaterule/")
+        page.goto(f"{base}/admin/integrity/duplicaterule/rule/?rule={rule}")
+        page.locator("#merge-all-policy").select_option("oldest")
+        page.get_by_role("button", name="Merge every group…").click()
+        expect(page.locator("#merge-all-summary")).to_contain_text(f"{groups} groups, {2 * groups} rows.")
+        page.get_by_role("button", name=f"Yes, merge {groups} groups").click()
+
+        status = page.locator("#merge-all-status")
+        expect(status).to_contain_text("groups merged,")  # progress, batch by batch
+        expect(page.get_by_role("button", name=f"Yes, merge {groups} groups")).to_have_count(0)
+        page.locator("#merge-all-stop-js").click()
+        expect(status).to_contain_text("Stopped:")
+        stopped = status.inner_text()
+        page.wait_for_timeout(500)  # nothing asks for another batch after a stop
+        assert status.inner_text() == stopped
+
+    match = re.search(r"Stopped: (\d+) groups merged", stopped)
+    assert match, stopped
+    done = int(match.group(1))
+    assert 1 <= done < groups
+    assert MergeRecord.objects.count() == done  # each finished group recorded
+    left = Person.objects.values("email").annotate(n=Count("*")).filter(n__gt=1).count()
+    assert left == groups - done  # every other group untouched
+    assert Person.objects.count() == 2 * groups - done
