@@ -273,6 +273,8 @@ def _survivor_url(admin: Any, request: HttpRequest, record: MergeRecord) -> str 
 
 def record_view(admin: MergeRecordAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """One merge: what it moved, deleted and changed; an Undo button."""
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     if not request.user.has_perm("integrity.view_mergerecord"):
         raise PermissionDenied
     record = _get_record(object_id)

@@ -307,6 +307,7 @@ def test_permission_matrix_of_the_undo(people: list[Person], role: str) -> None:
 
 def test_unknown_record_is_a_404(people: list[Person]) -> None:
     client = client_for("superuser")
+    assert client.post(f"{RECORDS}424242/change/").status_code == 405  # the record page only shows
     assert client.get(f"{RECORDS}424242/change/").status_code == 404
     assert client.post(f"{RECORDS}424242/undo/", {"confirm": "1"}).status_code == 404
     assert client.post(f"{RECORDS}abc/undo/", {"confirm": "1"}).status_code == 404
