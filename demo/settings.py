@@ -57,6 +57,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Every IntegrityError that escapes a view becomes an event in the admin.
+    "integrity.middleware.IntegrityErrorMiddleware",
 ]
 
 ROOT_URLCONF = "demo.urls"

@@ -66,5 +66,26 @@ class Settings:
         """Groups merged per request of the admin's "merge every group" (default 10)."""
         return max(int(self._get("MERGE_BATCH", 10)), 1)
 
+    @property
+    def CAPTURE_HANDLED(self) -> bool:
+        """Also record IntegrityErrors that application code catches, marked handled (default False)."""
+        return bool(self._get("CAPTURE_HANDLED", False))
+
+    @property
+    def EVENT_SAMPLES(self) -> int:
+        """Sample events kept per group of IntegrityErrors (default 20)."""
+        return max(int(self._get("EVENT_SAMPLES", 20)), 0)
+
+    @property
+    def EVENT_VALUES(self) -> str:
+        """Which key values an event stores: "keys" (primary and foreign keys; the default), "all" or "none"."""
+        value = str(self._get("EVENT_VALUES", "keys"))
+        return value if value in ("keys", "all", "none") else "keys"
+
+    @property
+    def EVENTS_POLL_SECONDS(self) -> int:
+        """How often the events page asks for new events while the tab is visible (default 10)."""
+        return max(int(self._get("EVENTS_POLL_SECONDS", 10)), 1)
+
 
 settings = Settings()

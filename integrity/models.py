@@ -112,3 +112,67 @@ class MergeRecord(models.Model):
     def __str__(self) -> str:
         removed = ", ".join(str(pk) for pk in self.removed)
         return f"{self.model} {removed} → {self.survivor}"
+
+
+class EventGroup(models.Model):
+    """IntegrityErrors with one fingerprint (database, SQLSTATE, constraint; table and columns without one).
+
+    ``count`` counts every occurrence; only the first samples (up to
+    ``INTEGRITY_EVENT_SAMPLES`` at a time) are kept as ``Event`` rows.
+    ``views`` and ``paths`` count where they came from (a bounded number of
+    keys each).
+    """
+
+    fingerprint = models.CharField(_("fingerprint"), max_length=64, unique=True)
+    database = models.CharField(_("database"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=20, db_index=True)
+    sqlstate = models.CharField(_("SQLSTATE"), max_length=5, blank=True)
+    constraint = models.CharField(_("constraint"), max_length=300, blank=True)
+    table = models.CharField(_("table"), max_length=300, blank=True)
+    columns = models.JSONField(_("columns"), default=list)
+    model = models.CharField(_("model"), max_length=200, blank=True, db_index=True)
+    fields = models.JSONField(_("fields"), default=list)
+    primary_key = models.BooleanField(_("primary key"), default=False)
+    message = models.TextField(_("message"), blank=True)
+    count = models.PositiveBigIntegerField(_("count"), default=0)
+    handled_count = models.PositiveBigIntegerField(_("handled"), default=0)
+    sampled = models.PositiveIntegerField(_("samples kept"), default=0)
+    last_slot = models.PositiveBigIntegerField(default=0)  # the count of the last occurrence given a sample
+    first_seen = models.DateTimeField(_("first seen"))
+    last_seen = models.DateTimeField(_("last seen"), db_index=True)
+    views = models.JSONField(_("views"), default=dict)
+    paths = models.JSONField(_("paths"), default=dict)
+
+    class Meta:
+        default_permissions = ("view", "delete")
+        ordering = ["-last_seen", "-id"]
+        verbose_name = _("IntegrityError event group")
+        verbose_name_plural = _("IntegrityError events")
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.constraint or self.table} ({self.count})"
+
+
+class Event(models.Model):
+    """One sampled occurrence of an ``EventGroup``: when, where from, and (per setting) the key values."""
+
+    group = models.ForeignKey(EventGroup, on_delete=models.CASCADE, related_name="samples")
+    created_at = models.DateTimeField(_("when"), db_index=True)
+    database = models.CharField(_("database"), max_length=100)
+    origin = models.CharField(_("origin"), max_length=20)  # "request" or "capture"
+    method = models.CharField(_("method"), max_length=10, blank=True)
+    path = models.CharField(_("path"), max_length=2000, blank=True)
+    view = models.CharField(_("view"), max_length=300, blank=True)
+    user_pk = models.CharField(_("user"), max_length=100, blank=True)
+    handled = models.BooleanField(_("handled"), default=False)
+    values = models.JSONField(_("key values"), default=list)
+    detail = models.TextField(_("detail"), blank=True)
+
+    class Meta:
+        default_permissions = ("view",)
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("IntegrityError sample")
+        verbose_name_plural = _("IntegrityError samples")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.method} {self.path}".strip()

@@ -1,0 +1,361 @@
+"""Recording IntegrityErrors as grouped events, never inside the transaction that failed.
+
+``record()`` parses the error (``integrity.violations``), then writes two
+statements: an upsert of its ``EventGroup`` (count, last seen, where it came
+from, and whether this occurrence gets one of the group's sample slots, all
+in one row update, so a storm cannot overshoot the sample limit) and, if it
+got a slot, one ``Event``. When the events database's connection is inside an
+atomic block (a caught error, ``capture()`` within a transaction, a test), a
+connection of its own writes them, committed at once. Any failure to record
+is logged as a warning and never replaces the original error.
+
+``watch_queries`` is an execute wrapper installed on every connection: it
+notes which database raised an IntegrityError and, while a request or a
+``capture()`` collects them (``INTEGRITY_CAPTURE_HANDLED``), every one of
+them, so that those the application caught are recorded as handled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ContextDecorator, contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib.auth import SESSION_KEY
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from integrity.conf import settings
+from integrity.models import Event, EventGroup
+
+if TYPE_CHECKING:
+    from integrity import violations
+
+logger = logging.getLogger(__name__)
+
+MAX_SOURCES = 50  # distinct views (and paths) counted per group
+REDACTED = "…"
+Seen = list[tuple[BaseException, str]]
+_collecting: ContextVar[Seen | None] = ContextVar("integrity_collecting", default=None)
+
+
+def watch_queries(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """Execute wrapper: tag an IntegrityError with its database and hand it to the collector, if any."""
+    try:
+        return execute(sql, params, many, context)
+    except IntegrityError as exc:
+        alias = context["connection"].alias
+        exc.integrity_alias = alias  # type: ignore[attr-defined]
+        seen = _collecting.get()
+        if seen is not None and not any(e is exc for e, _ in seen):
+            seen.append((exc, alias))
+        raise
+
+
+def install(connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """``connection_created`` receiver: put ``watch_queries`` on the connection, first and once.
+
+    First, because ``execute_wrapper()`` blocks pop the last wrapper when they end.
+    """
+    if watch_queries not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, watch_queries)
+
+
+def alias_of(exc: BaseException) -> str:
+    """The database an IntegrityError came from: tagged by ``watch_queries``, else found by its connection."""
+    alias = getattr(exc, "integrity_alias", None)
+    if alias:
+        return str(alias)
+    pgconn = getattr(exc.__cause__, "pgconn", None)  # errors at COMMIT (deferred constraints) run no query
+    if pgconn is not None:
+        for wrapper in connections.all(initialized_only=True):
+            raw = wrapper.connection
+            if raw is not None and getattr(raw, "pgconn", None) is pgconn:
+                return str(wrapper.alias)
+    return DEFAULT_DB_ALIAS
+
+
+# ---------------------------------------------------------------------------
+# What is kept of one occurrence
+# ---------------------------------------------------------------------------
+
+
+def fingerprint(alias: str, v: violations.Violation) -> str:
+    """Database, SQLSTATE and constraint; table and columns when the database names no constraint."""
+    parts = [alias, v.sqlstate or v.kind]
+    parts += [v.constraint] if v.constraint else [v.table or "", ",".join(v.columns)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _model_fields(v: violations.Violation) -> dict[str, Any]:
+    if not v.model:
+        return {}
+    try:
+        model = apps.get_model(v.model)
+    except LookupError:
+        return {}
+    return {str(getattr(f, "column", "")): f for f in model._meta.concrete_fields}
+
+
+def kept_values(v: violations.Violation, mode: str | None = None) -> list[Any]:
+    """The key values to store: all, none, or (the default) only primary and foreign key values."""
+    mode = mode or settings.EVENT_VALUES
+    if mode == "all":
+        return list(v.values)
+    if mode == "none":
+        return [REDACTED for _ in v.values]
+    fields = _model_fields(v)
+    kept = []
+    for column, value in zip(v.columns, v.values, strict=False):
+        f = fields.get(column)
+        kept.append(value if f is not None and (f.primary_key or f.is_relation) else REDACTED)
+    return kept
+
+
+def _message(v: violations.Violation, mode: str) -> str:
+    # PostgreSQL's primary message names the constraint, never a value; other
+    # databases' messages may quote the values (MySQL's "Duplicate entry 'x'").
+    if v.vendor == "postgresql" or mode == "all":
+        return v.message
+    return f"{v.kind} violation" + (f" ({v.constraint})" if v.constraint else "")
+
+
+def request_context(request: Any) -> dict[str, str]:
+    """Method, path, view name and user pk, read without a query (the connection may be unusable)."""
+    if request is None:
+        return {"method": "", "path": "", "view": "", "user_pk": ""}
+    match = getattr(request, "resolver_match", None)
+    view = ""
+    if match is not None:
+        view = match.view_name or getattr(match, "_func_path", "") or ""
+    user_pk = ""
+    cached = getattr(request, "_cached_user", None)
+    if cached is not None and getattr(cached, "is_authenticated", False):
+        user_pk = str(cached.pk)
+    else:
+        cache = getattr(getattr(request, "session", None), "_session_cache", None)
+        if isinstance(cache, dict) and cache.get(SESSION_KEY):
+            user_pk = str(cache[SESSION_KEY])
+    return {
+        "method": str(getattr(request, "method", "") or "")[:10],
+        "path": str(getattr(request, "path", "") or "")[:2000],
+        "view": view[:300],
+        "user_pk": user_pk[:100],
+    }
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+_side = threading.local()
+
+
+@contextmanager
+def _writer(alias: str) -> Iterator[Any]:
+    """A cursor outside any transaction of the caller's: the connection itself, or one of its own."""
+    connection = connections[alias]
+    if not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    side: BaseDatabaseWrapper | None = getattr(_side, alias, None)
+    if side is None or (side.connection is not None and not side.is_usable()):
+        side = connections.create_connection(alias)
+        setattr(_side, alias, side)
+    with side.cursor() as cursor:
+        yield cursor
+
+
+def _bump(column: str) -> str:
+    """SQL adding 1 to ``column``'s count for the key %(<column>)s, within ``MAX_SOURCES`` keys."""
+    key = f"%({column})s"
+    # column is one of two constant names, never input.
+    return (
+        f"CASE WHEN {key} = '' THEN g.{column} "  # noqa: S608
+        f"WHEN jsonb_exists(g.{column}, {key}) OR (SELECT COUNT(*) FROM jsonb_object_keys(g.{column})) "
+        f"< {MAX_SOURCES} "
+        f"THEN jsonb_set(g.{column}, ARRAY[{key}], to_jsonb(COALESCE((g.{column} ->> {key})::bigint, 0) + 1)) "
+        f"ELSE g.{column} END"
+    )
+
+
+def _upsert_sql(qn: Callable[[str], str]) -> str:
+    table = qn(EventGroup._meta.db_table)
+    return (
+        f"INSERT INTO {table} AS g (fingerprint, database, kind, sqlstate, {qn('constraint')}, {qn('table')}, "  # noqa: S608
+        "columns, model, fields, primary_key, message, count, handled_count, sampled, last_slot, "
+        "first_seen, last_seen, views, paths) VALUES (%(fingerprint)s, %(database)s, %(kind)s, %(sqlstate)s, "
+        "%(constraint)s, %(table)s, %(columns)s::jsonb, %(model)s, %(fields)s::jsonb, %(primary_key)s, "
+        "%(message)s, 1, %(handled)s, %(first_slot)s, %(first_slot)s, %(now)s, %(now)s, "
+        "%(views_new)s::jsonb, %(paths_new)s::jsonb) "
+        "ON CONFLICT (fingerprint) DO UPDATE SET count = g.count + 1, "
+        "handled_count = g.handled_count + EXCLUDED.handled_count, "
+        "last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen), message = EXCLUDED.message, "
+        "model = EXCLUDED.model, fields = EXCLUDED.fields, primary_key = EXCLUDED.primary_key, "
+        "sampled = CASE WHEN g.sampled < %(limit)s THEN g.sampled + 1 ELSE g.sampled END, "
+        "last_slot = CASE WHEN g.sampled < %(limit)s THEN g.count + 1 ELSE g.last_slot END, "
+        f"views = {_bump('views')}, paths = {_bump('paths')} "
+        "RETURNING id, count, last_slot"
+    )
+
+
+def _insert_sample_sql(qn: Callable[[str], str]) -> str:
+    return (
+        f"INSERT INTO {qn(Event._meta.db_table)} (group_id, created_at, database, origin, method, path, view, "  # noqa: S608
+        f"user_pk, handled, {qn('values')}, detail) VALUES (%(group)s, %(now)s, %(database)s, %(origin)s, "
+        "%(method)s, %(path)s, %(view)s, %(user_pk)s, %(handled_flag)s, %(values)s::jsonb, %(detail)s)"
+    )
+
+
+def _table_name(v: violations.Violation) -> str:
+    """``schema.table``, or just the table in ``public``."""
+    if v.schema and v.schema != "public" and v.table:
+        return f"{v.schema}.{v.table}"
+    return v.table or ""
+
+
+def write(
+    v: violations.Violation,
+    alias: str,
+    context: dict[str, str],
+    *,
+    handled: bool = False,
+    origin: str = "request",
+    now: datetime | None = None,
+) -> int | None:
+    """Count the occurrence in its group (created on first sight) and keep a sample if a slot is free.
+
+    Two statements. Returns the group's id, or None when the events database
+    is not PostgreSQL (nothing is recorded there).
+    """
+    target = router.db_for_write(EventGroup)
+    connection = connections[target]
+    if connection.vendor != "postgresql":
+        logger.warning(
+            "IntegrityError events are recorded on PostgreSQL only; %r is %s.", target, connection.vendor
+        )
+        return None
+    mode = settings.EVENT_VALUES
+    limit = settings.EVENT_SAMPLES
+    now = now or timezone.now()
+    params = {
+        "fingerprint": fingerprint(alias, v),
+        "database": alias,
+        "kind": v.kind,
+        "sqlstate": v.sqlstate or "",
+        "constraint": v.constraint or "",
+        "table": _table_name(v),
+        "columns": json.dumps(list(v.columns)),
+        "model": v.model or "",
+        "fields": json.dumps(list(v.fields)),
+        "primary_key": bool(v.primary_key),
+        "message": _message(v, mode),
+        "handled": 1 if handled else 0,
+        "first_slot": 1 if limit > 0 else 0,
+        "now": now,
+        "views": context["view"],
+        "paths": context["path"],
+        "views_new": json.dumps({context["view"]: 1} if context["view"] else {}),
+        "paths_new": json.dumps({context["path"]: 1} if context["path"] else {}),
+        "limit": limit,
+    }
+    with _writer(target) as cursor:
+        qn = cursor.db.ops.quote_name
+        cursor.execute(_upsert_sql(qn), params)
+        group_id, count, last_slot = cursor.fetchone()
+        if limit > 0 and last_slot == count:
+            sample = {
+                **context,
+                "group": group_id,
+                "now": now,
+                "database": alias,
+                "origin": origin,
+                "handled_flag": handled,
+                "values": json.dumps(kept_values(v, mode)),
+                "detail": (v.detail or "") if mode == "all" else "",
+            }
+            cursor.execute(_insert_sample_sql(qn), sample)
+    return int(group_id)
+
+
+def record(
+    exc: BaseException,
+    *,
+    alias: str | None = None,
+    request: Any = None,
+    handled: bool = False,
+    origin: str = "request",
+) -> int | None:
+    """Record one IntegrityError (once: a second call for the same exception does nothing).
+
+    Never raises: a failure to record is a warning in the log.
+    """
+    if getattr(exc, "integrity_recorded", False):
+        return None
+    try:
+        exc.integrity_recorded = True  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    try:
+        from integrity.violations import parse
+
+        alias = alias or alias_of(exc)
+        violation = parse(exc, alias)
+        return write(violation, alias, request_context(request), handled=handled, origin=origin)
+    except Exception:  # noqa: BLE001  (recording must never replace the application's error)
+        logger.warning("Could not record an IntegrityError event", exc_info=True)
+        return None
+
+
+def record_handled(seen: Seen, request: Any = None, origin: str = "request") -> None:
+    """Record the collected errors that did not escape (those that did are recorded already)."""
+    for exc, alias in seen:
+        if not getattr(exc, "integrity_recorded", False):
+            record(exc, alias=alias, request=request, handled=True, origin=origin)
+
+
+@contextmanager
+def collecting() -> Iterator[Seen | None]:
+    """Collect every IntegrityError raised by a query meanwhile, if ``INTEGRITY_CAPTURE_HANDLED`` is on."""
+    if not settings.CAPTURE_HANDLED:
+        yield None
+        return
+    seen: Seen = []
+    token = _collecting.set(seen)
+    try:
+        yield seen
+    finally:
+        _collecting.reset(token)
+
+
+class Capture(ContextDecorator):
+    """``integrity.capture()``: record IntegrityErrors raised inside, then let them propagate unchanged."""
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using
+        self._stack: list[Any] = []
+
+    def __enter__(self) -> Capture:
+        manager = collecting()
+        self._stack.append((manager, manager.__enter__()))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        manager, seen = self._stack.pop()
+        manager.__exit__(None, None, None)
+        if isinstance(exc, IntegrityError):
+            record(exc, alias=self.using, origin="capture")
+        if seen:
+            record_handled(seen, None, origin="capture")
+        return False
