@@ -351,11 +351,10 @@ class Capture(ContextDecorator):
         self._stack.append((manager, manager.__enter__()))
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         manager, seen = self._stack.pop()
         manager.__exit__(None, None, None)
         if isinstance(exc, IntegrityError):
             record(exc, alias=self.using, origin="capture")
         if seen:
             record_handled(seen, None, origin="capture")
-        return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -35,7 +36,10 @@ class RowHash(Func):
 
 def table_name(connection: BaseDatabaseWrapper, db_table: str) -> str:
     """The quoted table name; ``"schema"."table"`` names (already quoted) are kept as they are."""
-    return db_table if db_table.startswith('"') else connection.ops.quote_name(db_table)
+    if db_table.startswith('"'):
+        return db_table
+    # quote_name does not double an embedded quote, which would end the identifier early.
+    return connection.ops.quote_name(db_table.replace('"', '""'))
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -73,16 +77,62 @@ def lock_tables(cursor: Any, tables: Sequence[str]) -> None:
         raise
 
 
+class _Number(str):
+    """A JSON number's own text, kept until it is known whether a Python number holds it exactly."""
+
+
+def _number(text: str) -> int | float:
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def _parsed(value: Any) -> Any:
+    """Numbers inside a JSON value as ``json.loads`` reads them (as a ``JSONField`` would)."""
+    if isinstance(value, _Number):
+        return _number(value)
+    if isinstance(value, list):
+        return [_parsed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _parsed(v) for k, v in value.items()}
+    return value
+
+
+def _exact(number: int | float, text: str) -> bool:
+    """Whether ``number`` is ``text``'s value, also once jsonb (the merge record) has written it out again."""
+    if isinstance(number, int):
+        return text != "-0"
+    if number.is_integer():  # jsonb writes it without exponent, so it is read back as an int
+        return Decimal(number) == Decimal(text)
+    return Decimal(repr(number)) == Decimal(text)
+
+
+def _column_value(value: Any) -> Any:
+    # A float cannot hold every numeric (1234567890.1234567891 would come back
+    # rounded, 9999999999.9999999999 would overflow numeric(20,10)), nor -0,
+    # and jsonb turns 3.4028235e+38 into another integer: such a number stays
+    # its text, which the column's own type reads back exactly.
+    if isinstance(value, _Number):
+        number = _number(value)
+        return number if _exact(number, value) else str(value)
+    return _parsed(value)
+
+
 def snapshot(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[dict[str, Any]]:
-    """Every column of the given rows, as ``row_to_json`` stores it, by primary key."""
+    """Every column of the given rows, as ``row_to_json`` stores it, by primary key.
+
+    A column's number that no Python number holds exactly (a long ``numeric``, -0)
+    comes as its text, so that a restore puts back the very value.
+    """
     if not pks:
         return []
     qn = cursor.db.ops.quote_name
+    # t.* (not t): a column named t would win over the whole row. As text, so
+    # that numbers are read here rather than rounded to floats by the driver.
     cursor.execute(
-        f"SELECT row_to_json(t) FROM {table} t WHERE t.{qn(pk)} = ANY(%s) ORDER BY t.{qn(pk)}",  # noqa: S608
+        f"SELECT row_to_json(t.*)::text FROM {table} t WHERE t.{qn(pk)} = ANY(%s) ORDER BY t.{qn(pk)}",  # noqa: S608
         [list(pks)],
     )
-    return [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in cursor.fetchall()]
+    rows = [json.loads(row[0], parse_float=_Number, parse_int=_Number) for row in cursor.fetchall()]
+    return [{name: _column_value(value) for name, value in row.items()} for row in rows]
 
 
 def repoint(
@@ -110,9 +160,10 @@ def repoint(
     # another (its foreign key check needs a lock on the member), and it holds
     # the generic tables (which have no such check) against all writes.
     if cursor.db.pg_version >= 180000:
+        # Named aliases: in a table called "old", old.col would be the new value.
         statement = (
-            f"UPDATE {table} SET {qn(column)} = %s WHERE {where('')} "  # noqa: S608
-            f"RETURNING {qn(pk)}, old.{qn(column)}"
+            f"UPDATE {table} AS t SET {qn(column)} = %s WHERE {where('t.')} "  # noqa: S608
+            f"RETURNING WITH (OLD AS o) t.{qn(pk)}, o.{qn(column)}"
         )
     else:
         statement = (
@@ -171,8 +222,10 @@ def restore_columns(cursor: Any, table: str, pk: str, row: dict[str, Any], colum
 
 
 def _column_type(cursor: Any, table: str, column: str) -> str:
+    # Without the type modifier: an explicit CAST to varchar(n) would silently
+    # truncate a value; the assignment to the column checks its length instead.
     cursor.execute(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
+        "SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
         [table, column],
     )
     return str(cursor.fetchone()[0])
