@@ -1,4 +1,4 @@
-"""Admin registration: the sequences and duplicates pages (table-less models) and the audit log."""
+"""Admin registration: the sequences and duplicates pages (table-less models), the events pages and the audit log."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
-from integrity import views, views_duplicates, views_merge
-from integrity.models import DuplicateRule, MergeRecord, Sequence, SequenceResync
+from integrity import views, views_duplicates, views_events, views_merge
+from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
 
 
 class PageAdmin(admin.ModelAdmin):
@@ -103,4 +103,15 @@ class MergeRecordAdmin(PageAdmin):
             self._route("<str:object_id>/undo/", views_merge.undo_view, "undo"),
             self._route("<str:object_id>/change/", views_merge.record_view, "change"),
             *super().get_urls(),
+        ]
+
+
+@admin.register(EventGroup)
+class EventGroupAdmin(PageAdmin):
+    """The events pages: the groups of recorded IntegrityErrors, and one group with its samples."""
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            self._route("", views_events.event_list, "changelist"),
+            self._route("group/", views_events.group_detail, "group"),
         ]

@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError
+from django.db.models import Count, F, Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from integrity import duplicates, enforcement, sequences
 from integrity.conf import settings
+from integrity.models import EventGroup
 from integrity.rules import rules_for
 
 # The states of a rule the database does not enforce: the declared ones
@@ -134,3 +138,42 @@ def duplicate_groups_card(budget_ms: int | None = None) -> Card:
     else:
         level = "ok"
     return Card(_("Duplicate groups"), count.groups, detail, level, "enforcement=not_enforced")
+
+
+def event_cards(now: datetime | None = None) -> list[Card]:
+    """The "IntegrityError groups, 24 h" card: groups seen in the last 24 hours, and the busiest of them.
+
+    The value counts groups, not occurrences: a group's ``count`` covers its
+    whole life, and only its first samples are kept, so neither adds up to the
+    occurrences of the last 24 hours exactly. The busiest group is the one
+    with the largest count among them (its count in all, said so). Two
+    queries. Critical when one of them was not handled by the application
+    (it reached the user as an error), a warning when all were.
+    """
+    since = (now or timezone.now()) - timedelta(hours=24)
+    recent = EventGroup.objects.filter(last_seen__gte=since)
+    totals = recent.aggregate(
+        groups=Count("id"),
+        unhandled=Count("id", filter=Q(count__gt=F("handled_count"))),
+    )
+    groups = int(totals["groups"] or 0)
+    if not groups:
+        return [
+            Card(
+                _("IntegrityError groups, 24 h"),
+                0,
+                _("no group seen in the last 24 hours"),
+                "ok",
+                "range=24h",
+            )
+        ]
+    busiest = recent.order_by("-count", "-last_seen", "-id").first()
+    assert busiest is not None
+    target = busiest.constraint or busiest.table or busiest.kind
+    detail = ngettext(
+        "busiest: %(target)s, %(n)s time in all",
+        "busiest: %(target)s, %(n)s times in all",
+        busiest.count,
+    ) % {"target": target, "n": f"{busiest.count:,}"}
+    level = "critical" if totals["unhandled"] else "warning"
+    return [Card(_("IntegrityError groups, 24 h"), groups, detail, level, "range=24h")]

@@ -100,6 +100,7 @@ def _index_links(content: bytes) -> set[str]:
                 AUDIT,
                 "/admin/integrity/duplicaterule/",
                 "/admin/integrity/mergerecord/",
+                "/admin/integrity/eventgroup/",
             },
         ),
     ],

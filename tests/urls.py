@@ -4,13 +4,20 @@ from django.contrib import admin
 from django.urls import path
 
 from demo.urls import urlpatterns as demo_urlpatterns
-from integrity.admin import DuplicateRuleAdmin, MergeRecordAdmin, SequenceAdmin, SequenceResyncAdmin
-from integrity.models import DuplicateRule, MergeRecord, Sequence, SequenceResync
+from integrity.admin import (
+    DuplicateRuleAdmin,
+    EventGroupAdmin,
+    MergeRecordAdmin,
+    SequenceAdmin,
+    SequenceResyncAdmin,
+)
+from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
 
 second_site = admin.AdminSite(name="second")
 second_site.register(Sequence, SequenceAdmin)
 second_site.register(SequenceResync, SequenceResyncAdmin)
 second_site.register(DuplicateRule, DuplicateRuleAdmin)
 second_site.register(MergeRecord, MergeRecordAdmin)
+second_site.register(EventGroup, EventGroupAdmin)
 
 urlpatterns = [*demo_urlpatterns, path("second-admin/", second_site.urls)]

@@ -9,9 +9,10 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
-from integrity.dashboard import duplicate_cards, sequence_cards
+from integrity.dashboard import duplicate_cards, event_cards, sequence_cards
 from integrity.views import VIEW_PERM
 from integrity.views_duplicates import VIEW_PERM as DUPLICATES_PERM
+from integrity.views_events import VIEW_PERM as EVENTS_PERM
 
 register = template.Library()
 
@@ -51,6 +52,13 @@ def _duplicate_cards(site: str) -> list[dict[str, Any]]:
     return cards
 
 
+def _event_cards(site: str) -> list[dict[str, Any]]:
+    base = _page(site, "eventgroup_changelist")
+    if base is None:
+        return []
+    return [{**card.__dict__, "url": f"{base}?{card.query}"} for card in event_cards()]
+
+
 @register.simple_tag(takes_context=True)
 def integrity_dashboard(context: template.Context) -> list[dict[str, Any]]:
     """The summary cards the current user may see, each with its link."""
@@ -63,6 +71,8 @@ def integrity_dashboard(context: template.Context) -> list[dict[str, Any]]:
         cards += _sequence_cards(site)
     if request.user.has_perm(DUPLICATES_PERM):
         cards += _duplicate_cards(site)
+    if request.user.has_perm(EVENTS_PERM):
+        cards += _event_cards(site)
     return cards
 
 

@@ -1,0 +1,203 @@
+"""django-tables2 tables of the events pages: the groups of IntegrityErrors and one group's samples.
+
+Both take a QuerySet, so sorting and pagination happen in SQL; the cause of a
+group (``integrity.explain``) is computed while a row is rendered, that is for
+the rows of the page shown only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import django_tables2 as tables
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import escape
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
+
+from integrity.models import Event, EventGroup
+
+if TYPE_CHECKING:
+    from integrity.explain import Explanation
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 50
+SAMPLES_PER_PAGE = 50
+
+
+def explain_group(group: EventGroup) -> Explanation | None:
+    """``integrity.explain.explain(group)``, or None when that module is missing or fails on this group.
+
+    Imported lazily: the explanations are optional for the pages (a group
+    still shows its message), and a failure to explain one group must not
+    take the whole events page down.
+    """
+    try:
+        from integrity.explain import explain
+    except ImportError:
+        return None
+    try:
+        return explain(group)
+    except Exception:  # noqa: BLE001 - one group that cannot be explained is shown without a cause
+        logger.warning("Could not explain event group %s", group.pk, exc_info=True)
+        return None
+
+
+def target_text(group: EventGroup) -> str:
+    """The constraint, or (when the database named none) the table and its columns."""
+    if group.constraint:
+        return group.constraint
+    columns = ", ".join(str(c) for c in group.columns or [])
+    return f"{group.table} ({columns})" if columns else group.table
+
+
+def when(value: Any) -> str:
+    """A timestamp as the admin shows one, in the current time zone, to the second."""
+    return date_format(timezone.localtime(value), "Y-m-d H:i:s") if value else "—"
+
+
+def _clamped(table: tables.Table, default: int, kwargs: dict[str, Any]) -> None:
+    # As the other tables: a tampered per_page (0, negative) gets the default
+    # rather than a 500 (EmptyPage) or django-tables2's own 25.
+    per_page = kwargs.get("per_page")
+    if per_page is None or per_page < 1 or per_page > 500:
+        kwargs["per_page"] = default
+
+
+def _column_class(bound_column: Any) -> str:
+    """Each cell carries its column's name as class, as the other tables' cells do."""
+    return str(bound_column.name)
+
+
+class EventGroupTable(tables.Table):
+    """The groups of IntegrityErrors, last seen first; a link to each group's page."""
+
+    last_seen = tables.Column(verbose_name=_("Last seen"), order_by=("last_seen", "id"))
+    count = tables.Column(
+        verbose_name=_("Count"), order_by=("count", "last_seen", "id"), attrs={"th": {"class": "num"}}
+    )
+    kind = tables.Column(verbose_name=_("Kind"), order_by=("kind", "last_seen", "id"))
+    model = tables.Column(verbose_name=_("Model"), order_by=("model", "last_seen", "id"), empty_values=())
+    constraint = tables.Column(
+        verbose_name=_("Constraint or columns"), order_by=("constraint", "table", "id"), empty_values=()
+    )
+    database = tables.Column(verbose_name=_("Database"), order_by=("database", "last_seen", "id"))
+    cause = tables.Column(verbose_name=_("Cause"), accessor="pk", orderable=False)
+    actions = tables.Column(
+        verbose_name=_("Details"), accessor="pk", orderable=False, attrs={"th": {"class": "actions"}}
+    )
+
+    class Meta:
+        model = EventGroup
+        fields: tuple[str, ...] = ()
+        template_name = "django_tables2/table.html"
+        prefix = "evt-"
+        attrs = {"class": "integrity-table", "id": "event-table", "td": {"class": _column_class}}
+        orderable = True
+        order_by = ("-last_seen",)
+        per_page = PER_PAGE
+        empty_text = _("No IntegrityError has been recorded that matches these filters.")
+        row_attrs = {"data-group": lambda record: record.pk, "data-kind": lambda record: record.kind}
+
+    def __init__(self, *args: Any, group_url: str = "", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.group_url = group_url
+
+    def paginate(self, *args: Any, **kwargs: Any) -> EventGroupTable:
+        _clamped(self, PER_PAGE, kwargs)
+        super().paginate(*args, **kwargs)
+        return self
+
+    def url_for(self, record: EventGroup) -> str:
+        return f"{self.group_url}?{urlencode({'id': record.pk})}"
+
+    def render_last_seen(self, value: Any) -> str:
+        return when(value)
+
+    def render_count(self, record: EventGroup) -> SafeString:
+        html = f"{record.count:,}"
+        if record.handled_count:
+            handled = _("%(n)s handled") % {"n": f"{record.handled_count:,}"}
+            html += f' <div class="integrity-note">{escape(handled)}</div>'
+        return mark_safe(html)  # noqa: S308 - every part is escaped
+
+    def render_kind(self, value: str) -> SafeString:
+        css = escape(value.replace(" ", "-"))
+        return mark_safe(f'<span class="integrity-badge event-kind-{css}">{escape(value)}</span>')  # noqa: S308
+
+    def render_model(self, record: EventGroup) -> SafeString:
+        if not record.model:
+            return mark_safe('<span class="integrity-note">—</span>')  # noqa: S308
+        fields = ", ".join(str(f) for f in record.fields or [])
+        note = f' <div class="integrity-note">{escape(fields)}</div>' if fields else ""
+        return mark_safe(f"{escape(record.model)}{note}")  # noqa: S308 - every part is escaped
+
+    def render_constraint(self, record: EventGroup) -> SafeString:
+        return mark_safe(f"<code>{escape(target_text(record))}</code>")  # noqa: S308 - escaped
+
+    def render_cause(self, record: EventGroup) -> str:
+        explanation = explain_group(record)
+        return explanation.cause if explanation is not None and explanation.cause else "—"
+
+    def render_actions(self, record: EventGroup) -> SafeString:
+        href = escape(self.url_for(record))
+        return mark_safe(f'<a class="integrity-link" href="{href}">{escape(_("Details"))}</a>')  # noqa: S308
+
+
+class SampleTable(tables.Table):
+    """The samples kept of one group, newest first (the first occurrences get them, up to the limit)."""
+
+    created_at = tables.Column(verbose_name=_("Time"), orderable=False)
+    method = tables.Column(verbose_name=_("Method"), orderable=False)
+    path = tables.Column(verbose_name=_("Path"), orderable=False)
+    view = tables.Column(verbose_name=_("View"), orderable=False)
+    user_pk = tables.Column(verbose_name=_("User"), orderable=False)
+    handled = tables.Column(verbose_name=_("Handled"), orderable=False)
+    values = tables.Column(verbose_name=_("Key values"), orderable=False)
+    detail = tables.Column(verbose_name=_("Detail"), orderable=False)
+
+    class Meta:
+        model = Event
+        fields: tuple[str, ...] = ()
+        template_name = "django_tables2/table.html"
+        prefix = "smp-"
+        attrs = {"class": "integrity-table", "id": "sample-table", "td": {"class": _column_class}}
+        orderable = False
+        per_page = SAMPLES_PER_PAGE
+        empty_text = _("No sample was kept (INTEGRITY_EVENT_SAMPLES is 0, or the samples were deleted).")
+        row_attrs = {"data-sample": lambda record: record.pk}
+
+    def __init__(self, *args: Any, columns: list[str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.key_columns = [str(c) for c in columns or []]
+
+    def paginate(self, *args: Any, **kwargs: Any) -> SampleTable:
+        _clamped(self, SAMPLES_PER_PAGE, kwargs)
+        super().paginate(*args, **kwargs)
+        return self
+
+    def render_created_at(self, value: Any) -> str:
+        return when(value)
+
+    def render_path(self, value: str) -> SafeString:
+        return mark_safe(f"<code>{escape(value)}</code>")  # noqa: S308 - escaped
+
+    def render_handled(self, value: bool) -> str:
+        return str(_("yes") if value else _("no"))
+
+    def render_values(self, record: Event) -> SafeString:
+        values = list(record.values or [])
+        if not values:
+            return mark_safe("—")  # noqa: S308
+        names = self.key_columns + [""] * (len(values) - len(self.key_columns))
+        parts = (
+            f"<code>{escape(name)} = {escape('NULL' if v is None else str(v))}</code>"
+            if name
+            else f"<code>{escape(str(v))}</code>"
+            for name, v in zip(names, values, strict=False)
+        )
+        return mark_safe(" ".join(parts))  # noqa: S308 - every part is escaped

@@ -1,0 +1,281 @@
+"""Admin views of the events pages: the groups of recorded IntegrityErrors and one group's page.
+
+Both are GET-only and need ``integrity.view_eventgroup``. The list is
+filtered in SQL (kind, model, database, handled, time range), sorted by
+django-tables2 (last seen first) and paginated; every filter value is checked
+against its choices and a value that is not one is a 400 that says so, never
+an empty page. An htmx request for the list gets the table only: the page
+polls it every ``INTEGRITY_EVENTS_POLL_SECONDS`` while the tab is visible.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.db import connections
+from django.db.models import Count, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django_tables2 import RequestConfig
+
+from integrity.adminviews import methods, require
+from integrity.conf import settings
+from integrity.events import MAX_SOURCES
+from integrity.models import EventGroup
+from integrity.tables_events import EventGroupTable, SampleTable, explain_group, target_text, when
+
+if TYPE_CHECKING:
+    from integrity.admin import EventGroupAdmin
+
+VIEW_PERM = "integrity.view_eventgroup"
+RESYNC_PERM = "integrity.resync_sequence"
+DUPLICATES_PERM = "integrity.view_duplicaterule"
+FILTERS = ("kind", "model", "database", "handled", "range")
+RANGES = {
+    "1h": (timedelta(hours=1), gettext_lazy("Last hour")),
+    "24h": (timedelta(hours=24), gettext_lazy("Last 24 hours")),
+    "7d": (timedelta(days=7), gettext_lazy("Last 7 days")),
+    "30d": (timedelta(days=30), gettext_lazy("Last 30 days")),
+    "all": (None, gettext_lazy("All time")),
+}
+HANDLED = {"yes": gettext_lazy("Some handled"), "no": gettext_lazy("None handled")}
+# The kinds the parser gives (integrity.violations); kinds found in the data count too.
+KNOWN_KINDS = ("unique", "foreign key", "not null", "check", "exclusion", "unknown")
+ID_DIGITS = 18
+
+
+class Refused(Exception):
+    """Bad input: the request is answered with ``status`` and this message."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _url(admin: EventGroupAdmin, name: str) -> str:
+    return reverse(f"{admin.admin_site.name}:integrity_eventgroup_{name}")
+
+
+def _context(admin: EventGroupAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        **admin.admin_site.each_context(request),
+        "opts": admin.model._meta,
+        "app_label": admin.model._meta.app_label,
+        "events_url": _url(admin, "changelist"),
+        **extra,
+    }
+
+
+def _refused(admin: EventGroupAdmin, request: HttpRequest, exc: Refused) -> HttpResponse:
+    """The 4xx page (for htmx, the message alone) that says what was wrong with the request."""
+    if getattr(request, "htmx", False):
+        fragment = render_to_string("integrity/messages.html", {"error": str(exc)})
+        return HttpResponse(fragment, status=exc.status)
+    title = _("Not found") if exc.status == 404 else _("Bad request")
+    context = _context(admin, request, title=title, error=str(exc))
+    return render(request, "integrity/events_error.html", context, status=exc.status)
+
+
+# ---------------------------------------------------------------------------
+# Filters
+# ---------------------------------------------------------------------------
+
+
+def _choices() -> dict[str, list[str]]:
+    """The values each filter offers: what the data holds, plus the known kinds and configured databases."""
+    found = set(EventGroup.objects.order_by().values_list("kind", "model", "database").distinct())
+    return {
+        "kind": sorted({k for k, _m, _d in found} | set(KNOWN_KINDS)),
+        "model": sorted({m for _k, m, _d in found if m}),
+        "database": sorted({d for _k, _m, d in found} | set(connections)),
+    }
+
+
+def _is_model(label: str) -> bool:
+    try:
+        apps.get_model(label)
+    except (LookupError, ValueError):
+        return False
+    return True
+
+
+def parse_filters(request: HttpRequest, choices: dict[str, list[str]]) -> dict[str, str]:
+    """The filters asked for, each checked against its choices: a value that is not one is a ``Refused`` 400."""
+    wanted = {name: request.GET.get(name, "") for name in FILTERS}
+    problems = []
+    for name in ("kind", "database"):
+        if wanted[name] and wanted[name] not in choices[name]:
+            shown = ", ".join(f"“{c}”" for c in choices[name])
+            problems.append(_("%(name)s must be one of %(choices)s") % {"name": name, "choices": shown})
+    if wanted["model"] and wanted["model"] not in choices["model"] and not _is_model(wanted["model"]):
+        problems.append(_("model must be an installed model, as app_label.ModelName"))
+    if wanted["handled"] and wanted["handled"] not in HANDLED:
+        problems.append(_("handled must be “yes” or “no”"))
+    if wanted["range"] and wanted["range"] not in RANGES:
+        problems.append(_("range must be one of %(choices)s") % {"choices": ", ".join(RANGES)})
+    if problems:
+        message = _("Invalid filter: %(problems)s.") % {"problems": "; ".join(problems)}
+        raise Refused(message, 400)
+    return wanted
+
+
+def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
+    """The groups the filters keep, in SQL; the time range is on ``last_seen``."""
+    qs = EventGroup.objects.all()
+    for name in ("kind", "model", "database"):
+        if wanted.get(name):
+            qs = qs.filter(**{name: wanted[name]})
+    if wanted.get("handled") == "yes":
+        qs = qs.filter(handled_count__gt=0)
+    elif wanted.get("handled") == "no":
+        qs = qs.filter(handled_count=0)
+    delta = RANGES.get(wanted.get("range") or "all", (None, ""))[0]
+    if delta is not None:
+        qs = qs.filter(last_seen__gte=(now or timezone.now()) - delta)
+    return qs
+
+
+# ---------------------------------------------------------------------------
+# The events page and its polled table
+# ---------------------------------------------------------------------------
+
+
+def _table(admin: EventGroupAdmin, request: HttpRequest, qs: QuerySet[EventGroup]) -> EventGroupTable:
+    table = EventGroupTable(qs.order_by("-last_seen", "-id"), group_url=_url(admin, "group"))
+    RequestConfig(request, paginate={"per_page": EventGroupTable._meta.per_page}).configure(table)
+    return table
+
+
+def _totals(qs: QuerySet[EventGroup]) -> dict[str, int]:
+    totals = qs.aggregate(groups=Count("id"), occurrences=Sum("count"), handled=Sum("handled_count"))
+    return {k: int(v or 0) for k, v in totals.items()}
+
+
+@methods("GET")
+def event_list(admin: EventGroupAdmin, request: HttpRequest) -> HttpResponse:
+    """The groups of IntegrityErrors, last seen first; htmx requests (the poll) get the table only."""
+    require(request, VIEW_PERM)
+    choices = _choices()
+    try:
+        wanted = parse_filters(request, choices)
+    except Refused as exc:
+        return _refused(admin, request, exc)
+    if wanted["model"] and wanted["model"] not in choices["model"]:
+        choices["model"] = sorted([*choices["model"], wanted["model"]])  # an installed model, no event yet
+    qs = filtered(wanted)
+    base = _url(admin, "changelist")
+    query = request.GET.urlencode()
+    context = _context(
+        admin,
+        request,
+        title=_("IntegrityError events"),
+        table=_table(admin, request, qs),
+        totals=_totals(qs),
+        filters=wanted,
+        choices=choices,
+        ranges=[(key, label) for key, (_delta, label) in RANGES.items()],
+        handled_choices=list(HANDLED.items()),
+        poll_seconds=settings.EVENTS_POLL_SECONDS,
+        refresh_url=f"{base}?{query}" if query else base,
+        updated=when(timezone.now()),
+        filtered=any(wanted.values()),
+    )
+    if getattr(request, "htmx", False):
+        response = render(request, "integrity/events_live.html", context)
+    else:
+        response = render(request, "integrity/events.html", context)
+    # One URL, two representations: caches (and the back button) must keep them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# ---------------------------------------------------------------------------
+# One group
+# ---------------------------------------------------------------------------
+
+
+def _group(request: HttpRequest) -> EventGroup:
+    raw = request.GET.get("id", "")
+    if not raw:
+        raise Refused(_("Which group? The id parameter is missing."), 400)
+    if not raw.isascii() or not raw.isdigit() or len(raw) > ID_DIGITS:
+        raise Refused(_("%(id)r is not a valid event group id (a positive number).") % {"id": raw}, 400)
+    group = EventGroup.objects.filter(pk=int(raw)).first()
+    if group is None:
+        raise Refused(_("There is no event group %(id)s (it may have been deleted).") % {"id": raw}, 404)
+    return group
+
+
+def _counted(sources: Any) -> list[tuple[str, int]]:
+    """A ``{name: count}`` of views or paths, busiest first."""
+    if not isinstance(sources, dict):
+        return []
+    return sorted(((str(k), int(v)) for k, v in sources.items()), key=lambda item: (-item[1], item[0]))
+
+
+def _reverse(admin: EventGroupAdmin, name: str) -> str | None:
+    try:
+        return reverse(f"{admin.admin_site.name}:{name}")
+    except NoReverseMatch:
+        return None
+
+
+def fix_context(admin: EventGroupAdmin, request: HttpRequest, fix: Any) -> dict[str, Any] | None:
+    """What the page offers for the explanation's fix: a resync form, a link to the rule, or the label alone."""
+    if fix is None:
+        return None
+    shown: dict[str, Any] = {"label": fix.label, "kind": fix.kind}
+    if fix.kind == "resync" and fix.sequence_key:
+        url = _reverse(admin, "integrity_sequence_resync")
+        if url and request.user.has_perm(RESYNC_PERM):
+            shown["resync_url"] = url
+            shown["sequence_key"] = fix.sequence_key
+        else:
+            shown["missing"] = _("Resyncing a sequence needs the permission integrity.resync_sequence.")
+    elif fix.kind == "duplicates" and fix.rule_key:
+        url = _reverse(admin, "integrity_duplicaterule_rule")
+        if url and request.user.has_perm(DUPLICATES_PERM):
+            shown["rule_url"] = f"{url}?{urlencode({'rule': fix.rule_key})}"
+        else:
+            shown["missing"] = _("Seeing duplicates needs the permission integrity.view_duplicaterule.")
+    return shown
+
+
+@methods("GET")
+def group_detail(admin: EventGroupAdmin, request: HttpRequest) -> HttpResponse:
+    """One group: its explanation and fix, counts, where it came from, and the samples kept."""
+    require(request, VIEW_PERM)
+    try:
+        group = _group(request)
+    except Refused as exc:
+        return _refused(admin, request, exc)
+    explanation = explain_group(group)
+    samples = SampleTable(group.samples.order_by("-created_at", "-id"), columns=list(group.columns or []))
+    RequestConfig(request, paginate={"per_page": SampleTable._meta.per_page}).configure(samples)
+    group_url = f"{_url(admin, 'group')}?{urlencode({'id': group.pk})}"
+    context = _context(
+        admin,
+        request,
+        title=_("%(kind)s violation: %(target)s") % {"kind": group.kind, "target": target_text(group)},
+        group=group,
+        target=target_text(group),
+        explanation=explanation,
+        fix=fix_context(admin, request, explanation.fix if explanation is not None else None),
+        first_seen=when(group.first_seen),
+        last_seen=when(group.last_seen),
+        views=_counted(group.views),
+        paths=_counted(group.paths),
+        samples=samples,
+        max_sources=MAX_SOURCES,
+        group_url=group_url,
+    )
+    return render(request, "integrity/event_group.html", context)
