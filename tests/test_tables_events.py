@@ -75,7 +75,7 @@ def test_target_is_the_constraint_or_the_table_and_columns() -> None:
 
 @DB
 def test_sorting_and_pagination_happen_in_sql(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tables_events, "explain_group", lambda g: None)
+    monkeypatch.setattr(tables_events, "explain_groups", lambda groups: {})
     made = [group(f"k{i}_key", ago=timedelta(minutes=i), count=i) for i in range(PER_PAGE + 5)]
     table = configured(
         EventGroupTable(EventGroup.objects.order_by("-last_seen", "-id")), **{"evt-sort": "-count"}
@@ -92,7 +92,7 @@ def test_sorting_and_pagination_happen_in_sql(monkeypatch: pytest.MonkeyPatch) -
 @DB
 @pytest.mark.parametrize("per_page", ["0", "-3", "100000"])
 def test_a_tampered_page_size_gets_the_default(per_page: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tables_events, "explain_group", lambda g: None)
+    monkeypatch.setattr(tables_events, "explain_groups", lambda groups: {})
     for i in range(PER_PAGE + 1):
         group(f"k{i}_key")
 
@@ -108,11 +108,11 @@ def test_cause_is_explained_for_the_rows_rendered_only(monkeypatch: pytest.Monke
     class Shown:
         cause = "Because"
 
-    def fake(g: EventGroup) -> Any:
-        explained.append(g.pk)
-        return Shown()
+    def fake(groups: list[EventGroup]) -> Any:
+        explained.extend(g.pk for g in groups)
+        return {g.pk: Shown() for g in groups}
 
-    monkeypatch.setattr(tables_events, "explain_group", fake)
+    monkeypatch.setattr(tables_events, "explain_groups", fake)
     for i in range(PER_PAGE + 7):
         group(f"k{i}_key", ago=timedelta(minutes=i))
     table = configured(EventGroupTable(EventGroup.objects.order_by("-last_seen")), **{"evt-page": "2"})
@@ -125,7 +125,7 @@ def test_cause_is_explained_for_the_rows_rendered_only(monkeypatch: pytest.Monke
 
 @DB
 def test_group_cells(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tables_events, "explain_group", lambda g: None)
+    monkeypatch.setattr(tables_events, "explain_groups", lambda groups: {})
     made = group(
         "",
         count=1234,
@@ -152,7 +152,7 @@ def test_group_cells(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @DB
 def test_cells_are_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tables_events, "explain_group", lambda g: None)
+    monkeypatch.setattr(tables_events, "explain_groups", lambda groups: {})
     group('<script>alert("x")</script>', model="<b>m</b>")
     (row,) = list(EventGroupTable(EventGroup.objects.all()).rows)
 

@@ -309,13 +309,13 @@ def test_sorting_by_a_column_and_back() -> None:
 def test_pagination_and_cause_computed_for_the_page_shown_only(monkeypatch: pytest.MonkeyPatch) -> None:
     made = [group(f"k{i}_key", ago=timedelta(minutes=i)) for i in range(55)]
     explained: list[int] = []
-    real = tables_events.explain_group
+    real = tables_events.explain_groups
 
-    def counting(g: EventGroup) -> Any:
-        explained.append(g.pk)
-        return real(g)
+    def counting(groups: list[EventGroup]) -> Any:
+        explained.extend(g.pk for g in groups)
+        return real(groups)
 
-    monkeypatch.setattr(tables_events, "explain_group", counting)
+    monkeypatch.setattr(tables_events, "explain_groups", counting)
     client = client_for("viewer")
 
     first = client.get(LIST)
@@ -334,7 +334,7 @@ def test_pagination_and_cause_computed_for_the_page_shown_only(monkeypatch: pyte
 
 @DB
 def test_queries_do_not_grow_with_the_number_of_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tables_events, "explain_group", lambda g: None)  # its own cost is explain's
+    monkeypatch.setattr(tables_events, "explain_groups", lambda groups: {})  # its own cost is explain's
     client = client_for("viewer")
     client.get(LIST)  # sessions, permissions, content types: cached from here on
 
@@ -670,7 +670,11 @@ def test_a_group_whose_explanation_fails_still_shows(monkeypatch: pytest.MonkeyP
     def broken(g: EventGroup) -> Any:
         raise RuntimeError("boom")
 
+    def broken_many(groups: Any) -> Any:
+        raise RuntimeError("boom")
+
     monkeypatch.setattr(integrity.explain, "explain", broken)
+    monkeypatch.setattr(integrity.explain, "explain_many", broken_many)
     made = group("shop_product_name_key")
 
     listed = client_for("viewer").get(LIST)
