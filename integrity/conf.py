@@ -1,7 +1,11 @@
 """Settings of the app, read lazily so ``override_settings`` works.
 
 Every setting is ``INTEGRITY_<NAME>`` in the project's settings; the property
-below documents its default.
+below documents its default. A value is read from Django's settings the first
+time it is asked for, then kept until Django says a setting changed
+(``setting_changed``, sent by ``override_settings``): the middleware asks on
+every request, and a setting a project does not define costs Django's lazy
+settings an exception each time it is looked up.
 """
 
 from __future__ import annotations
@@ -9,13 +13,28 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+_MISSING = object()
+_read: dict[str, Any] = {}
+
+
+@receiver(setting_changed)
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("INTEGRITY_"):
+        _read.pop(setting, None)
 
 
 class Settings:
     """Typed, lazily read view of the ``INTEGRITY_*`` settings."""
 
     def _get(self, name: str, default: Any) -> Any:
-        return getattr(django_settings, f"INTEGRITY_{name}", default)
+        key = f"INTEGRITY_{name}"
+        value = _read.get(key, _MISSING)
+        if value is _MISSING:
+            value = _read[key] = getattr(django_settings, key, _MISSING)
+        return default if value is _MISSING else value
 
     @property
     def LOCK_TIMEOUT_MS(self) -> int:

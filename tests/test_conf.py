@@ -14,6 +14,10 @@ from integrity.conf import settings
         ("CAPACITY_CRITICAL", 0.90),
         ("SEQUENCES_PER_PAGE", 100),
         ("MERGE_BATCH", 10),
+        ("CAPTURE_HANDLED", False),
+        ("EVENT_SAMPLES", 20),
+        ("EVENT_VALUES", "keys"),
+        ("EVENTS_POLL_SECONDS", 10),
     ],
 )
 def test_defaults(name, default):
@@ -60,7 +64,11 @@ def test_every_setting_documents_its_default():
     assert sorted(names) == [
         "CAPACITY_CRITICAL",
         "CAPACITY_WARNING",
+        "CAPTURE_HANDLED",
         "DUPLICATE_RULES",
+        "EVENTS_POLL_SECONDS",
+        "EVENT_SAMPLES",
+        "EVENT_VALUES",
         "GROUPS_PER_PAGE",
         "GROUP_SAMPLE_SIZE",
         "LOCK_TIMEOUT_MS",
@@ -97,3 +105,19 @@ def test_capacity_thresholds_decide_the_level_the_service_reports():
         assert level() == "warning"
     with override_settings(INTEGRITY_CAPACITY_WARNING=0.92, INTEGRITY_CAPACITY_CRITICAL=0.95):
         assert level() == "ok"
+
+
+def test_a_value_read_once_is_kept_until_a_setting_changes():
+    """Read once (the middleware asks on every request), forgotten when Django says a setting changed."""
+    from django.conf import settings as django_settings
+
+    with override_settings(INTEGRITY_EVENT_SAMPLES=5):
+        assert settings.EVENT_SAMPLES == 5
+        django_settings.INTEGRITY_EVENT_SAMPLES = 7  # a change nobody announces is not seen...
+        assert settings.EVENT_SAMPLES == 5
+    assert settings.EVENT_SAMPLES == 20  # ...but leaving override_settings is
+
+
+def test_an_unknown_event_values_mode_falls_back_to_keys():
+    with override_settings(INTEGRITY_EVENT_VALUES="everything"):
+        assert settings.EVENT_VALUES == "keys"

@@ -8,7 +8,8 @@ Exit status: 0 when all is well, 1 when a problem was found (and not fixed),
 a scan timed out or failed: a check that could not finish has not shown that
 the data is clean.
 
-``merge`` and ``undo`` live in :mod:`integrity.merge_cli` (exit status: see there).
+``merge`` and ``undo`` live in :mod:`integrity.merge_cli`, ``events`` and
+``prune`` in :mod:`integrity.events_cli` (exit status: see there).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
 from django.db.models import Model
 
-from integrity import duplicates, enforcement, merge_cli, sequences
+from integrity import duplicates, enforcement, events_cli, merge_cli, sequences
 from integrity.conf import settings
 from integrity.report import format_table
 from integrity.rules import Rule, describe, rules_for
@@ -154,12 +155,13 @@ class Command(BaseCommand):
     help = (
         "Data-integrity checks: 'integrity sequences' reports (and with --fix resyncs) sequences; "
         "'integrity duplicates' checks every uniqueness rule and finds the rows that break it; "
-        "'integrity merge' merges duplicate rows (preview, record) and 'integrity undo' puts them back."
+        "'integrity merge' merges duplicate rows (preview, record) and 'integrity undo' puts them back; "
+        "'integrity events' lists recorded IntegrityErrors and 'integrity prune' removes old ones."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="{sequences,duplicates,merge,undo}"
+            dest="subcommand", required=True, metavar="{sequences,duplicates,merge,undo,events,prune}"
         )
         seq = sub.add_parser("sequences", help="Status of every sequence; exit 1 if any is behind.")
         seq.add_argument("--database", nargs="+", action="extend", default=[], metavar="ALIAS")
@@ -196,6 +198,7 @@ class Command(BaseCommand):
             help=argparse.SUPPRESS,
         )
         merge_cli.add_parsers(sub)
+        events_cli.add_parsers(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "sequences":
@@ -206,6 +209,10 @@ class Command(BaseCommand):
             merge_cli.merge_command(options, self.stdout, self.stderr)
         elif options["subcommand"] == "undo":
             merge_cli.undo_command(options, self.stdout, self.stderr)
+        elif options["subcommand"] == "events":
+            events_cli.events_command(options, self.stdout, self.stderr)
+        elif options["subcommand"] == "prune":
+            events_cli.prune_command(options, self.stdout, self.stderr)
 
     def sequences(self, options: dict[str, Any]) -> None:
         models = resolve_models(options["model"])

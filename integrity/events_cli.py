@@ -1,0 +1,212 @@
+"""``manage.py integrity events`` and ``integrity prune``: recorded IntegrityErrors from the command line.
+
+``events [--since 24h] [--database ALIAS] [--kind KIND] [--json]`` lists the
+event groups last seen within the window, newest first, with the likely
+cause (``integrity.explain``). ``prune --older-than 30d [--dry-run]
+[--json]`` removes old samples and the groups left empty that were not seen
+since (``integrity.retention``).
+
+Durations are a whole number and a unit: ``30m``, ``24h``, ``7d``, ``2w``
+(``--since`` also takes ``all``).
+
+Exit status: 0 when done (finding events is not a failure: ``events`` is a
+report; its ``--json`` is for scripts that decide), 2 on bad arguments (a
+duration, database alias or kind it does not know), in which case nothing
+is read or changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.management.base import CommandError, OutputWrapper
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections, router
+from django.utils import timezone
+
+from integrity import retention, violations
+from integrity.models import EventGroup
+from integrity.report import format_table
+
+KINDS = (
+    violations.UNIQUE,
+    violations.FOREIGN_KEY,
+    violations.NOT_NULL,
+    violations.CHECK,
+    violations.EXCLUSION,
+    violations.UNKNOWN,
+)
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
+COLUMNS = [
+    ("last_seen", "LAST SEEN"),
+    ("count", "COUNT"),
+    ("handled", "HANDLED"),
+    ("kind", "KIND"),
+    ("model", "MODEL"),
+    ("target", "CONSTRAINT/TABLE"),
+    ("database", "DATABASE"),
+    ("cause", "CAUSE"),
+]
+
+
+def usage(message: str) -> CommandError:
+    return CommandError(message, returncode=2)
+
+
+def add_parsers(sub: Any) -> None:
+    """The ``events`` and ``prune`` sub-parsers (``sub`` is the command's sub-parsers action)."""
+    e = sub.add_parser("events", help="IntegrityError event groups seen recently, newest first.")
+    e.add_argument("--since", default="24h", help="Last seen within: 30m, 24h (default), 7d, 2w or all.")
+    e.add_argument("--database", default=None, metavar="ALIAS", help="Only errors raised on this database.")
+    e.add_argument("--kind", default=None, help=f"Only this kind: {', '.join(KINDS)}.")
+    e.add_argument("--json", action="store_true", help="Print a JSON list instead of a table.")
+    p = sub.add_parser("prune", help="Remove old event samples and the groups left empty and not seen since.")
+    # Checked by the sub-command rather than argparse, so a missing value exits 2 from call_command too.
+    p.add_argument("--older-than", default=None, metavar="DURATION", help="Required: 30d, 12h, 2w, ….")
+    p.add_argument("--dry-run", action="store_true", help="Count what would be removed; remove nothing.")
+    p.add_argument("--json", action="store_true", help="Print a JSON object.")
+
+
+# ---------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------
+
+
+def parse_duration(text: str, *, allow_all: bool = False) -> timedelta | None:
+    """``30m``/``24h``/``7d``/``2w`` as a timedelta; ``all`` (when allowed) as None. Bad text: exit 2."""
+    if allow_all and text.strip().lower() == "all":
+        return None
+    match = _DURATION.match(text)
+    if match is None:
+        accepted = "30m, 24h, 7d, 2w" + (" or all" if allow_all else "")
+        raise usage(f"Bad duration {text!r}: use a whole number and a unit, such as {accepted}.")
+    return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+
+
+def parse_kind(text: str | None) -> str | None:
+    """A kind as stored (``foreign key``); ``foreign-key`` and ``foreign_key`` are accepted too."""
+    if text is None:
+        return None
+    kind = re.sub(r"[-_\s]+", " ", text.strip().lower())
+    if kind not in KINDS:
+        raise usage(f"Unknown kind {text!r}; known: {', '.join(KINDS)}.")
+    return kind
+
+
+def parse_database(alias: str | None) -> str | None:
+    if alias is not None and alias not in connections:
+        raise usage(f"Unknown database alias {alias}; known: {', '.join(connections)}.")
+    return alias
+
+
+# ---------------------------------------------------------------------------
+# events
+# ---------------------------------------------------------------------------
+
+
+def _explainer() -> Any:
+    try:
+        from integrity.explain import explain
+    except ImportError:
+        return None
+    return explain
+
+
+def group_json(group: EventGroup, cause: str, code: str) -> dict[str, Any]:
+    """Every field of the group, by name, plus its cause (``cause``, and ``cause_code`` from explain).
+
+    Datetimes are full ``isoformat()`` (DjangoJSONEncoder would cut them to
+    milliseconds), so a script can compare ``last_seen`` with what it saw before.
+    """
+    data = {f.attname: getattr(group, f.attname) for f in EventGroup._meta.concrete_fields}
+    data = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
+    return {**data, "cause": cause, "cause_code": code}
+
+
+def _row(group: EventGroup, cause: str) -> dict[str, Any]:
+    return {
+        "last_seen": timezone.localtime(group.last_seen).strftime("%Y-%m-%d %H:%M:%S"),
+        "count": group.count,
+        "handled": group.handled_count,
+        "kind": group.kind,
+        "model": group.model or None,
+        "target": group.constraint or group.table or None,
+        "database": group.database,
+        "cause": cause or None,
+    }
+
+
+def _window(since: timedelta | None, text: str) -> str:
+    return "ever" if since is None else f"in the last {text.strip()}"
+
+
+def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:
+    """``integrity events``: the groups last seen within ``--since``, newest first, with their cause."""
+    since = parse_duration(options["since"], allow_all=True)
+    kind = parse_kind(options["kind"])
+    alias = parse_database(options["database"])
+    groups = EventGroup.objects.using(router.db_for_read(EventGroup)).order_by("-last_seen", "-id")
+    if since is not None:
+        groups = groups.filter(last_seen__gte=timezone.now() - since)
+    if kind is not None:
+        groups = groups.filter(kind=kind)
+    if alias is not None:
+        groups = groups.filter(database=alias)
+    explain = _explainer()
+    found = []
+    for group in groups:
+        explanation = explain(group) if explain is not None else None
+        cause = str(explanation.cause) if explanation is not None else ""
+        code = str(getattr(explanation, "code", "")) if explanation is not None else ""
+        found.append((group, cause, code))
+    if options["json"]:
+        payload = [group_json(g, cause, code) for g, cause, code in found]
+        stdout.write(json.dumps(payload, indent=2, cls=DjangoJSONEncoder))
+        return
+    stdout.write(format_table([_row(g, cause) for g, cause, _ in found], COLUMNS))
+    total = sum(g.count for g, _, _ in found)
+    noun = "group" if len(found) == 1 else "groups"
+    stdout.write(f"{len(found)} {noun} seen {_window(since, options['since'])}, {total} errors.")
+
+
+# ---------------------------------------------------------------------------
+# prune
+# ---------------------------------------------------------------------------
+
+
+def prune_json(result: retention.PruneResult) -> dict[str, Any]:
+    return {
+        "samples": result.samples,
+        "groups": result.groups,
+        "reset": result.reset,
+        "cutoff": result.cutoff.isoformat() if result.cutoff else None,
+        "dry_run": result.dry_run,
+    }
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def prune_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:
+    """``integrity prune``: remove samples older than ``--older-than`` and the groups left empty."""
+    if options["older_than"] is None:
+        raise usage("--older-than is required, such as --older-than 30d.")
+    older_than = parse_duration(options["older_than"])
+    assert older_than is not None  # "all" is not allowed here
+    result = retention.prune(older_than, dry_run=options["dry_run"])
+    if options["json"]:
+        stdout.write(json.dumps(prune_json(result), indent=2, cls=DjangoJSONEncoder))
+        return
+    verb = "Would remove" if result.dry_run else "Removed"
+    stdout.write(
+        f"{verb} {result.samples} samples recorded before {_when(result.cutoff)} and {result.groups} "
+        f"groups left without samples and not seen since."
+    )
+    if result.reset:
+        verb = "would get" if result.dry_run else "got"
+        stdout.write(f"{result.reset} remaining groups {verb} their samples counter set to the samples left.")
