@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "demo.metrics.apps.MetricsConfig",
     "demo.crm.apps.CrmConfig",
     "demo.sales.apps.SalesConfig",
+    "demo.violations.apps.ViolationsConfig",
 ]
 
 MIDDLEWARE = [

@@ -1,9 +1,23 @@
 """integrity: data-integrity dashboard for Django + PostgreSQL, in the admin."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+if TYPE_CHECKING:
+    from integrity.events import Capture
+
 __version__ = "0.1.0"
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def capture(using: object = None) -> object:
+
+@overload
+def capture(using: F) -> F: ...
+@overload
+def capture(using: str | None = None) -> Capture: ...
+def capture(using: Any = None) -> Any:
     """Record IntegrityErrors raised inside (a context manager or decorator), for code outside requests.
 
     ``with integrity.capture(): ...``, ``@integrity.capture()`` or
@@ -14,4 +28,4 @@ def capture(using: object = None) -> object:
 
     if callable(using):  # @integrity.capture without parentheses
         return Capture()(using)
-    return Capture(using)  # type: ignore[arg-type]
+    return Capture(using)

@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ContextDecorator, contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.apps import apps
 from django.contrib.auth import SESSION_KEY
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router
@@ -44,7 +45,16 @@ logger = logging.getLogger(__name__)
 MAX_SOURCES = 50  # distinct views (and paths) counted per group
 REDACTED = "…"
 Seen = list[tuple[BaseException, str]]
+F = TypeVar("F", bound=Callable[..., Any])
 _collecting: ContextVar[Seen | None] = ContextVar("integrity_collecting", default=None)
+
+
+def _note(exc: IntegrityError, alias: str) -> None:
+    """Tag ``exc`` with its database and hand it to the collector, if any (once)."""
+    exc.integrity_alias = alias  # type: ignore[attr-defined]
+    seen = _collecting.get()
+    if seen is not None and not any(e is exc for e, _ in seen):
+        seen.append((exc, alias))
 
 
 def watch_queries(
@@ -54,29 +64,46 @@ def watch_queries(
     try:
         return execute(sql, params, many, context)
     except IntegrityError as exc:
-        alias = context["connection"].alias
-        exc.integrity_alias = alias  # type: ignore[attr-defined]
-        seen = _collecting.get()
-        if seen is not None and not any(e is exc for e, _ in seen):
-            seen.append((exc, alias))
+        _note(exc, context["connection"].alias)
         raise
 
 
+def _watched_commit(connection: BaseDatabaseWrapper, commit: Callable[[], Any]) -> Callable[[], Any]:
+    """``connection._commit`` that notes an IntegrityError raised by COMMIT itself (deferred constraints).
+
+    COMMIT runs no query through the execute wrappers, and the driver's error
+    does not say which connection failed.
+    """
+
+    def _commit() -> Any:
+        try:
+            return commit()
+        except IntegrityError as exc:
+            _note(exc, connection.alias)
+            raise
+
+    return _commit
+
+
 def install(connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
-    """``connection_created`` receiver: put ``watch_queries`` on the connection, first and once.
+    """``connection_created`` receiver: put ``watch_queries`` on the connection, first and once; watch COMMIT.
 
     First, because ``execute_wrapper()`` blocks pop the last wrapper when they end.
     """
     if watch_queries not in connection.execute_wrappers:
         connection.execute_wrappers.insert(0, watch_queries)
+    if not getattr(connection, "_integrity_commit_watched", False):
+        connection._integrity_commit_watched = True  # type: ignore[attr-defined]
+        commit = getattr(connection, "_commit")  # noqa: B009  (private, not in the stubs)
+        setattr(connection, "_commit", _watched_commit(connection, commit))  # noqa: B010
 
 
 def alias_of(exc: BaseException) -> str:
-    """The database an IntegrityError came from: tagged by ``watch_queries``, else found by its connection."""
+    """The database an IntegrityError came from: tagged by ``watch_queries`` or at COMMIT, else found by its connection."""
     alias = getattr(exc, "integrity_alias", None)
     if alias:
         return str(alias)
-    pgconn = getattr(exc.__cause__, "pgconn", None)  # errors at COMMIT (deferred constraints) run no query
+    pgconn = getattr(exc.__cause__, "pgconn", None)  # psycopg sets it on connection errors only
     if pgconn is not None:
         for wrapper in connections.all(initialized_only=True):
             raw = wrapper.connection
@@ -112,7 +139,9 @@ def kept_values(v: violations.Violation, mode: str | None = None) -> list[Any]:
     mode = mode or settings.EVENT_VALUES
     if mode == "all":
         return list(v.values)
-    if mode == "none":
+    if mode == "none" or len(v.values) != len(v.columns):
+        # A key whose values could not be split per column is one text: which
+        # column each part belongs to is unknown, so none of it is kept.
         return [REDACTED for _ in v.values]
     fields = _model_fields(v)
     kept = []
@@ -158,23 +187,23 @@ def request_context(request: Any) -> dict[str, str]:
 # Writing
 # ---------------------------------------------------------------------------
 
-_side = threading.local()
-
 
 @contextmanager
 def _writer(alias: str) -> Iterator[Any]:
     """A cursor outside any transaction of the caller's: the connection itself, or one of its own."""
     connection = connections[alias]
-    if not connection.in_atomic_block:
+    if not connection.in_atomic_block and connection.get_autocommit():
         with connection.cursor() as cursor:
             yield cursor
         return
-    side: BaseDatabaseWrapper | None = getattr(_side, alias, None)
-    if side is None or (side.connection is not None and not side.is_usable()):
-        side = connections.create_connection(alias)
-        setattr(_side, alias, side)
-    with side.cursor() as cursor:
-        yield cursor
+    # Closed at once: a connection kept for later would outlive its thread
+    # (and block DROP DATABASE, as at the end of a test run).
+    side = connections.create_connection(alias)
+    try:
+        with side.cursor() as cursor:
+            yield cursor
+    finally:
+        side.close()
 
 
 def _bump(column: str) -> str:
@@ -340,11 +369,26 @@ def collecting() -> Iterator[Seen | None]:
 
 
 class Capture(ContextDecorator):
-    """``integrity.capture()``: record IntegrityErrors raised inside, then let them propagate unchanged."""
+    """``integrity.capture()``: record IntegrityErrors raised inside, then let them propagate unchanged.
+
+    Also ``async with integrity.capture():`` and a decorator of ``async def``
+    functions: the recording then runs in a thread, as the ORM must.
+    """
 
     def __init__(self, using: str | None = None) -> None:
         self.using = using
         self._stack: list[Any] = []
+
+    def __call__(self, func: F) -> F:
+        if not iscoroutinefunction(func):
+            return super().__call__(func)
+
+        @wraps(func)
+        async def inner(*args: Any, **kwargs: Any) -> Any:
+            async with self._recreate_cm():
+                return await func(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
 
     def __enter__(self) -> Capture:
         manager = collecting()
@@ -352,9 +396,23 @@ class Capture(ContextDecorator):
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._record(exc, self._stop())
+
+    async def __aenter__(self) -> Capture:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        seen = self._stop()  # here: the collector's context variable was set in this context
+        await sync_to_async(self._record)(exc, seen)
+
+    def _stop(self) -> Seen | None:
         manager, seen = self._stack.pop()
         manager.__exit__(None, None, None)
+        return seen
+
+    def _record(self, exc: BaseException | None, seen: Seen | None) -> None:
         if isinstance(exc, IntegrityError):
-            record(exc, alias=self.using, origin="capture")
+            # The database the error names itself wins over ``using``.
+            record(exc, alias=getattr(exc, "integrity_alias", None) or self.using, origin="capture")
         if seen:
             record_handled(seen, None, origin="capture")

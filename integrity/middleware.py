@@ -19,6 +19,7 @@ from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponseBase
 
 from integrity import events
+from integrity.conf import settings
 
 
 class IntegrityErrorMiddleware:
@@ -34,6 +35,8 @@ class IntegrityErrorMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
+        if not settings.CAPTURE_HANDLED:  # the common case: nothing to do unless the view raises
+            return self.get_response(request)
         with events.collecting() as seen:
             response = self.get_response(request)
         if seen:
@@ -42,6 +45,8 @@ class IntegrityErrorMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+        if not settings.CAPTURE_HANDLED:
+            return await get_response(request)
         with events.collecting() as seen:
             response = await get_response(request)
         if seen:

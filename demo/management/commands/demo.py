@@ -53,6 +53,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write(self.style.WARNING(f"Migration {migration} applied: no duplicates to show."))
         self.stdout.write(f"Admin login:  username {USERNAME!r}  password {PASSWORD!r}")
-        self.stdout.write(f"Open:         http://{host or '127.0.0.1'}:{port or addrport}/admin/integrity/")
+        base = f"http://{host or '127.0.0.1'}:{port or addrport}"
+        self.stdout.write(f"Open:         {base}/admin/integrity/")
+        self.stdout.write(
+            f"Violations:   {base}/demo/violations/  (pages that raise IntegrityErrors: events)"
+        )
         if not options["no_serve"]:
             call_command("runserver", addrport, use_reloader=False)

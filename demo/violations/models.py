@@ -1,0 +1,59 @@
+"""Tables whose constraints the violation pages break: one per kind of IntegrityError."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
+from django.db import models
+from django.db.models import Q
+
+
+class Member(models.Model):
+    """A sign-up: a unique email (unique violations) and a NOT NULL nickname."""
+
+    email = models.EmailField(unique=True)
+    nickname = models.CharField(max_length=50, default="")
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Account(models.Model):
+    """A balance that a CHECK keeps from going below zero."""
+
+    name = models.CharField(max_length=50)
+    balance = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="violations_account_balance_gte_0")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Booking(models.Model):
+    """A room's bookings may not overlap (an exclusion constraint on a range; no extension needed)."""
+
+    during = DateTimeRangeField()
+
+    class Meta:
+        constraints = [
+            ExclusionConstraint(
+                name="violations_booking_no_overlap", expressions=[("during", RangeOperators.OVERLAPS)]
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.during)
+
+
+class Invoice(models.Model):
+    """Points at a member: Django's foreign keys are checked at COMMIT (DEFERRABLE INITIALLY DEFERRED)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE)
+    total = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+
+    def __str__(self) -> str:
+        return f"Invoice {self.pk}"
