@@ -192,6 +192,7 @@ def test_dashboard_on_the_second_site_links_under_it(trouble: None) -> None:
         "/second-admin/integrity/sequence/?status=behind",
         "/second-admin/integrity/sequence/?capacity=warning",
         "/second-admin/integrity/duplicaterule/?enforcement=not_enforced",
+        "/second-admin/integrity/eventgroup/?range=24h",
     }
     lazy = re.search(r'id="duplicate-groups-card" hx-get="([^"]+)"', response.content.decode())
     assert lazy is not None and lazy[1] == "/second-admin/integrity/duplicaterule/summary/"
