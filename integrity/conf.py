@@ -16,7 +16,8 @@ from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-_MISSING = object()
+_MISSING = object()  # the project does not set it: the default applies
+_UNREAD = object()  # not looked up since the last change
 _read: dict[str, Any] = {}
 
 
@@ -31,8 +32,8 @@ class Settings:
 
     def _get(self, name: str, default: Any) -> Any:
         key = f"INTEGRITY_{name}"
-        value = _read.get(key, _MISSING)
-        if value is _MISSING:
+        value = _read.get(key, _UNREAD)
+        if value is _UNREAD:
             value = _read[key] = getattr(django_settings, key, _MISSING)
         return default if value is _MISSING else value
 
