@@ -465,7 +465,7 @@ def benchmark(args: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per handler per round (500)")
-    parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds (60)")
+    parser.add_argument("--rounds", type=int, default=120, help="interleaved rounds (120)")
     parser.add_argument("--errors", type=int, default=300, help="error requests counted (300)")
     parser.add_argument("--storm", type=int, default=10_000, help="violations in the storm (10,000)")
     parser.add_argument("--threads", type=int, default=8, help="threads of the storm (8)")
