@@ -66,7 +66,6 @@ Runs in about 3 minutes on 2 cores (load 10 s); ``--rows 100000 --groups
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -81,11 +80,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.sequences import (  # noqa: E402  (after the sys.path set-up)
-    base_database,
     captured,
-    configure_django,
-    create_database,
-    drop_database,
+    in_throwaway_database,
     median,
     profile,
     timed,
@@ -651,18 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    db = base_database()
-    name = f"integrity_bench_dup_{os.getpid()}"
-    create_database(db, name)
-    try:
-        configure_django(db, name)
-        passed = benchmark(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(db, name)
-    return 0 if passed else 1
+    return in_throwaway_database("dup_", lambda: benchmark(args))
 
 
 if __name__ == "__main__":

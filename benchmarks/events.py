@@ -51,7 +51,6 @@ import argparse
 import gc
 import io
 import logging
-import os
 import sys
 import threading
 import time
@@ -66,9 +65,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.sequences import (  # noqa: E402  (after the sys.path set-up)
-    base_database,
-    create_database,
-    drop_database,
+    in_throwaway_database,
     median,
 )
 
@@ -471,18 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="threads of the storm (8)")
     args = parser.parse_args(argv)
 
-    db = base_database()
-    name = f"integrity_bench_events_{os.getpid()}"
-    create_database(db, name)
-    try:
-        configure(db, name)
-        passed = benchmark(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(db, name)
-    return 0 if passed else 1
+    return in_throwaway_database("events_", lambda: benchmark(args), configure)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,6 @@ database is dropped at the end, also on error. The whole run takes about
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -81,10 +80,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.sequences import (  # noqa: E402  (after the sys.path set-up)
-    base_database,
-    configure_django,
-    create_database,
-    drop_database,
+    in_throwaway_database,
     median,
     profile,
     server_version,
@@ -700,18 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    db = base_database()
-    name = f"integrity_bench_merge_{os.getpid()}"
-    create_database(db, name)
-    try:
-        configure_django(db, name)
-        passed = benchmark(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(db, name)
-    return 0 if passed else 1
+    return in_throwaway_database("merge_", lambda: benchmark(args))
 
 
 if __name__ == "__main__":

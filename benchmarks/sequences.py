@@ -692,12 +692,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="print cProfile of (a) and the page")
     args = parser.parse_args(argv)
 
+    return in_throwaway_database("", lambda: benchmark(args))
+
+
+def in_throwaway_database(
+    label: str, run: Callable[[], bool], configure: Callable[[dict[str, Any], str], None] | None = None
+) -> int:
+    """Create ``integrity_bench_<label><pid>``, configure Django on it, ``run()``, drop it (also on error).
+
+    The exit status: 0 when ``run()`` says every target was met, 1 otherwise.
+    """
     db = base_database()
-    name = f"integrity_bench_{os.getpid()}"
+    name = f"integrity_bench_{label}{os.getpid()}"
     create_database(db, name)
     try:
-        configure_django(db, name)
-        passed = benchmark(args)
+        (configure or configure_django)(db, name)
+        passed = run()
     finally:
         from django.db import connections
 
