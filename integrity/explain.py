@@ -145,8 +145,8 @@ class _Known:
             self._totals[rule.key] = _duplicates(rule)
         return self._totals[rule.key]
 
-    def sample_times(self, group: EventGroup) -> list[datetime]:
-        """When the group's first samples were taken: those of every group in one query."""
+    def sample_times(self, group: EventGroup) -> list[tuple[datetime, str]]:
+        """When the group's first samples were taken, and where from: those of every group in one query."""
         if self._samples is None:
             self._samples = {}
             ids = [g.pk for g in self.groups if not g.primary_key]
@@ -157,10 +157,10 @@ class _Known:
                 .annotate(n=first)
                 .filter(n__lte=SAMPLES_READ)
                 .order_by("group_id", "created_at")
-                .values_list("group_id", "created_at")
+                .values_list("group_id", "created_at", "view", "path")
             )
-            for group_id, created_at in rows:
-                self._samples.setdefault(group_id, []).append(created_at)
+            for group_id, created_at, view, path in rows:
+                self._samples.setdefault(group_id, []).append((created_at, view or path))
         return self._samples.get(group.pk, [])
 
 
@@ -344,13 +344,26 @@ def _existing_duplicates(group: EventGroup, rule: Rule, groups: int, rows: int) 
     return Explanation(_("Existing duplicates"), text, fix, suggestions, EXISTING_DUPLICATES)
 
 
-def _race_evidence(group: EventGroup, times: list[datetime]) -> str | None:
-    """Why the errors look concurrent: samples close together, or errors the application caught."""
-    close = sum(1 for a, b in zip(times, times[1:], strict=False) if b - a <= RACE_WINDOW)
+def _race_evidence(group: EventGroup, samples: list[tuple[datetime, str]]) -> str | None:
+    """Why the errors look concurrent: samples of one view close together, or errors the application caught.
+
+    Only samples from the same view (or path) count: the same value written
+    by two different pages shortly after each other is a duplicate value, not
+    two runs of one read-then-write racing.
+    """
+    by_source: dict[str, list[datetime]] = {}
+    for when, source in samples:
+        by_source.setdefault(source, []).append(when)
+    close = sum(
+        1
+        for times in by_source.values()
+        for a, b in zip(times, times[1:], strict=False)
+        if b - a <= RACE_WINDOW
+    )
     if close:
         return ngettext(
-            "%(n)d pair of samples less than %(s)d seconds apart",
-            "%(n)d pairs of samples less than %(s)d seconds apart",
+            "%(n)d pair of samples of one view less than %(s)d seconds apart",
+            "%(n)d pairs of samples of one view less than %(s)d seconds apart",
             close,
         ) % {"n": close, "s": RACE_WINDOW.total_seconds()}
     if group.handled_count:

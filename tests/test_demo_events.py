@@ -13,9 +13,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from demo import seed, seed_crm
 from integrity.models import EventGroup
+from tests.test_browser import browser_page
 from tests.test_middleware import post
 from tests.test_views import text
 from tests.test_views_duplicates import client_for
@@ -82,3 +84,14 @@ def test_every_demo_violation_is_grouped_on_the_events_page_with_its_explanation
     assert 'id="event-fix"' in detail.content.decode()  # ticket_sequence is behind too: its resync is the fix
     doctor = EventGroup.objects.get(constraint="clinic_doctor_pkey")
     assert "clinic.Doctor" in text(admin.get(f"/admin/integrity/eventgroup/group/?id={doctor.pk}"))
+
+
+@pytest.mark.browser
+def test_the_four_at_once_button_races_the_ticket_numbers(live_server, demo) -> None:
+    with browser_page() as page:
+        page.goto(f"{live_server.url}/demo/violations/")
+        page.get_by_role("button", name="Four at once").click()
+        expect(page.locator("#race-result")).to_have_text(re.compile(r"^\d{3}(, \d{3}){3}$"))
+        result = page.locator("#race-result").inner_text()
+    assert sorted(result.split(", ")) == ["200", "500", "500", "500"]
+    assert EventGroup.objects.get(constraint="helpdesk_ticket_number_key").count == 3

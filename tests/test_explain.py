@@ -207,6 +207,17 @@ def test_errors_the_application_caught_read_as_a_race() -> None:
     assert "the application caught 3 of these errors" in result.text
 
 
+def test_samples_close_together_from_different_views_are_no_race() -> None:
+    """Two pages that each write the same value, one after the other: a duplicate value, not a race."""
+    now = timezone.now()
+    group = group_of(tag_violation(), samples=[now, now + timedelta(milliseconds=300)])
+    first = Event.objects.filter(group=group).order_by("created_at").first()
+    assert first is not None
+    Event.objects.filter(pk=first.pk).update(view="shop:import", path="/import/")
+    result = explain.explain(group)
+    assert result.code == explain.DUPLICATE_VALUE
+
+
 def test_samples_far_apart_read_as_a_duplicate_value() -> None:
     now = timezone.now()
     result = explain.explain(group_of(tag_violation(), samples=[now - timedelta(hours=1), now]))
