@@ -167,20 +167,41 @@ def request_context(request: Any) -> dict[str, str]:
     view = ""
     if match is not None:
         view = match.view_name or getattr(match, "_func_path", "") or ""
-    user_pk = ""
-    cached = getattr(request, "_cached_user", None)
-    if cached is not None and getattr(cached, "is_authenticated", False):
-        user_pk = str(cached.pk)
-    else:
-        cache = getattr(getattr(request, "session", None), "_session_cache", None)
-        if isinstance(cache, dict) and cache.get(SESSION_KEY):
-            user_pk = str(cache[SESSION_KEY])
     return {
         "method": str(getattr(request, "method", "") or "")[:10],
         "path": str(getattr(request, "path", "") or "")[:2000],
         "view": view[:300],
-        "user_pk": user_pk[:100],
+        "user_pk": _user_pk(request)[:100],
     }
+
+
+def _user_pk(request: Any) -> str:
+    """The user's pk: from the user or session the request loaded, else from its session if safe to read.
+
+    A database-backed session is read (one query) only when its connection is
+    outside any transaction: inside one, it may be the transaction that failed.
+    """
+    cached = getattr(request, "_cached_user", None)
+    if cached is not None and getattr(cached, "is_authenticated", False):
+        return str(cached.pk)
+    session = getattr(request, "session", None)
+    cache = getattr(session, "_session_cache", None)
+    if cache is None and session is not None and _safe_to_load(session):
+        try:
+            cache = session.load() if getattr(session, "session_key", None) else {}
+        except Exception:  # noqa: BLE001  (a session that cannot be read names no user)
+            cache = None
+    if isinstance(cache, dict) and cache.get(SESSION_KEY):
+        return str(cache[SESSION_KEY])
+    return ""
+
+
+def _safe_to_load(session: Any) -> bool:
+    model = getattr(type(session), "get_model_class", None)
+    if model is None:
+        return True  # cache, file or signed-cookie sessions: no database involved
+    alias = router.db_for_read(model())
+    return not connections[alias].in_atomic_block
 
 
 # ---------------------------------------------------------------------------

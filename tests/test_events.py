@@ -387,8 +387,16 @@ def test_request_context_reads_what_the_request_already_loaded() -> None:
     session["_auth_user_id"] = "31"
     request.session = session
     assert events.request_context(request)["user_pk"] == "31"
-    unloaded = SessionStore(session_key="not-loaded")
-    request.session = unloaded
+    # A session the request did not load is read, once, when its connection is free...
+    stored = SessionStore()
+    stored["_auth_user_id"] = "42"
+    stored.save()
+    request.session = SessionStore(session_key=stored.session_key)
     with CaptureQueriesContext(connection) as queries:
+        assert events.request_context(request)["user_pk"] == "42"
+    assert len(queries) == 1
+    # ...and never inside a transaction, which may be the one that failed.
+    request.session = SessionStore(session_key=stored.session_key)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         assert events.request_context(request)["user_pk"] == ""
     assert len(queries) == 0

@@ -230,8 +230,8 @@ def test_each_violation_page_becomes_one_event_and_answers_as_without_the_middle
         "request",
     )
     assert (event.handled, event.database) == (False, "default")
-    # The user is known when the view loaded it (the unique page does); no query is made for it.
-    assert event.user_pk == (user_pk if page == "unique" else "")
+    # The user is known: loaded by the view (the unique page), or read from the session afterwards.
+    assert event.user_pk == user_pk
 
 
 def test_errors_reported_by_django_are_the_recorded_exception_itself(live_server: Any, seen: Seen) -> None:
