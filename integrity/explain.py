@@ -122,7 +122,7 @@ class _Known:
         self.groups = [g for g in groups if g.kind == UNIQUE]
         self._sequences: dict[str, dict[tuple[str, str], sequences.SequenceInfo]] = {}
         self._totals: dict[str, tuple[int, int] | None] = {}
-        self._samples: dict[int, list[datetime]] | None = None
+        self._samples: dict[int, list[tuple[datetime, str]]] | None = None
 
     def sequence(self, group: EventGroup, model: type[models.Model] | None) -> sequences.SequenceInfo | None:
         """The sequence feeding the violated column: those of every model of these groups in two queries."""
