@@ -8,6 +8,9 @@ conflicts, re-points every relation with one statement each, checks that no
 row references a duplicate any more, deletes the duplicates, applies the
 survivor's chosen field values and writes a ``MergeRecord``. All of it in one
 transaction: any failure leaves the database as it was.
+
+Putting a record back is :mod:`integrity.merge_undo`; merging every group of a
+rule, one transaction each, is :mod:`integrity.merge_all`.
 """
 
 from __future__ import annotations
@@ -18,15 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
-from django.db import IntegrityError, connections, router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrity.backends import postgresql_merge as sql
 from integrity.conf import settings
 from integrity.merge_plan import (
-    GROUP_LIMIT,
     MergeBusy,
     MergeRefused,
     NeedsChoice,
@@ -295,209 +296,3 @@ def _record(
 def _log(user: Any, record: MergeRecord, action: int, message: str) -> None:
     if getattr(user, "pk", None) is not None:
         LogEntry.objects.log_actions(user.pk, [record], action, change_message=message, single_object=True)
-
-
-# ---------------------------------------------------------------------------
-# Undo
-# ---------------------------------------------------------------------------
-
-
-class UndoRefused(MergeRefused):
-    status = 409
-
-
-def _survivor_unchanged(cursor: Any, survivor: dict[str, Any]) -> None:
-    if not survivor["columns"]:
-        return
-    pk = survivor["after"][survivor["pk_column"]]
-    now = sql.snapshot(cursor, survivor["table"], survivor["pk_column"], [pk])
-    if not now:
-        raise UndoRefused(_("The survivor (row %(pk)s) has been deleted since the merge.") % {"pk": pk})
-    changed = [c for c in survivor["columns"] if now[0].get(c) != survivor["after"].get(c)]
-    if changed:
-        message = _("The survivor's %(cols)s changed since the merge: an exact restore is impossible.")
-        raise UndoRefused(message % {"cols": ", ".join(changed)})
-
-
-def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
-    """Put back what the merge changed: deleted rows, moved references, the survivor's fields.
-
-    ``UndoRefused`` (and nothing changed) when it was undone already, or when
-    later changes make an exact restore impossible.
-    """
-    alias = record.database
-    if alias not in connections:
-        raise UndoRefused(_("The database %(alias)r is not configured any more.") % {"alias": alias})
-    data = record.data
-    survivor = data["survivor"]
-    record_db = record._state.db or router.db_for_write(MergeRecord)
-    try:
-        with (
-            transaction.atomic(using=record_db),
-            transaction.atomic(using=alias),
-            connections[alias].cursor() as cursor,
-        ):
-            # Two undos of one record: the second waits here, then sees the first.
-            record = MergeRecord.objects.using(record_db).select_for_update().get(pk=record.pk)
-            if record.undone_at is not None:
-                raise UndoRefused(_("This merge was undone already."))
-            sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
-            pk = survivor["after"][survivor["pk_column"]]
-            try:
-                locked = sql.lock_rows(cursor, survivor["table"], survivor["pk_column"], [pk])
-            except sql.RowsBusy as exc:
-                raise UndoRefused(
-                    _("The survivor is being changed by another transaction; try again.")
-                ) from exc
-            if not locked:
-                raise UndoRefused(
-                    _("The survivor (row %(pk)s) has been deleted since the merge.") % {"pk": pk}
-                )
-            _survivor_unchanged(cursor, survivor)
-            sql.restore_columns(
-                cursor, survivor["table"], survivor["pk_column"], survivor["before"], survivor["columns"]
-            )
-            # The merged rows first (their children point at them), then the
-            # moved references, and only then the children deleted by conflict
-            # resolutions, whose unique slots the moved rows held.
-            merged = [d for d in data["deleted"] if d["model"] == record.model]
-            for deleted in merged:
-                _restore(cursor, alias, deleted)
-            for moved in data["moved"]:
-                _move_back(cursor, moved)
-            for deleted in data["deleted"]:
-                if deleted["model"] != record.model:
-                    _restore(cursor, alias, deleted)
-            record.undone_at = timezone.now()
-            record.undone_by = user if getattr(user, "pk", None) is not None else None
-            record.save(update_fields=["undone_at", "undone_by"])
-    except IntegrityError as exc:
-        raise UndoRefused(
-            _("The undo would break a constraint: %(error)s") % {"error": str(exc).strip()}
-        ) from exc
-    _log(
-        user,
-        record,
-        CHANGE,
-        f"Undid the merge of {record.model} {', '.join(record.removed)} into {record.survivor}",
-    )
-    return record
-
-
-def _restore(cursor: Any, alias: str, deleted: dict[str, Any]) -> None:
-    try:
-        with transaction.atomic(using=alias):
-            sql.restore(cursor, deleted["table"], deleted["rows"])
-    except IntegrityError as exc:
-        message = _("A row of %(model)s cannot be put back: %(error)s")
-        raise UndoRefused(message % {"model": deleted["model"], "error": str(exc).strip()}) from exc
-
-
-def _move_back(cursor: Any, moved: dict[str, Any]) -> None:
-    for old, pks in moved["from"]:
-        n = sql.move_back(
-            cursor,
-            moved["table"],
-            moved["pk_column"],
-            moved["column"],
-            moved["new"],
-            old,
-            pks,
-            moved["content_type"],
-        )
-        if n != len(pks):
-            message = _(
-                "%(n)d of the %(total)d rows of %(rel)s moved to the survivor have been changed or deleted since."
-            )
-            raise UndoRefused(message % {"n": len(pks) - n, "total": len(pks), "rel": moved["relation"]})
-
-
-# ---------------------------------------------------------------------------
-# Every group of a rule
-# ---------------------------------------------------------------------------
-
-MOST_REFERENCED, OLDEST, NEWEST = "most-referenced", "oldest", "newest"
-POLICIES = (MOST_REFERENCED, OLDEST, NEWEST)
-
-
-def choose_survivor(plan: Plan, policy: str) -> Any:
-    """The member to keep: the most referenced (ties: lowest pk), the oldest or the newest.
-
-    Age is ``Meta.get_latest_by`` when it names one field, else the primary key.
-    """
-    members = plan.members
-    if policy == MOST_REFERENCED:
-        totals = plan.reference_totals()
-        return min(members, key=lambda m: (-totals[m.pk], m.pk)).pk
-    latest = plan.rule.model._meta.get_latest_by
-    name = latest.lstrip("-") if isinstance(latest, str) else None
-
-    def when(m: Model) -> Any:
-        return getattr(m, name) if name else None
-
-    if policy == OLDEST:
-        return min(members, key=lambda m: (when(m) is None, when(m), m.pk)).pk
-    if policy == NEWEST:
-        return max(members, key=lambda m: (when(m) is not None, when(m), m.pk)).pk
-    raise MergeRefused(
-        _("Unknown survivor policy %(policy)r; use one of %(all)s.")
-        % {"policy": policy, "all": ", ".join(POLICIES)}
-    )
-
-
-@dataclass
-class MergeAllResult:
-    merged: list[MergeRecord] = field(default_factory=list)
-    skipped: list[tuple[Any, str]] = field(default_factory=list)  # (first pk of the group, why)
-    stopped: bool = False
-    remaining: int = 0
-
-
-def merge_all(
-    rule: Rule,
-    policy: str,
-    *,
-    user: Any = None,
-    limit: int | None = None,
-    skip: Iterable[Any] = (),
-    should_stop: Callable[[], bool] = lambda: False,
-    progress: Callable[[MergeAllResult], None] | None = None,
-) -> MergeAllResult:
-    """Merge every group of the rule, each in its own transaction and record, until done, ``limit`` or a stop.
-
-    Groups whose merge needs a choice (or is refused) are skipped and listed;
-    a stop between groups leaves every finished merge complete and every other
-    group untouched.
-    """
-    from integrity import duplicates
-
-    if policy not in POLICIES:
-        raise MergeRefused(
-            _("Unknown survivor policy %(policy)r; use one of %(all)s.")
-            % {"policy": policy, "all": ", ".join(POLICIES)}
-        )
-    result = MergeAllResult()
-    skipped = {str(pk) for pk in skip}
-    while True:
-        page = duplicates.scan(rule, limit=len(skipped) + 20, sample=GROUP_LIMIT)
-        todo = [g for g in page.groups if str(g.pks[0]) not in skipped]
-        result.remaining = page.total_groups - len(skipped)
-        if not todo:
-            return result
-        for group in todo:
-            # Asked once per group: a stop request may be a one-shot signal.
-            stop = should_stop()
-            if stop or (limit is not None and len(result.merged) + len(result.skipped) >= limit):
-                result.stopped = stop
-                return result
-            try:
-                plan = build_plan(rule, group.pks[0], group.pks[1:])
-                survivor = choose_survivor(plan, policy)
-                others = [m.pk for m in plan.members if m.pk != survivor]
-                result.merged.append(merge(rule, survivor, others, user=user))
-            except MergeRefused as exc:
-                skipped.add(str(group.pks[0]))
-                result.skipped.append((group.pks[0], str(exc)))
-            result.remaining -= 1
-            if progress is not None:
-                progress(result)

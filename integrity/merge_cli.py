@@ -44,7 +44,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router
 from django.db.models import Model
 
-from integrity import duplicates, enforcement, merge, merge_plan
+from integrity import duplicates, enforcement, merge, merge_all, merge_plan, merge_undo
+from integrity.merge_conflicts import Conflict
 from integrity.merge_plan import BadChoice, MergeRefused, NotDuplicates, Plan
 from integrity.models import MergeRecord
 from integrity.report import format_table
@@ -72,7 +73,7 @@ def add_parsers(sub: Any) -> None:
     m.add_argument("--rule", help="Rule name (configured:email, unique:vat_number, …) or full key.")
     m.add_argument("--database", default=None, metavar="ALIAS", help="Default: 'default'.")
     m.add_argument("--all", action="store_true", help="Merge every group of --rule.")
-    m.add_argument("--survivor", choices=merge.POLICIES, help="Which row of each group stays (--all).")
+    m.add_argument("--survivor", choices=merge_all.POLICIES, help="Which row of each group stays (--all).")
     m.add_argument("--dry-run", action="store_true", help="Show what would happen; change nothing.")
     m.add_argument("--json", action="store_true", help="Print a JSON object instead of tables.")
     m.add_argument("--keep-child", nargs="+", action="extend", default=[], metavar="CONFLICT_ID=PK")
@@ -164,7 +165,7 @@ def _check_options(options: dict[str, Any]) -> None:
             names = ", ".join("--" + o.replace("_", "-") for o in extra)
             raise usage(f"--all merges every group by --survivor: {names} cannot be used with it.")
         if not options["rule"] or not options["survivor"]:
-            raise usage("--all needs --rule RULE and --survivor " + "|".join(merge.POLICIES) + ".")
+            raise usage("--all needs --rule RULE and --survivor " + "|".join(merge_all.POLICIES) + ".")
     else:
         if options["survivor"]:
             raise usage("--survivor chooses the row to keep with --all; use --keep PK otherwise.")
@@ -187,13 +188,13 @@ def _key_text(key: dict[str, Any]) -> str:
     return ", ".join(f"{name}={_text(value)}" for name, value in key.items())
 
 
-def _other_values(conflict: merge_plan.Conflict, values: dict[str, Any]) -> str:
+def _other_values(conflict: Conflict, values: dict[str, Any]) -> str:
     meta = conflict.holder._meta
     hidden = {str(meta.pk.attname)} | {str(getattr(meta.get_field(n), "attname", n)) for n in conflict.key}
     return ", ".join(f"{k}={_text(v)}" for k, v in values.items() if k not in hidden)
 
 
-def _action(conflict: merge_plan.Conflict, pk: Any) -> str:
+def _action(conflict: Conflict, pk: Any) -> str:
     if conflict.keep is None:
         return "choose"
     return "keep" if pk == conflict.keep else "delete"
@@ -374,7 +375,7 @@ def plan_every_group(rule: Rule, policy: str) -> list[Plan]:
         page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=merge_plan.GROUP_LIMIT)
         for group in page.groups:
             plan = merge_plan.build_plan(rule, group.pks[0], group.pks[1:])
-            survivor = merge.choose_survivor(plan, policy)
+            survivor = merge_all.choose_survivor(plan, policy)
             if survivor != plan.survivor.pk:
                 others = [m.pk for m in plan.members if m.pk != survivor]
                 plan = merge_plan.build_plan(rule, survivor, others)
@@ -440,7 +441,7 @@ def _write_plans(rule: Rule, policy: str, plans: Sequence[Plan], stdout: OutputW
         stdout.write(conflict_table([p for p in plans if p.conflicts]))
 
 
-def _write_result(result: merge.MergeAllResult, stdout: OutputWrapper) -> None:
+def _write_result(result: merge_all.MergeAllResult, stdout: OutputWrapper) -> None:
     columns = [("id", "RECORD"), ("survivor", "SURVIVOR"), ("removed", "REMOVED")]
     columns += [("repointed", "RE-POINTED"), ("deleted", "DELETED")]
     rows = [{**record_json(r), "removed": ", ".join(r.removed)} for r in result.merged]
@@ -452,11 +453,11 @@ def _write_result(result: merge.MergeAllResult, stdout: OutputWrapper) -> None:
         stdout.write(f"merge record {record.pk}: undo with {UNDO_HINT.format(id=record.pk)}")
 
 
-def _run_all(rule: Rule, policy: str, total: int, stderr: OutputWrapper | None) -> merge.MergeAllResult:
+def _run_all(rule: Rule, policy: str, total: int, stderr: OutputWrapper | None) -> merge_all.MergeAllResult:
     """``merge_all`` with progress on stderr; Ctrl-C stops it between groups."""
-    seen = merge.MergeAllResult(remaining=total)
+    seen = merge_all.MergeAllResult(remaining=total)
 
-    def progress(result: merge.MergeAllResult) -> None:
+    def progress(result: merge_all.MergeAllResult) -> None:
         nonlocal seen
         seen = result
         if stderr is not None:
@@ -468,7 +469,7 @@ def _run_all(rule: Rule, policy: str, total: int, stderr: OutputWrapper | None) 
 
     with _stop_on_interrupt(stopping) as should_stop:
         try:
-            return merge.merge_all(rule, policy, should_stop=should_stop, progress=progress)
+            return merge_all.merge_all(rule, policy, should_stop=should_stop, progress=progress)
         except KeyboardInterrupt:
             # Raised between two groups or inside one (rolled back): what finished is in `seen`.
             seen.stopped = True
@@ -506,7 +507,7 @@ def undo_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputW
     if record is None:
         raise usage(f"No merge record {raw} (see the merge log in the admin).")
     try:
-        record = merge.undo(record)
+        record = merge_undo.undo(record)
     except MergeRefused as exc:
         raise CommandError(f"merge record {record.pk}: {exc}", returncode=1) from exc
     if options["json"]:

@@ -21,7 +21,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from integrity import duplicates, merge, merge_plan
+from integrity import duplicates, merge, merge_all, merge_plan, merge_undo
 from integrity.adminviews import methods, require
 from integrity.conf import settings
 from integrity.merge_plan import MergeRefused, Plan
@@ -197,8 +197,8 @@ def merge_all_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespo
         rule = rule_from(request.POST.get("rule", ""))
     except Refused as exc:
         return _refused(admin, request, exc)
-    policy = request.POST.get("policy", merge.MOST_REFERENCED)
-    if policy not in merge.POLICIES:
+    policy = request.POST.get("policy", merge_all.MOST_REFERENCED)
+    if policy not in merge_all.POLICIES:
         return _refused(admin, request, Refused(_("Unknown survivor policy %(p)r.") % {"p": policy}, 400))
     step = request.POST.get("step", "preview")
     context = _context(
@@ -208,7 +208,7 @@ def merge_all_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespo
         rule=rule,
         rule_url=_with(_url(admin, "rule"), rule=rule.key),
         policy=policy,
-        policies=merge.POLICIES,
+        policies=merge_all.POLICIES,
         url=_url(admin, "merge_all"),
     )
     if step == "preview":
@@ -218,7 +218,7 @@ def merge_all_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespo
     done_raw = request.POST.get("done", "0")
     done = int(done_raw) if done_raw.isdigit() else 0
     stop = step == "stop"
-    result = merge.merge_all(
+    result = merge_all.merge_all(
         rule, policy, user=request.user, limit=0 if stop else settings.MERGE_BATCH, skip=skip
     )
     skipped = [*request.POST.getlist("skipped"), *(f"{pk}: {why}" for pk, why in result.skipped)]
@@ -299,7 +299,7 @@ def undo_view(admin: MergeRecordAdmin, request: HttpRequest, object_id: str) -> 
     if request.POST.get("confirm") != "1":
         return render(request, "integrity/merge_undo.html", _record_context(admin, request, record))
     try:
-        merge.undo(record, user=request.user)
+        merge_undo.undo(record, user=request.user)
     except MergeRefused as exc:
         context = _record_context(admin, request, record, error=str(exc))
         return render(request, "integrity/merge_record.html", context, status=exc.status)

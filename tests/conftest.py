@@ -1,4 +1,4 @@
-"""Shared fixtures of the merge tests: the configured rule on ``merging.Person`` and table dumps."""
+"""Shared fixtures of the merge tests: the configured rule on ``merging.Person``, people with references, table dumps."""
 
 from __future__ import annotations
 
@@ -9,12 +9,38 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from integrity import merge_plan
 from integrity.rules import Rule, get_rule
+from tests.merging.models import (
+    Badge,
+    Club,
+    ClubMembership,
+    Group,
+    Invoice,
+    Newsletter,
+    Note,
+    Order,
+    Passport,
+    Person,
+    Profile,
+    Receipt,
+    Seat,
+    Tagged,
+)
 
 RULES = [
     {"model": "merging.Person", "fields": ["email"], "name": "email"},
     {"model": "merging.Person", "fields": ["nickname"], "name": "nickname"},
 ]
+
+
+@pytest.fixture
+def constraints_checked() -> Iterator[None]:
+    """Foreign keys are DEFERRABLE: check them before the test's transaction is rolled back, as a commit would."""
+    yield
+    if connection.in_atomic_block and not connection.needs_rollback:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 @pytest.fixture
@@ -51,3 +77,44 @@ def dump(tables: list[str] | None = None) -> dict[str, list[Any]]:
             cursor.execute(f"SELECT row_to_json(t)::text FROM {qt} t ORDER BY id")  # noqa: S608
             out[table] = [r[0] for r in cursor.fetchall()]
     return out
+
+
+def person(email: str = "dup@example.com", **kw: Any) -> Person:
+    return Person.objects.create(email=email, **kw)
+
+
+def moves_by_label(plan: merge_plan.Plan) -> dict[str, merge_plan.Move]:
+    """By ``app.Holder.field`` (an auto-created many-to-many table is its own holder)."""
+    return {f"{m.relation.holder._meta.label}.{m.relation.field.name}": m for m in plan.moves}
+
+
+def populate(a: Person, b: Person) -> None:
+    """References of every kind to ``b`` (and a few to ``a``), with conflicts."""
+    club, group, news = (
+        Club.objects.create(name="c"),
+        Group.objects.create(name="g"),
+        Newsletter.objects.create(),
+    )
+    for p in (a, b):
+        Order.objects.create(person=p)
+        Seat.objects.create(person=p, number=1, row=str(p.pk))
+        p.groups.add(group)
+        news.readers.add(p)
+        ClubMembership.objects.create(person=p, club=club, role=f"r{p.pk}")
+        Tagged.objects.create(target=p, tag="same")
+        Tagged.objects.create(target=p, tag=f"t{p.pk}")
+        Note.objects.create(target=p, text=str(p.pk))
+        Badge.objects.create(person=p, code=str(p.pk))
+        Receipt.objects.create(person=p, number=str(p.pk))
+    Badge.objects.create(code="nobody")
+    Invoice.objects.create(person=b)
+    Profile.objects.create(person=b, bio="b")
+    person("mentee@example.com", mentor=b)
+    b.passport = Passport.objects.create(number="PB")
+    b.save()
+
+
+def choices(rule: Rule, a: Person, b: Person) -> dict[str, Any]:
+    """Resolve every conflict with the duplicate's row."""
+    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
+    return {c.id: next(r.pk for r in c.rows if r.owner == b.pk) for c in plan.unresolved}

@@ -1,11 +1,11 @@
-"""The merge service on real PostgreSQL: every relation re-pointed, conflicts, faults, races, undo, merge-all."""
+"""The merge service on real PostgreSQL: every relation re-pointed, conflicts, faults, races, the record."""
 
 from __future__ import annotations
 
 import datetime
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -14,11 +14,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from integrity import merge, merge_plan
+from integrity import merge, merge_plan, merge_undo
 from integrity.merge_plan import BadChoice, GroupGone, MergeBusy, NeedsChoice, NotDuplicates, StalePreview
 from integrity.models import MergeRecord
 from integrity.rules import Rule
-from tests.conftest import dump
+from tests.conftest import choices, dump, person, populate
 from tests.merging.models import (
     Badge,
     Club,
@@ -36,20 +36,7 @@ from tests.merging.models import (
     Tagged,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _constraints_checked() -> Iterator[None]:
-    """Foreign keys are DEFERRABLE: check them before the test's transaction is rolled back, as a commit would."""
-    yield
-    if connection.in_atomic_block and not connection.needs_rollback:
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-
-
-def person(email: str = "dup@example.com", **kw: Any) -> Person:
-    return Person.objects.create(email=email, **kw)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("constraints_checked")]
 
 
 def person_ct() -> ContentType:
@@ -127,7 +114,7 @@ def test_to_field_references_are_not_cut_when_the_survivor_has_no_handle(rule: R
     record = merge.merge(rule, a.pk, [b.pk], token=plan.token)
     assert Person.objects.get(pk=a.pk).handle == "hb"
     assert Invoice.objects.get(pk=invoice.pk).person_id == "hb"
-    merge.undo(record)
+    merge_undo.undo(record)
     assert Person.objects.get(pk=a.pk).handle is None
     assert Person.objects.get(pk=b.pk).handle == "hb"
     assert Invoice.objects.get(pk=invoice.pk).person_id == "hb"
@@ -157,7 +144,7 @@ def test_survivor_referencing_a_duplicate_then_references_itself(rule: Rule) -> 
     a = person(mentor=b)
     record = merge.merge(rule, a.pk, [b.pk])
     assert Person.objects.get(pk=a.pk).mentor_id == a.pk
-    merge.undo(record)
+    merge_undo.undo(record)
     assert Person.objects.get(pk=a.pk).mentor_id == b.pk
 
 
@@ -544,38 +531,6 @@ def test_confirming_other_choices_than_the_preview_is_stale(rule: Rule) -> None:
 # ---------------------------------------------------------------------------
 
 
-def populate(a: Person, b: Person) -> None:
-    """References of every kind to ``b`` (and a few to ``a``), with conflicts."""
-    club, group, news = (
-        Club.objects.create(name="c"),
-        Group.objects.create(name="g"),
-        Newsletter.objects.create(),
-    )
-    for p in (a, b):
-        Order.objects.create(person=p)
-        Seat.objects.create(person=p, number=1, row=str(p.pk))
-        p.groups.add(group)
-        news.readers.add(p)
-        ClubMembership.objects.create(person=p, club=club, role=f"r{p.pk}")
-        Tagged.objects.create(target=p, tag="same")
-        Tagged.objects.create(target=p, tag=f"t{p.pk}")
-        Note.objects.create(target=p, text=str(p.pk))
-        Badge.objects.create(person=p, code=str(p.pk))
-        Receipt.objects.create(person=p, number=str(p.pk))
-    Badge.objects.create(code="nobody")
-    Invoice.objects.create(person=b)
-    Profile.objects.create(person=b, bio="b")
-    person("mentee@example.com", mentor=b)
-    b.passport = Passport.objects.create(number="PB")
-    b.save()
-
-
-def choices(rule: Rule, a: Person, b: Person) -> dict[str, Any]:
-    """Resolve every conflict with the duplicate's row."""
-    plan = merge_plan.build_plan(rule, a.pk, [b.pk])
-    return {c.id: next(r.pk for r in c.rows if r.owner == b.pk) for c in plan.unresolved}
-
-
 @pytest.mark.parametrize("at", ["locked", "conflicts", "repointed", "deleted", "recorded"])
 def test_a_fault_at_any_step_changes_nothing(rule: Rule, at: str) -> None:
     a, b = person(), person(handle="hb", nickname="bee")
@@ -721,212 +676,6 @@ def test_rows_locked_by_another_transaction_make_the_merge_busy(rules_configured
 
 
 # ---------------------------------------------------------------------------
-# Undo
-# ---------------------------------------------------------------------------
-
-
-def full_merge(rule: Rule) -> tuple[Person, Person, MergeRecord]:
-    a, b = person(handle="ha", nickname=None), person(handle="hb", nickname="bee", name="Bea")
-    populate(a, b)
-    Invoice.objects.create(person=a)
-    record = merge.merge(
-        rule,
-        a.pk,
-        [b.pk],
-        fields={"nickname": b.pk, "handle": b.pk, "passport": b.pk, "name": b.pk},
-        resolutions=choices(rule, a, b),
-    )
-    return a, b, record
-
-
-def test_undo_restores_exact_dumps(rule: Rule) -> None:
-    a, b = person(handle="ha", nickname=None), person(handle="hb", nickname="bee", name="Bea")
-    populate(a, b)
-    Invoice.objects.create(person=a)
-    resolutions = choices(rule, a, b)
-    assert len(resolutions) == 2  # the seat and the club membership; only the duplicate has a profile
-    before = dump()
-    record = merge.merge(
-        rule,
-        a.pk,
-        [b.pk],
-        fields={"nickname": b.pk, "handle": b.pk, "passport": b.pk},
-        resolutions=resolutions,
-    )
-    assert dump() != before
-    undone = merge.undo(record)
-    assert dump() == before
-    assert undone.undone_at is not None
-    assert MergeRecord.objects.get(pk=record.pk).undone_at is not None
-
-
-def test_undo_twice_is_refused(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    merge.undo(record)
-    after = dump()
-    with pytest.raises(merge.UndoRefused):
-        merge.undo(record)
-    with pytest.raises(merge.UndoRefused):
-        merge.undo(MergeRecord.objects.get(pk=record.pk))
-    assert dump() == after
-
-
-def undo_refused(record: MergeRecord) -> None:
-    before = dump()
-    with pytest.raises(merge.UndoRefused):
-        merge.undo(record)
-    assert dump() == before
-    assert MergeRecord.objects.get(pk=record.pk).undone_at is None
-
-
-def test_undo_refused_when_a_deleted_pk_was_recreated(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    Person.objects.create(pk=b.pk, email="new@example.com")
-    undo_refused(record)
-
-
-def test_undo_refused_when_a_deleted_child_pk_was_recreated(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    deleted_seat = next(d["rows"][0]["id"] for d in record.data["deleted"] if d["model"] == "merging.Seat")
-    Seat.objects.create(pk=deleted_seat, person=person("x@example.com"), number=1)
-    undo_refused(record)
-
-
-def test_undo_refused_when_a_moved_reference_changed(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    other = person("other@example.com")
-    Order.objects.filter(person=a).order_by("-pk").update(person=other)
-    undo_refused(record)
-
-
-def test_undo_refused_when_a_moved_row_was_deleted(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    Note.objects.filter(object_id=a.pk).delete()
-    undo_refused(record)
-
-
-def test_undo_refused_when_the_survivors_changed_field_was_edited(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    Person.objects.filter(pk=a.pk).update(nickname="edited")
-    undo_refused(record)
-
-
-def test_undo_allowed_when_an_unchanged_survivor_field_was_edited(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    Person.objects.filter(pk=a.pk).update(email="changed@example.com")
-    merge.undo(record)
-    assert Person.objects.get(pk=a.pk).email == "changed@example.com"
-    assert Person.objects.get(pk=b.pk).nickname == "bee"
-
-
-def test_undo_refused_when_the_survivor_was_deleted(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    for model in (Order, Seat, Badge, Receipt, ClubMembership, Profile):
-        model.objects.filter(person=a).delete()
-    Invoice.objects.all().delete()
-    Person.objects.filter(mentor=a).update(mentor=None)
-    Person.objects.filter(pk=a.pk).delete()
-    undo_refused(record)
-
-
-# ---------------------------------------------------------------------------
-# Every group
-# ---------------------------------------------------------------------------
-
-
-def groups_of(n: int, size: int = 2) -> list[list[Person]]:
-    return [[person(f"g{i}@example.com") for _ in range(size)] for i in range(n)]
-
-
-def test_merge_all_stops_midway(rule: Rule) -> None:
-    groups = groups_of(5)
-    seen: list[int] = []
-    result = merge.merge_all(
-        rule,
-        merge.OLDEST,
-        should_stop=lambda: MergeRecord.objects.count() >= 2,
-        progress=lambda r: seen.append(len(r.merged)),
-    )
-    assert seen == [1, 2]
-    assert result.stopped
-    assert len(result.merged) == 2
-    assert MergeRecord.objects.count() == 2
-    assert result.remaining == 3
-    merged_emails = {p.email for g in groups for p in g if not Person.objects.filter(pk=p.pk).exists()}
-    assert len(merged_emails) == 2
-    for g in groups:
-        left = Person.objects.filter(email=g[0].email).count()
-        assert left == (1 if g[0].email in merged_emails else 2)
-    for rec in result.merged:
-        assert Person.objects.filter(pk=int(rec.survivor)).exists()
-
-
-def test_merge_all_stop_checked_once_per_group(rule: Rule) -> None:
-    groups_of(4)
-    calls = iter([False, False, True, False, False])
-    result = merge.merge_all(rule, merge.OLDEST, should_stop=lambda: next(calls, True))
-    assert result.stopped
-    assert len(result.merged) == 2
-
-
-def test_merge_all_limit(rule: Rule) -> None:
-    groups_of(3)
-    result = merge.merge_all(rule, merge.NEWEST, limit=1)
-    assert len(result.merged) == 1
-    assert not result.stopped
-    assert Person.objects.count() == 5
-
-
-def test_merge_all_merges_everything(rule: Rule) -> None:
-    groups_of(25, size=3)
-    result = merge.merge_all(rule, merge.OLDEST)
-    assert len(result.merged) == 25
-    assert Person.objects.count() == 25
-    assert result.remaining == 0
-
-
-@pytest.mark.parametrize(
-    ("policy", "index"), [(merge.OLDEST, 0), (merge.NEWEST, 2), (merge.MOST_REFERENCED, 1)]
-)
-def test_merge_all_policies(rule: Rule, policy: str, index: int) -> None:
-    [group] = groups_of(1, size=3)
-    Order.objects.create(person=group[1])
-    Order.objects.create(person=group[1])
-    Order.objects.create(person=group[2])
-    result = merge.merge_all(rule, policy)
-    assert [r.survivor for r in result.merged] == [str(group[index].pk)]
-    assert list(Person.objects.values_list("pk", flat=True)) == [group[index].pk]
-    assert Order.objects.filter(person=group[index]).count() == 3
-
-
-def test_choose_survivor_most_referenced_ties_go_to_the_lowest_pk(rule: Rule) -> None:
-    a, b = person(), person()
-    Order.objects.create(person=a)
-    Note.objects.create(target=b, text="x")
-    plan = merge_plan.build_plan(rule, b.pk, [a.pk])
-    assert merge.choose_survivor(plan, merge.MOST_REFERENCED) == a.pk
-    with pytest.raises(merge_plan.MergeRefused):
-        merge.choose_survivor(plan, "tallest")
-    with pytest.raises(merge_plan.MergeRefused):
-        merge.merge_all(rule, "tallest")
-
-
-def test_merge_all_skips_and_lists_a_group_that_needs_a_choice(rule: Rule) -> None:
-    groups = groups_of(3)
-    Seat.objects.create(person=groups[1][0], number=1, row="x")
-    Seat.objects.create(person=groups[1][1], number=1, row="y")
-    before = dump(["merging_seat"])
-    result = merge.merge_all(rule, merge.OLDEST)
-    assert len(result.merged) == 2
-    assert [pk for pk, _why in result.skipped] == [groups[1][0].pk]
-    assert Person.objects.filter(email=groups[1][0].email).count() == 2
-    assert dump(["merging_seat"]) == before
-    assert not result.stopped
-
-
-# ---------------------------------------------------------------------------
 # Cost
 # ---------------------------------------------------------------------------
 
@@ -975,7 +724,7 @@ def cost(rule: Rule, n: int) -> tuple[int, int, int]:
     with CaptureQueriesContext(connection) as merge_queries:
         record = merge.merge(rule, a.pk, [b.pk], token=plan.token, fields={"nickname": b.pk})
     with CaptureQueriesContext(connection) as undo_queries:
-        merge.undo(record)
+        merge_undo.undo(record)
     return len(plan_queries), len(merge_queries), len(undo_queries)
 
 
@@ -1002,7 +751,7 @@ def test_record_and_admin_log_name_the_user(rule: Rule, admin_user: Any) -> None
     assert record.data["fields"] == {"nickname": str(b.pk)}
     entry = LogEntry.objects.get()
     assert (entry.user, entry.action_flag, entry.object_id) == (admin_user, CHANGE, str(record.pk))
-    merge.undo(record, user=admin_user)
+    merge_undo.undo(record, user=admin_user)
     record.refresh_from_db()
     assert record.undone_by == admin_user
     assert LogEntry.objects.count() == 2
@@ -1016,7 +765,7 @@ def test_no_user_no_log(rule: Rule) -> None:
     a, b = person(), person()
     record = merge.merge(rule, a.pk, [b.pk])
     assert record.user is None
-    merge.undo(record)
+    merge_undo.undo(record)
     assert not LogEntry.objects.exists()
 
 
@@ -1048,26 +797,6 @@ def test_nulls_equal_rule_merges_null_keys(rules_configured: None) -> None:
         merge.merge(nulls, a.pk, [b.pk])
         assert gone(b)
         refused(lambda: merge.merge(nulls, a.pk, [named.pk]), NotDuplicates)
-
-
-def test_undo_restores_cross_references_between_members(rule: Rule) -> None:
-    a, b, c = person(), person(), person()
-    for x, y in ((a, b), (b, c), (c, a)):
-        x.mentor = y
-        x.save()
-    Order.objects.create(person=c)
-    before = dump()
-    record = merge.merge(rule, a.pk, [b.pk, c.pk])
-    assert Person.objects.get(pk=a.pk).mentor_id == a.pk
-    merge.undo(record)
-    assert dump() == before
-
-
-def test_undo_refused_when_the_survivors_old_unique_value_was_taken(rule: Rule) -> None:
-    a, b, record = full_merge(rule)
-    assert Person.objects.get(pk=a.pk).handle == "hb"
-    person("third@example.com", handle="ha")
-    undo_refused(record)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -1133,13 +862,5 @@ def test_a_concurrent_generic_reference_to_a_duplicate_ends_on_the_survivor(rule
     assert late.object_id == a.pk
     record.refresh_from_db()
     assert [b.pk, [late.pk]] in [moves for m in record.data["moved"] for moves in m["from"]]
-    merge.undo(record)
+    merge_undo.undo(record)
     assert Note.objects.get(pk=late.pk).object_id == b.pk  # the undo moves it back with the rest
-
-
-def test_merge_all_skip_leaves_those_groups(rule: Rule) -> None:
-    groups = groups_of(3)
-    result = merge.merge_all(rule, merge.OLDEST, skip=[str(groups[0][0].pk)])
-    assert len(result.merged) == 2
-    assert Person.objects.filter(email=groups[0][0].email).count() == 2
-    assert result.remaining == 0

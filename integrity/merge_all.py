@@ -1,0 +1,107 @@
+"""Merging every duplicate group of a rule at once, with a policy choosing each survivor.
+
+A rule with thousands of groups cannot be reviewed one preview at a time. Each
+group still gets its own transaction and record (so each one can be undone on
+its own, and a stop or a crash between groups leaves no half-merged group);
+groups that need a human choice are skipped and listed rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Model
+from django.utils.translation import gettext as _
+
+from integrity.merge import merge
+from integrity.merge_plan import GROUP_LIMIT, MergeRefused, Plan, build_plan
+from integrity.models import MergeRecord
+from integrity.rules import Rule
+
+MOST_REFERENCED, OLDEST, NEWEST = "most-referenced", "oldest", "newest"
+POLICIES = (MOST_REFERENCED, OLDEST, NEWEST)
+
+
+def choose_survivor(plan: Plan, policy: str) -> Any:
+    """The member to keep: the most referenced (ties: lowest pk), the oldest or the newest.
+
+    Age is ``Meta.get_latest_by`` when it names one field, else the primary key.
+    """
+    members = plan.members
+    if policy == MOST_REFERENCED:
+        totals = plan.reference_totals()
+        return min(members, key=lambda m: (-totals[m.pk], m.pk)).pk
+    latest = plan.rule.model._meta.get_latest_by
+    name = latest.lstrip("-") if isinstance(latest, str) else None
+
+    def when(m: Model) -> Any:
+        return getattr(m, name) if name else None
+
+    if policy == OLDEST:
+        return min(members, key=lambda m: (when(m) is None, when(m), m.pk)).pk
+    if policy == NEWEST:
+        return max(members, key=lambda m: (when(m) is not None, when(m), m.pk)).pk
+    raise MergeRefused(
+        _("Unknown survivor policy %(policy)r; use one of %(all)s.")
+        % {"policy": policy, "all": ", ".join(POLICIES)}
+    )
+
+
+@dataclass
+class MergeAllResult:
+    merged: list[MergeRecord] = field(default_factory=list)
+    skipped: list[tuple[Any, str]] = field(default_factory=list)  # (first pk of the group, why)
+    stopped: bool = False
+    remaining: int = 0
+
+
+def merge_all(
+    rule: Rule,
+    policy: str,
+    *,
+    user: Any = None,
+    limit: int | None = None,
+    skip: Iterable[Any] = (),
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[MergeAllResult], None] | None = None,
+) -> MergeAllResult:
+    """Merge every group of the rule, each in its own transaction and record, until done, ``limit`` or a stop.
+
+    Groups whose merge needs a choice (or is refused) are skipped and listed;
+    a stop between groups leaves every finished merge complete and every other
+    group untouched.
+    """
+    from integrity import duplicates
+
+    if policy not in POLICIES:
+        raise MergeRefused(
+            _("Unknown survivor policy %(policy)r; use one of %(all)s.")
+            % {"policy": policy, "all": ", ".join(POLICIES)}
+        )
+    result = MergeAllResult()
+    skipped = {str(pk) for pk in skip}
+    while True:
+        page = duplicates.scan(rule, limit=len(skipped) + 20, sample=GROUP_LIMIT)
+        todo = [g for g in page.groups if str(g.pks[0]) not in skipped]
+        result.remaining = page.total_groups - len(skipped)
+        if not todo:
+            return result
+        for group in todo:
+            # Asked once per group: a stop request may be a one-shot signal.
+            stop = should_stop()
+            if stop or (limit is not None and len(result.merged) + len(result.skipped) >= limit):
+                result.stopped = stop
+                return result
+            try:
+                plan = build_plan(rule, group.pks[0], group.pks[1:])
+                survivor = choose_survivor(plan, policy)
+                others = [m.pk for m in plan.members if m.pk != survivor]
+                result.merged.append(merge(rule, survivor, others, user=user))
+            except MergeRefused as exc:
+                skipped.add(str(group.pks[0]))
+                result.skipped.append((group.pks[0], str(exc)))
+            result.remaining -= 1
+            if progress is not None:
+                progress(result)

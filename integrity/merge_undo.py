@@ -1,0 +1,134 @@
+"""Undo of a merge: put back exactly what its record says was changed, or nothing.
+
+A merge deletes rows and moves references; people find out later that two
+rows were not the same after all. The record keeps every deleted row and every
+moved reference, so the undo can restore them as they were, and because a
+partial or approximate restore would silently lose later edits, anything that
+changed since (a deleted pk taken again, a moved row edited or gone, a survivor
+field edited) refuses the whole undo instead: one transaction, all or nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin.models import CHANGE
+from django.db import IntegrityError, connections, router, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrity.backends import postgresql_merge as sql
+from integrity.conf import settings
+from integrity.merge import _log
+from integrity.merge_plan import MergeRefused
+from integrity.models import MergeRecord
+
+
+class UndoRefused(MergeRefused):
+    status = 409
+
+
+def _survivor_unchanged(cursor: Any, survivor: dict[str, Any]) -> None:
+    if not survivor["columns"]:
+        return
+    pk = survivor["after"][survivor["pk_column"]]
+    now = sql.snapshot(cursor, survivor["table"], survivor["pk_column"], [pk])
+    if not now:
+        raise UndoRefused(_("The survivor (row %(pk)s) has been deleted since the merge.") % {"pk": pk})
+    changed = [c for c in survivor["columns"] if now[0].get(c) != survivor["after"].get(c)]
+    if changed:
+        message = _("The survivor's %(cols)s changed since the merge: an exact restore is impossible.")
+        raise UndoRefused(message % {"cols": ", ".join(changed)})
+
+
+def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
+    """Put back what the merge changed: deleted rows, moved references, the survivor's fields.
+
+    ``UndoRefused`` (and nothing changed) when it was undone already, or when
+    later changes make an exact restore impossible.
+    """
+    alias = record.database
+    if alias not in connections:
+        raise UndoRefused(_("The database %(alias)r is not configured any more.") % {"alias": alias})
+    data = record.data
+    survivor = data["survivor"]
+    record_db = record._state.db or router.db_for_write(MergeRecord)
+    try:
+        with (
+            transaction.atomic(using=record_db),
+            transaction.atomic(using=alias),
+            connections[alias].cursor() as cursor,
+        ):
+            # Two undos of one record: the second waits here, then sees the first.
+            record = MergeRecord.objects.using(record_db).select_for_update().get(pk=record.pk)
+            if record.undone_at is not None:
+                raise UndoRefused(_("This merge was undone already."))
+            sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
+            pk = survivor["after"][survivor["pk_column"]]
+            try:
+                locked = sql.lock_rows(cursor, survivor["table"], survivor["pk_column"], [pk])
+            except sql.RowsBusy as exc:
+                raise UndoRefused(
+                    _("The survivor is being changed by another transaction; try again.")
+                ) from exc
+            if not locked:
+                raise UndoRefused(
+                    _("The survivor (row %(pk)s) has been deleted since the merge.") % {"pk": pk}
+                )
+            _survivor_unchanged(cursor, survivor)
+            sql.restore_columns(
+                cursor, survivor["table"], survivor["pk_column"], survivor["before"], survivor["columns"]
+            )
+            # The merged rows first (their children point at them), then the
+            # moved references, and only then the children deleted by conflict
+            # resolutions, whose unique slots the moved rows held.
+            merged = [d for d in data["deleted"] if d["model"] == record.model]
+            for deleted in merged:
+                _restore(cursor, alias, deleted)
+            for moved in data["moved"]:
+                _move_back(cursor, moved)
+            for deleted in data["deleted"]:
+                if deleted["model"] != record.model:
+                    _restore(cursor, alias, deleted)
+            record.undone_at = timezone.now()
+            record.undone_by = user if getattr(user, "pk", None) is not None else None
+            record.save(update_fields=["undone_at", "undone_by"])
+    except IntegrityError as exc:
+        raise UndoRefused(
+            _("The undo would break a constraint: %(error)s") % {"error": str(exc).strip()}
+        ) from exc
+    _log(
+        user,
+        record,
+        CHANGE,
+        f"Undid the merge of {record.model} {', '.join(record.removed)} into {record.survivor}",
+    )
+    return record
+
+
+def _restore(cursor: Any, alias: str, deleted: dict[str, Any]) -> None:
+    try:
+        with transaction.atomic(using=alias):
+            sql.restore(cursor, deleted["table"], deleted["rows"])
+    except IntegrityError as exc:
+        message = _("A row of %(model)s cannot be put back: %(error)s")
+        raise UndoRefused(message % {"model": deleted["model"], "error": str(exc).strip()}) from exc
+
+
+def _move_back(cursor: Any, moved: dict[str, Any]) -> None:
+    for old, pks in moved["from"]:
+        n = sql.move_back(
+            cursor,
+            moved["table"],
+            moved["pk_column"],
+            moved["column"],
+            moved["new"],
+            old,
+            pks,
+            moved["content_type"],
+        )
+        if n != len(pks):
+            message = _(
+                "%(n)d of the %(total)d rows of %(rel)s moved to the survivor have been changed or deleted since."
+            )
+            raise UndoRefused(message % {"n": len(pks) - n, "total": len(pks), "rel": moved["relation"]})
