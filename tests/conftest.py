@@ -1,15 +1,25 @@
-"""Shared fixtures of the merge tests: the configured rule on ``merging.Person``, people with references, table dumps."""
+"""Shared fixtures and helpers of the tests.
+
+The merge tests': the configured rule on ``merging.Person``, people with
+references, table dumps. The explain tests': real IntegrityErrors, parsed and
+stored as the event group (and samples) ``events.write`` would store, through
+the ORM so that the test's rollback removes them; sequence values are not
+transactional, so ``keep_sequences`` puts back those the tests move.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, connections, transaction
 from django.test import override_settings
+from django.utils import timezone
 
-from integrity import merge_plan
+from integrity import events, merge_plan, violations
+from integrity.models import Event, EventGroup
 from integrity.rules import Rule, get_rule
 from tests.merging.models import (
     Badge,
@@ -118,3 +128,71 @@ def choices(rule: Rule, a: Person, b: Person) -> dict[str, Any]:
     """Resolve every conflict with the duplicate's row."""
     plan = merge_plan.build_plan(rule, a.pk, [b.pk])
     return {c.id: next(r.pk for r in c.rows if r.owner == b.pk) for c in plan.unresolved}
+
+
+# Explain: real errors stored as event groups ---------------------------------------------------
+
+
+SEQUENCES = ["shop_product_id_seq", "clinic_doctor_id_seq", "ticket_sequence"]
+
+
+@pytest.fixture
+def keep_sequences() -> Iterator[None]:
+    """Put the sequences the tests move back as they were (a separate connection: they are not rolled back)."""
+    wrapper = connections["default"]
+    conn = wrapper.get_new_connection(wrapper.get_connection_params())
+    conn.autocommit = True
+    saved = [
+        (name, *conn.execute(f"SELECT last_value, is_called FROM {name}").fetchone()) for name in SEQUENCES
+    ]
+    yield
+    try:
+        for name, last, called in saved:
+            conn.execute("SELECT setval(%s::regclass, %s, %s)", [name, last, called])
+    finally:
+        conn.close()
+
+
+def run(sql: str, params: Any = None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def set_next(sequence: str, value: int) -> None:
+    run("SELECT setval(%s::regclass, %s, false)", [sequence, value])
+
+
+def violation_of(write: Callable[[], Any]) -> violations.Violation:
+    """The parsed IntegrityError that ``write`` raises (its savepoint rolled back)."""
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        run("SET CONSTRAINTS ALL IMMEDIATE")  # foreign keys fail at the statement, not at COMMIT
+        write()
+    return violations.parse(caught.value, "default")
+
+
+def group_of(
+    v: violations.Violation, samples: list[datetime] | None = None, handled: int = 0, fingerprint: str = ""
+) -> EventGroup:
+    """The group (and samples) ``events.write`` would have stored for ``v``."""
+    samples = samples if samples is not None else [timezone.now()]
+    group = EventGroup.objects.create(
+        fingerprint=fingerprint or events.fingerprint("default", v),
+        database="default",
+        kind=v.kind,
+        sqlstate=v.sqlstate or "",
+        constraint=v.constraint or "",
+        table=events._table_name(v),
+        columns=list(v.columns),
+        model=v.model or "",
+        fields=list(v.fields),
+        primary_key=v.primary_key,
+        message=v.message,
+        count=max(len(samples), 1) + handled,
+        handled_count=handled,
+        sampled=len(samples),
+        first_seen=min(samples, default=timezone.now()),
+        last_seen=max(samples, default=timezone.now()),
+    )
+    for when in samples:
+        Event.objects.create(group=group, created_at=when, database="default", origin="request", path="/")
+    return group

@@ -2,94 +2,27 @@
 
 Each test provokes the error the way the application would, parses it with
 ``integrity.violations`` and stores its group and samples as ``events.write``
-does (through the ORM here, so that the test's rollback removes them).
-Sequence values are not transactional: ``keep_sequences`` puts back those the
-tests move.
+does (``group_of`` in conftest, through the ORM so that the test's rollback
+removes them). Sequence values are not transactional: ``keep_sequences`` puts
+back those the tests move.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from demo.clinic.models import Doctor, current_locale
 from demo.crm.models import Company
 from demo.helpdesk.models import Ticket
-from demo.shop.models import Order, Product, Tag
-from integrity import events, explain, sequences, violations
-from integrity.models import Event, EventGroup
+from demo.shop.models import Order, Product
+from integrity import explain, sequences, violations
+from integrity.models import EventGroup
+from tests.conftest import group_of, run, set_next, violation_of
 
-pytestmark = pytest.mark.django_db
-
-SEQUENCES = ["shop_product_id_seq", "clinic_doctor_id_seq", "ticket_sequence"]
-
-
-@pytest.fixture(autouse=True)
-def keep_sequences() -> Iterator[None]:
-    """Put the sequences the tests move back as they were (a separate connection: they are not rolled back)."""
-    wrapper = connections["default"]
-    conn = wrapper.get_new_connection(wrapper.get_connection_params())
-    conn.autocommit = True
-    saved = [
-        (name, *conn.execute(f"SELECT last_value, is_called FROM {name}").fetchone()) for name in SEQUENCES
-    ]
-    yield
-    try:
-        for name, last, called in saved:
-            conn.execute("SELECT setval(%s::regclass, %s, %s)", [name, last, called])
-    finally:
-        conn.close()
-
-
-def run(sql: str, params: Any = None) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def set_next(sequence: str, value: int) -> None:
-    run("SELECT setval(%s::regclass, %s, false)", [sequence, value])
-
-
-def violation_of(write: Callable[[], Any]) -> violations.Violation:
-    """The parsed IntegrityError that ``write`` raises (its savepoint rolled back)."""
-    with pytest.raises(IntegrityError) as caught, transaction.atomic():
-        run("SET CONSTRAINTS ALL IMMEDIATE")  # foreign keys fail at the statement, not at COMMIT
-        write()
-    return violations.parse(caught.value, "default")
-
-
-def group_of(
-    v: violations.Violation, samples: list[datetime] | None = None, handled: int = 0, fingerprint: str = ""
-) -> EventGroup:
-    """The group (and samples) ``events.write`` would have stored for ``v``."""
-    samples = samples if samples is not None else [timezone.now()]
-    group = EventGroup.objects.create(
-        fingerprint=fingerprint or events.fingerprint("default", v),
-        database="default",
-        kind=v.kind,
-        sqlstate=v.sqlstate or "",
-        constraint=v.constraint or "",
-        table=events._table_name(v),
-        columns=list(v.columns),
-        model=v.model or "",
-        fields=list(v.fields),
-        primary_key=v.primary_key,
-        message=v.message,
-        count=max(len(samples), 1) + handled,
-        handled_count=handled,
-        sampled=len(samples),
-        first_seen=min(samples, default=timezone.now()),
-        last_seen=max(samples, default=timezone.now()),
-    )
-    for when in samples:
-        Event.objects.create(group=group, created_at=when, database="default", origin="request", path="/")
-    return group
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keep_sequences")]
 
 
 # --- unique: primary keys -----------------------------------------------------------------------
@@ -142,14 +75,6 @@ def test_seed_000_filtering_base_manager_is_named() -> None:
     assert "Meta.base_manager_name" in result.text
 
 
-def test_a_primary_key_group_costs_a_bounded_number_of_queries() -> None:
-    set_next("shop_product_id_seq", 1)
-    group = group_of(violation_of(lambda: Product.objects.create(name="Trackpad")))
-    with CaptureQueriesContext(connection) as queries:
-        explain.explain(group)
-    assert len(queries) <= 6, [q["sql"] for q in queries]
-
-
 # --- unique: other rules ------------------------------------------------------------------------
 
 
@@ -169,61 +94,6 @@ def test_existing_duplicates_link_to_the_rules_groups() -> None:
     assert result.fix is not None and result.fix.kind == explain.DUPLICATES
     assert result.fix.rule_key == "default:crm.Company:unique:vat_number"
     assert "crm.Company has 1 group of rows sharing vat_number (2 rows)" in result.text
-
-
-def tag_violation() -> violations.Violation:
-    Tag.objects.create(name="audio")
-    return violation_of(lambda: Tag.objects.create(name="audio"))
-
-
-def test_samples_close_together_read_as_a_race() -> None:
-    now = timezone.now()
-    group = group_of(tag_violation(), samples=[now, now + timedelta(milliseconds=300)])
-
-    result = explain.explain(group)
-
-    assert result.code == explain.RACE
-    assert result.cause == "Race in read-then-write code"
-    assert "shop.Tag.name" in result.text and "1 pair of samples" in result.text
-    assert result.suggestions == ["get_or_create / update_or_create", "select_for_update"]
-
-
-def test_a_page_of_groups_costs_the_same_queries_as_one() -> None:
-    """What the list's groups share (sequences, samples, rule states) is read once for the page."""
-    v = tag_violation()
-    now = timezone.now()
-    groups = [group_of(v, samples=[now, now + timedelta(seconds=1)], fingerprint=f"g{i}") for i in range(3)]
-    with CaptureQueriesContext(connection) as one:
-        explain.explain_many(groups[:1])
-    with CaptureQueriesContext(connection) as three:
-        results = explain.explain_many(groups)
-    assert [r.code for r in results] == [explain.RACE] * 3
-    assert len(three) == len(one)
-
-
-def test_errors_the_application_caught_read_as_a_race() -> None:
-    result = explain.explain(group_of(tag_violation(), handled=3))
-    assert result.code == explain.RACE
-    assert "the application caught 3 of these errors" in result.text
-
-
-def test_samples_close_together_from_different_views_are_no_race() -> None:
-    """Two pages that each write the same value, one after the other: a duplicate value, not a race."""
-    now = timezone.now()
-    group = group_of(tag_violation(), samples=[now, now + timedelta(milliseconds=300)])
-    first = Event.objects.filter(group=group).order_by("created_at").first()
-    assert first is not None
-    Event.objects.filter(pk=first.pk).update(view="shop:import", path="/import/")
-    result = explain.explain(group)
-    assert result.code == explain.DUPLICATE_VALUE
-
-
-def test_samples_far_apart_read_as_a_duplicate_value() -> None:
-    now = timezone.now()
-    result = explain.explain(group_of(tag_violation(), samples=[now - timedelta(hours=1), now]))
-    assert result.code == explain.DUPLICATE_VALUE
-    assert result.fix is None
-    assert "shop.Tag.name already holds this value" in result.text
 
 
 def test_seed_003_max_plus_one_tickets_race() -> None:
