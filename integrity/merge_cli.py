@@ -3,7 +3,8 @@
 ``merge app_label.Model --keep PK --remove PK…`` merges one group (preview
 with ``--dry-run``); ``merge app_label.Model --rule RULE --all --survivor
 POLICY`` merges every group of a rule, each in its own transaction and
-``MergeRecord``; ``undo RECORD_ID`` puts a merge back.
+``MergeRecord``; ``undo RECORD_ID`` puts a merge back. What they print (text
+or ``--json``) is rendered by :mod:`integrity.merge_report`.
 
 Exit status (nothing is changed unless it is 0, except by a stopped ``--all``):
 
@@ -30,7 +31,6 @@ interrupts the group being merged, whose transaction is then rolled back).
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -40,18 +40,26 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, OutputWrapper
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router
 from django.db.models import Model
 
 from integrity import duplicates, enforcement, merge, merge_all, merge_plan, merge_undo
-from integrity.merge_conflicts import Conflict
 from integrity.merge_plan import BadChoice, MergeRefused, NotDuplicates, Plan
+from integrity.merge_report import (
+    dumps,
+    plans_json,
+    plans_lines,
+    preview_json,
+    preview_lines,
+    record_json,
+    result_json,
+    result_lines,
+    undo_hint,
+    undone_line,
+)
 from integrity.models import MergeRecord
-from integrity.report import format_table
 from integrity.rules import Rule, rules_for
 
-UNDO_HINT = "python manage.py integrity undo {id}"
 SCAN_PAGE = 500  # groups read per statement when --all plans every group
 
 
@@ -173,142 +181,6 @@ def _check_options(options: dict[str, Any]) -> None:
             raise usage("Name the rows: --keep PK --remove PK [PK ...] (or --all --survivor POLICY).")
 
 
-# ---------------------------------------------------------------------------
-# Output
-# ---------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _key_text(key: dict[str, Any]) -> str:
-    return ", ".join(f"{name}={_text(value)}" for name, value in key.items())
-
-
-def _other_values(conflict: Conflict, values: dict[str, Any]) -> str:
-    meta = conflict.holder._meta
-    hidden = {str(meta.pk.attname)} | {str(getattr(meta.get_field(n), "attname", n)) for n in conflict.key}
-    return ", ".join(f"{k}={_text(v)}" for k, v in values.items() if k not in hidden)
-
-
-def _action(conflict: Conflict, pk: Any) -> str:
-    if conflict.keep is None:
-        return "choose"
-    return "keep" if pk == conflict.keep else "delete"
-
-
-def _deleted(plan: Plan) -> list[dict[str, Any]]:
-    rows = [{"model": plan.rule.label, "pks": [m.pk for m in plan.duplicates], "why": "merged"}]
-    for c in plan.conflicts:
-        if c.keep is not None and c.losers:
-            rows.append({"model": c.holder._meta.label, "pks": c.losers, "why": f"conflict {c.id}"})
-    return rows
-
-
-def preview_json(plan: Plan) -> dict[str, Any]:
-    """What the plan would do, as the ``--json`` object (a result adds ``record``)."""
-    return {
-        "database": plan.rule.database,
-        "model": plan.rule.label,
-        "rule": plan.rule.key,
-        "survivor": plan.survivor.pk,
-        "duplicates": [m.pk for m in plan.duplicates],
-        "relations": [
-            {"relation": m.relation.label, "kind": m.relation.kind, "rows": m.moving}
-            for m in plan.moves
-            if m.moving
-        ],
-        "conflicts": [
-            {
-                "id": c.id,
-                "holder": c.holder._meta.label,
-                "rule": c.rule,
-                "key": c.key,
-                "pure": c.pure,
-                "keep": c.keep,
-                "rows": [
-                    {"pk": r.pk, "owner": r.owner, "values": r.values, "action": _action(c, r.pk)}
-                    for r in c.rows
-                ],
-            }
-            for c in plan.conflicts
-        ],
-        "changes": [
-            {"field": ch.name, "from": ch.source, "before": ch.before, "after": ch.after}
-            for ch in plan.changes
-        ],
-        "deleted": _deleted(plan),
-        "needs_choice": [c.id for c in plan.unresolved],
-    }
-
-
-def conflict_table(plans: Sequence[Plan]) -> str:
-    rows = []
-    for plan in plans:
-        for c in plan.conflicts:
-            for r in c.rows:
-                rows.append(
-                    {
-                        "group": plan.survivor.pk,
-                        "id": c.id,
-                        "holder": c.label,
-                        "key": _key_text(c.key),
-                        "pk": r.pk,
-                        "owner": r.owner,
-                        "values": _other_values(c, r.values),
-                        "action": _action(c, r.pk),
-                    }
-                )
-    columns = [("id", "CONFLICT"), ("holder", "HOLDER"), ("key", "KEY"), ("pk", "ROW")]
-    columns += [("owner", "OWNER"), ("values", "VALUES"), ("action", "ACTION")]
-    return format_table(rows, ([("group", "SURVIVOR")] if len(plans) > 1 else []) + columns)
-
-
-def preview_lines(plan: Plan, *, done: bool = False) -> list[str]:
-    """The plan as readable tables: re-pointed rows, conflicts, deleted rows, field changes."""
-    rule = plan.rule
-    dups = ", ".join(str(m.pk) for m in plan.duplicates)
-    verb = "Merged" if done else "Would merge"
-    lines = [f"{verb} {rule.label} {dups} into {plan.survivor.pk} (rule {rule.key})."]
-    data = preview_json(plan)
-    if data["relations"]:
-        columns = [("relation", "RELATION"), ("kind", "KIND"), ("rows", "ROWS RE-POINTED")]
-        lines += ["", format_table(data["relations"], columns)]
-    else:
-        lines += ["", "No row references the duplicates."]
-    if plan.conflicts:
-        lines += ["", conflict_table([plan])]
-    deleted = [{**d, "pks": ", ".join(map(str, d["pks"])), "n": len(d["pks"])} for d in data["deleted"]]
-    columns = [("model", "DELETED"), ("n", "ROWS"), ("pks", "PKS"), ("why", "WHY")]
-    lines += ["", format_table(deleted, columns)]
-    if plan.changes:
-        changes = [{**c, "before": _text(c["before"]), "after": _text(c["after"])} for c in data["changes"]]
-        columns = [("field", "FIELD"), ("from", "FROM ROW"), ("before", "BEFORE"), ("after", "AFTER")]
-        lines += ["", format_table(changes, columns)]
-    moved, gone = plan.moving, sum(d["n"] for d in deleted)
-    lines += ["", f"{moved} rows {'re-pointed' if done else 'to re-point'}, {gone} rows deleted."]
-    return lines
-
-
-def _dump(data: Any) -> str:
-    return json.dumps(data, indent=2, cls=DjangoJSONEncoder)
-
-
-def record_json(record: MergeRecord) -> dict[str, Any]:
-    return {
-        "id": record.pk,
-        "survivor": record.survivor,
-        "removed": record.removed,
-        "repointed": record.repointed,
-        "deleted": record.deleted,
-        "undone_at": record.undone_at,
-        "undo": UNDO_HINT.format(id=record.pk),
-    }
-
-
 def _needs_choice(count: int) -> CommandError:
     what = "1 conflict needs" if count == 1 else f"{count} conflicts need"
     return CommandError(
@@ -351,9 +223,9 @@ def merge_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Output
         record = merge.merge(rule, survivor, dups, fields=fields, resolutions=choices, token=plan.token)
     except MergeRefused as exc:
         raise refused(exc) from exc
-    hint = f"merge record {record.pk}: undo with {UNDO_HINT.format(id=record.pk)}"
+    hint = undo_hint(record)
     if options["json"]:
-        stdout.write(_dump({**preview_json(plan), "record": record_json(record)}))
+        stdout.write(dumps({**preview_json(plan), "record": record_json(record)}))
         stderr.write(hint)
     else:
         stdout.write("\n".join(preview_lines(plan, done=True)))
@@ -362,7 +234,7 @@ def merge_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Output
 
 def _write_preview(plan: Plan, as_json: bool, dry_run: bool, stdout: OutputWrapper) -> None:
     if as_json:
-        stdout.write(_dump({**preview_json(plan), "dry_run": dry_run}))
+        stdout.write(dumps({**preview_json(plan), "dry_run": dry_run}))
     else:
         stdout.write("\n".join(preview_lines(plan)))
 
@@ -395,12 +267,12 @@ def merge_every_group(
     except (MergeRefused, duplicates.ScanTimedOut) as exc:
         raise CommandError(f"{rule.key}: {exc}", returncode=1) from exc
     unresolved = [p for p in plans if p.unresolved]
-    head = {"rule": rule.key, "policy": policy, "groups": [preview_json(p) for p in plans]}
+    head = plans_json(rule, policy, plans)
     if options["dry_run"] or unresolved:
         if as_json:
-            stdout.write(_dump({**head, "dry_run": options["dry_run"]}))
+            stdout.write(dumps({**head, "dry_run": options["dry_run"]}))
         else:
-            _write_plans(rule, policy, plans, stdout)
+            stdout.write("\n".join(plans_lines(rule, policy, plans)))
         if unresolved:
             raise _needs_choice(sum(len(p.unresolved) for p in plans))
         return
@@ -408,49 +280,14 @@ def merge_every_group(
     result = _run_all(rule, policy, len(plans), stderr if verbose else None)
     head["dry_run"] = False
     if as_json:
-        body = {"merged": [record_json(r) for r in result.merged]}
-        body |= {"skipped": [{"group": pk, "reason": why} for pk, why in result.skipped]}
-        stdout.write(_dump({**head, **body, "stopped": result.stopped, "remaining": result.remaining}))
+        stdout.write(dumps({**head, **result_json(result)}))
     else:
-        _write_result(result, stdout)
+        stdout.write("\n".join(result_lines(result)))
     if result.stopped or result.skipped:
         what = "stopped" if result.stopped else f"{len(result.skipped)} groups skipped"
         raise CommandError(
             f"{what}: {len(result.merged)} groups merged, {result.remaining} left as they were.", returncode=1
         )
-
-
-def _write_plans(rule: Rule, policy: str, plans: Sequence[Plan], stdout: OutputWrapper) -> None:
-    rows = [
-        {
-            "survivor": p.survivor.pk,
-            "duplicates": ", ".join(str(m.pk) for m in p.duplicates),
-            "moving": p.moving,
-            "deleted": len(p.duplicates) + p.collapsed,
-            "conflicts": len(p.conflicts),
-            "choose": len(p.unresolved),
-        }
-        for p in plans
-    ]
-    columns = [("survivor", "SURVIVOR"), ("duplicates", "DUPLICATES"), ("moving", "RE-POINT")]
-    columns += [("deleted", "DELETE"), ("conflicts", "CONFLICTS"), ("choose", "TO CHOOSE")]
-    stdout.write(f"{len(plans)} groups of {rule.key}, survivor: {policy}.")
-    stdout.write(format_table(rows, columns))
-    if any(p.conflicts for p in plans):
-        stdout.write("")
-        stdout.write(conflict_table([p for p in plans if p.conflicts]))
-
-
-def _write_result(result: merge_all.MergeAllResult, stdout: OutputWrapper) -> None:
-    columns = [("id", "RECORD"), ("survivor", "SURVIVOR"), ("removed", "REMOVED")]
-    columns += [("repointed", "RE-POINTED"), ("deleted", "DELETED")]
-    rows = [{**record_json(r), "removed": ", ".join(r.removed)} for r in result.merged]
-    stdout.write(format_table(rows, columns))
-    for pk, why in result.skipped:
-        stdout.write(f"skipped the group of row {pk}: {why}")
-    stdout.write(f"{len(result.merged)} groups merged, {len(result.skipped)} skipped.")
-    for record in result.merged:
-        stdout.write(f"merge record {record.pk}: undo with {UNDO_HINT.format(id=record.pk)}")
 
 
 def _run_all(rule: Rule, policy: str, total: int, stderr: OutputWrapper | None) -> merge_all.MergeAllResult:
@@ -511,10 +348,6 @@ def undo_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputW
     except MergeRefused as exc:
         raise CommandError(f"merge record {record.pk}: {exc}", returncode=1) from exc
     if options["json"]:
-        stdout.write(_dump({**record_json(record), "model": record.model, "database": record.database}))
+        stdout.write(dumps({**record_json(record), "model": record.model, "database": record.database}))
         return
-    removed = ", ".join(record.removed)
-    stdout.write(
-        f"undid merge record {record.pk}: {record.model} {removed} are back, "
-        f"{record.repointed} references moved back to them, {record.deleted} rows restored."
-    )
+    stdout.write(undone_line(record))
