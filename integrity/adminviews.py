@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import reverse
 
 View = Callable[[Any, HttpRequest], HttpResponse]
 
@@ -35,3 +36,27 @@ def require(request: HttpRequest, perm: str) -> None:
     """Raise ``PermissionDenied`` (a 403) unless the user has ``perm``."""
     if not request.user.has_perm(perm):
         raise PermissionDenied
+
+
+class Refused(Exception):
+    """Bad input: the request is answered with ``status`` and this message."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def page_url(admin: Any, name: str) -> str:
+    """The URL of one of ``admin``'s routes (``PageAdmin._route`` names) on its AdminSite."""
+    opts = admin.model._meta
+    return reverse(f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_{name}")
+
+
+def page_context(admin: Any, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    """What every page's template needs from the admin (site context, ``opts``, app label), plus ``extra``."""
+    return {
+        **admin.admin_site.each_context(request),
+        "opts": admin.model._meta,
+        "app_label": admin.model._meta.app_label,
+        **extra,
+    }

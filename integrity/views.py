@@ -12,14 +12,13 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
 from integrity import sequences
-from integrity.adminviews import methods
+from integrity.adminviews import methods, page_context, page_url
 from integrity.adminviews import require as _require
 from integrity.conf import settings
 from integrity.sequences import ResyncRefused, SequenceInfo, SequenceNotFound
@@ -33,18 +32,8 @@ RESYNC_PERM = "integrity.resync_sequence"
 FILTERS = ("status", "app", "database", "capacity")
 
 
-def _url(admin: SequenceAdmin, name: str) -> str:
-    return reverse(f"{admin.admin_site.name}:integrity_sequence_{name}")
-
-
 def _context(admin: SequenceAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return {
-        **admin.admin_site.each_context(request),
-        "opts": admin.model._meta,
-        "app_label": admin.model._meta.app_label,
-        "sequences_url": _url(admin, "changelist"),
-        **extra,
-    }
+    return page_context(admin, request, sequences_url=page_url(admin, "changelist"), **extra)
 
 
 def _error(admin: SequenceAdmin, request: HttpRequest, message: str, status: int) -> HttpResponse:
@@ -87,8 +76,8 @@ def _filtered(request: HttpRequest, reports: list[sequences.AliasReport]) -> lis
 def _table(admin: SequenceAdmin, request: HttpRequest, rows: list[SequenceInfo]) -> SequenceTable:
     return SequenceTable(
         rows,
-        resync_url=_url(admin, "resync"),
-        lower_url=_url(admin, "lower"),
+        resync_url=page_url(admin, "resync"),
+        lower_url=page_url(admin, "lower"),
         can_resync=request.user.has_perm(RESYNC_PERM),
     )
 
@@ -115,7 +104,7 @@ def sequence_list(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
         apps=sorted({r.app_label for r in all_rows}),
         databases=[r.database for r in reports],
         can_resync=request.user.has_perm(RESYNC_PERM),
-        resync_all_url=_url(admin, "resync_all"),
+        resync_all_url=page_url(admin, "resync_all"),
     )
     return render(request, "integrity/sequences.html", context)
 
@@ -156,7 +145,7 @@ def _resynced_row(admin: SequenceAdmin, request: HttpRequest, result: sequences.
     table = _table(admin, request, [result.info])
     table.request = request
     behind = sum(i.status == sequences.BEHIND for r in sequences.collect() for i in r.sequences)
-    extra = {"oob": True, "can_resync": True, "resync_all_url": _url(admin, "resync_all")}
+    extra = {"oob": True, "can_resync": True, "resync_all_url": page_url(admin, "resync_all")}
     summary = render_to_string("integrity/summary.html", {"behind_count": behind, **extra}, request=request)
     note = render_to_string("integrity/messages.html", {"success": _result_message(result), **extra})
     return HttpResponse(table.row_html(result.info) + summary + note)
@@ -175,7 +164,7 @@ def sequence_resync(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
     if getattr(request, "htmx", False):
         return _resynced_row(admin, request, result)
     messages.success(request, _result_message(result))
-    return HttpResponseRedirect(_back(request, _url(admin, "changelist")))
+    return HttpResponseRedirect(_back(request, page_url(admin, "changelist")))
 
 
 @methods("GET", "POST")
@@ -208,7 +197,7 @@ def sequence_resync_all(admin: SequenceAdmin, request: HttpRequest) -> HttpRespo
     )
     for failure in failed:
         messages.error(request, _("Not resynced: %(why)s") % {"why": failure})
-    return HttpResponseRedirect(_url(admin, "changelist"))
+    return HttpResponseRedirect(page_url(admin, "changelist"))
 
 
 @methods("GET", "POST")
@@ -233,4 +222,4 @@ def sequence_lower(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
     except ResyncRefused as exc:
         return _error(admin, request, str(exc), 409)
     messages.success(request, _result_message(result))
-    return HttpResponseRedirect(_url(admin, "changelist"))
+    return HttpResponseRedirect(page_url(admin, "changelist"))

@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
 from integrity import dashboard, duplicates, enforcement
-from integrity.adminviews import methods, require
+from integrity.adminviews import Refused, methods, page_context, page_url, require
 from integrity.conf import settings
 from integrity.duplicates import ScanTimedOut
 from integrity.rules import Rule, RuleNotFound, describe, get_rule, rules_for
@@ -47,30 +47,12 @@ PAGE_RE = re.compile(r"[0-9]{1,9}")
 GROUP_LIMIT = 100  # members shown side by side at most
 
 
-class Refused(Exception):
-    """Bad input: the request is answered with ``status`` and this message."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _url(admin: DuplicateRuleAdmin, name: str) -> str:
-    return reverse(f"{admin.admin_site.name}:integrity_duplicaterule_{name}")
-
-
 def _with(url: str, **params: Any) -> str:
     return f"{url}?{urlencode(params)}"
 
 
 def _context(admin: DuplicateRuleAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return {
-        **admin.admin_site.each_context(request),
-        "opts": admin.model._meta,
-        "app_label": admin.model._meta.app_label,
-        "rules_url": _url(admin, "changelist"),
-        **extra,
-    }
+    return page_context(admin, request, rules_url=page_url(admin, "changelist"), **extra)
 
 
 def _refused(admin: DuplicateRuleAdmin, request: HttpRequest, exc: Refused, **extra: Any) -> HttpResponse:
@@ -138,7 +120,9 @@ def rule_list(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
     """The rules page: every rule and its enforcement at once; groups counted lazily (htmx)."""
     require(request, VIEW_PERM)
     rows = rule_rows()
-    table = RuleTable(_filtered(request, rows), rule_url=_url(admin, "rule"), count_url=_url(admin, "count"))
+    table = RuleTable(
+        _filtered(request, rows), rule_url=page_url(admin, "rule"), count_url=page_url(admin, "count")
+    )
     RequestConfig(request, paginate={"per_page": RuleTable._meta.per_page}).configure(table)
     counts = Counter(r.state for r in rows)
     context = _context(
@@ -167,8 +151,8 @@ def rule_count(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
     except Refused as exc:
         return _refused(admin, request, exc)
     context: dict[str, Any] = {
-        "rule_url": _with(_url(admin, "rule"), rule=rule.key),
-        "count_url": _with(_url(admin, "count"), rule=rule.key),
+        "rule_url": _with(page_url(admin, "rule"), rule=rule.key),
+        "count_url": _with(page_url(admin, "count"), rule=rule.key),
         "rows_id": f"{dom_id(rule.key)}-rows",
         "timeout_ms": settings.SCAN_TIMEOUT_MS,
     }
@@ -189,7 +173,7 @@ def summary_card(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
     """The dashboard's "Duplicate groups" card, filled in lazily (it scans, within one time budget)."""
     require(request, VIEW_PERM)
     card = dashboard.duplicate_groups_card()
-    url = _with(_url(admin, "changelist"), enforcement=NOT_ENFORCED)
+    url = _with(page_url(admin, "changelist"), enforcement=NOT_ENFORCED)
     return render(request, "integrity/duplicates_card.html", {"card": card, "url": url})
 
 
@@ -216,7 +200,7 @@ def _groups_table(
     if page > last:
         message = _("Page %(page)d does not exist: this rule has %(n)d pages of groups.")
         raise Refused(message % {"page": page, "n": last}, 404)
-    table = GroupTable(pages, rule=rule, group_url=_url(admin, "group"))
+    table = GroupTable(pages, rule=rule, group_url=page_url(admin, "group"))
     table.request = request
     table.paginate(page=page, per_page=per_page)
     return table, pages.result
@@ -232,7 +216,7 @@ def rule_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse
         return _refused(admin, request, exc)
     state = enforcement.classify([rule])[rule.key]
     verify = request.GET.get("verify") == "1"
-    rule_url = _with(_url(admin, "rule"), rule=rule.key)
+    rule_url = _with(page_url(admin, "rule"), rule=rule.key)
     context = _context(
         admin,
         request,
@@ -241,9 +225,9 @@ def rule_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse
         db_table=rule.model._meta.db_table,
         enforcement=state,
         verify=verify,
-        verify_url=_with(_url(admin, "rule"), rule=rule.key, verify="1"),
+        verify_url=_with(page_url(admin, "rule"), rule=rule.key, verify="1"),
         timeout_ms=settings.SCAN_TIMEOUT_MS,
-        merge_all_url=_url(admin, "merge_all")
+        merge_all_url=page_url(admin, "merge_all")
         if request.user.has_perm("integrity.merge_duplicates")
         else None,
         policies=("most-referenced", "oldest", "newest"),
@@ -355,7 +339,7 @@ def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
     reference_rows = [{"label": r.label, "counts": [r.counts[m.pk] for m in members]} for r in refs]
     totals = [sum(r.counts[m.pk] for r in refs) for m in members]
     field_rows = _field_rows(rule, members)
-    rule_url = _with(_url(admin, "rule"), rule=rule.key)
+    rule_url = _with(page_url(admin, "rule"), rule=rule.key)
     context = _context(
         admin,
         request,

@@ -27,7 +27,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_tables2 import RequestConfig
 
-from integrity.adminviews import methods, require
+from integrity import violations
+from integrity.adminviews import Refused, methods, page_context, page_url, require
 from integrity.conf import settings
 from integrity.events import MAX_SOURCES
 from integrity.models import EventGroup
@@ -48,31 +49,13 @@ RANGES = {
     "all": (None, gettext_lazy("All time")),
 }
 HANDLED = {"yes": gettext_lazy("Some handled"), "no": gettext_lazy("None handled")}
-# The kinds the parser gives (integrity.violations); kinds found in the data count too.
-KNOWN_KINDS = ("unique", "foreign key", "not null", "check", "exclusion", "unknown")
+# The kinds the parser gives; kinds found in the data count too.
+KNOWN_KINDS = (*violations.SQLSTATES.values(), violations.UNKNOWN)
 ID_DIGITS = 18
 
 
-class Refused(Exception):
-    """Bad input: the request is answered with ``status`` and this message."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _url(admin: EventGroupAdmin, name: str) -> str:
-    return reverse(f"{admin.admin_site.name}:integrity_eventgroup_{name}")
-
-
 def _context(admin: EventGroupAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return {
-        **admin.admin_site.each_context(request),
-        "opts": admin.model._meta,
-        "app_label": admin.model._meta.app_label,
-        "events_url": _url(admin, "changelist"),
-        **extra,
-    }
+    return page_context(admin, request, events_url=page_url(admin, "changelist"), **extra)
 
 
 def _refused(admin: EventGroupAdmin, request: HttpRequest, exc: Refused) -> HttpResponse:
@@ -150,7 +133,7 @@ def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
 
 
 def _table(admin: EventGroupAdmin, request: HttpRequest, qs: QuerySet[EventGroup]) -> EventGroupTable:
-    table = EventGroupTable(qs.order_by("-last_seen", "-id"), group_url=_url(admin, "group"))
+    table = EventGroupTable(qs.order_by("-last_seen", "-id"), group_url=page_url(admin, "group"))
     RequestConfig(request, paginate={"per_page": EventGroupTable._meta.per_page}).configure(table)
     return table
 
@@ -172,7 +155,7 @@ def event_list(admin: EventGroupAdmin, request: HttpRequest) -> HttpResponse:
     if wanted["model"] and wanted["model"] not in choices["model"]:
         choices["model"] = sorted([*choices["model"], wanted["model"]])  # an installed model, no event yet
     qs = filtered(wanted)
-    base = _url(admin, "changelist")
+    base = page_url(admin, "changelist")
     query = request.GET.urlencode()
     context = _context(
         admin,
@@ -261,7 +244,7 @@ def group_detail(admin: EventGroupAdmin, request: HttpRequest) -> HttpResponse:
     explanation = explain_group(group)
     samples = SampleTable(group.samples.order_by("-created_at", "-id"), columns=list(group.columns or []))
     RequestConfig(request, paginate={"per_page": SampleTable._meta.per_page}).configure(samples)
-    group_url = f"{_url(admin, 'group')}?{urlencode({'id': group.pk})}"
+    group_url = f"{page_url(admin, 'group')}?{urlencode({'id': group.pk})}"
     context = _context(
         admin,
         request,

@@ -22,20 +22,11 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from integrity import duplicates, merge, merge_all, merge_plan, merge_undo
-from integrity.adminviews import methods, require
+from integrity.adminviews import Refused, methods, page_context, page_url, require
 from integrity.conf import settings
 from integrity.merge_plan import MergeRefused, Plan
 from integrity.models import MergeRecord
-from integrity.views_duplicates import (
-    VIEW_PERM,
-    Refused,
-    _change_url,
-    _context,
-    _refused,
-    _url,
-    _with,
-    rule_from,
-)
+from integrity.views_duplicates import VIEW_PERM, _change_url, _context, _refused, _with, rule_from
 
 if TYPE_CHECKING:
     from integrity.admin import DuplicateRuleAdmin, MergeRecordAdmin
@@ -77,7 +68,7 @@ def merge_form(
         for row in field_rows
         if row["differs"]
     ]
-    return {"url": _url(admin, "merge"), "default": default_survivor(members, totals), "fields": fields}
+    return {"url": page_url(admin, "merge"), "default": default_survivor(members, totals), "fields": fields}
 
 
 # ---------------------------------------------------------------------------
@@ -115,13 +106,13 @@ def _preview(
     error: str = "",
 ) -> HttpResponse:
     rule = plan.rule
-    group_url = _with(_url(admin, "group"), rule=rule.key, pk=plan.survivor.pk)
+    group_url = _with(page_url(admin, "group"), rule=rule.key, pk=plan.survivor.pk)
     context = _context(
         admin,
         request,
         title=_("Merge preview: %(model)s") % {"model": rule.label},
         rule=rule,
-        rule_url=_with(_url(admin, "rule"), rule=rule.key),
+        rule_url=_with(page_url(admin, "rule"), rule=rule.key),
         group_url=group_url,
         plan=plan,
         moves=[m for m in plan.moves if m.moving or m.collapsed],
@@ -129,7 +120,7 @@ def _preview(
         field_prefix=FIELD_PREFIX,
         keep_prefix=KEEP_PREFIX,
         error=error,
-        merge_url=_url(admin, "merge"),
+        merge_url=page_url(admin, "merge"),
         duplicate_pks=", ".join(str(m.pk) for m in plan.duplicates),
     )
     return render(request, "integrity/merge_preview.html", context, status=status)
@@ -160,7 +151,7 @@ def merge_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
             admin,
             request,
             Refused(str(exc), exc.status),
-            back_url=_with(_url(admin, "rule"), rule=rule.key),
+            back_url=_with(page_url(admin, "rule"), rule=rule.key),
             back_label=_("Back to the groups of this rule"),
         )
     message = _(
@@ -206,10 +197,10 @@ def merge_all_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespo
         request,
         title=_("Merge every group: %(model)s: %(rule)s") % {"model": rule.label, "rule": rule.description},
         rule=rule,
-        rule_url=_with(_url(admin, "rule"), rule=rule.key),
+        rule_url=_with(page_url(admin, "rule"), rule=rule.key),
         policy=policy,
         policies=merge_all.POLICIES,
-        url=_url(admin, "merge_all"),
+        url=page_url(admin, "merge_all"),
     )
     if step == "preview":
         context["groups"], context["rows"] = duplicates.totals(rule)
@@ -245,21 +236,20 @@ def _record_context(
     admin: MergeRecordAdmin, request: HttpRequest, record: MergeRecord, **extra: Any
 ) -> dict[str, Any]:
     data = record.data or {}
-    return {
-        **admin.admin_site.each_context(request),
-        "opts": record._meta,
-        "app_label": "integrity",
-        "record": record,
-        "title": str(record),
-        "survivor_url": _survivor_url(admin, request, record),
-        "deleted": [{"model": d["model"], "rows": len(d["rows"])} for d in data.get("deleted", [])],
-        "moved": [{"relation": m["relation"], "rows": m["count"]} for m in data.get("moved", [])],
-        "changed": data.get("survivor", {}).get("columns", []),
-        "can_undo": record.undone_at is None and can_merge(request),
-        "undo_url": reverse(f"{admin.admin_site.name}:integrity_mergerecord_undo", args=[record.pk]),
-        "log_url": reverse(f"{admin.admin_site.name}:integrity_mergerecord_changelist"),
+    return page_context(
+        admin,
+        request,
+        record=record,
+        title=str(record),
+        survivor_url=_survivor_url(admin, request, record),
+        deleted=[{"model": d["model"], "rows": len(d["rows"])} for d in data.get("deleted", [])],
+        moved=[{"relation": m["relation"], "rows": m["count"]} for m in data.get("moved", [])],
+        changed=data.get("survivor", {}).get("columns", []),
+        can_undo=record.undone_at is None and can_merge(request),
+        undo_url=reverse(f"{admin.admin_site.name}:integrity_mergerecord_undo", args=[record.pk]),
+        log_url=page_url(admin, "changelist"),
         **extra,
-    }
+    )
 
 
 def _survivor_url(admin: Any, request: HttpRequest, record: MergeRecord) -> str | None:

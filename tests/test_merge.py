@@ -610,13 +610,10 @@ def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, An
     return thread, out
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_concurrent_reference_to_a_duplicate_is_never_cascaded_away(rules_configured: None) -> None:
-    from integrity.rules import get_rule
-
-    rule = get_rule("default:merging.Person:configured:email")
-    a, b = person(), person()
-    Order.objects.create(person=b)
+def merge_holding_its_locks(
+    rule: Rule, survivor: Any, dups: list[Any]
+) -> tuple[threading.Thread, dict[str, Any], threading.Event]:
+    """A merge in a thread, paused once it holds its locks, until the returned event is set."""
     locked, go_on = threading.Event(), threading.Event()
 
     def pause(name: str) -> None:
@@ -624,8 +621,19 @@ def test_a_concurrent_reference_to_a_duplicate_is_never_cascaded_away(rules_conf
             locked.set()
             assert go_on.wait(20)
 
-    merger, merged = in_thread(lambda: merge.merge(rule, a.pk, [b.pk], step=pause))
+    thread, out = in_thread(lambda: merge.merge(rule, survivor, dups, step=pause))
     assert locked.wait(20)
+    return thread, out, go_on
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_reference_to_a_duplicate_is_never_cascaded_away(rules_configured: None) -> None:
+    from integrity.rules import get_rule
+
+    rule = get_rule("default:merging.Person:configured:email")
+    a, b = person(), person()
+    Order.objects.create(person=b)
+    merger, merged, go_on = merge_holding_its_locks(rule, a.pk, [b.pk])
 
     def insert() -> int:
         with transaction.atomic():
@@ -806,15 +814,7 @@ def test_two_merges_of_one_group_the_second_finds_it_gone(rules_configured: None
     rule = get_rule("default:merging.Person:configured:email")
     a, b = person(), person()
     Order.objects.create(person=b)
-    locked, go_on = threading.Event(), threading.Event()
-
-    def pause(name: str) -> None:
-        if name == "locked":
-            locked.set()
-            assert go_on.wait(20)
-
-    first, first_out = in_thread(lambda: merge.merge(rule, a.pk, [b.pk], step=pause))
-    assert locked.wait(20)
+    first, first_out, go_on = merge_holding_its_locks(rule, a.pk, [b.pk])
     second, second_out = in_thread(lambda: merge.merge(rule, a.pk, [b.pk]))
     waiting = wait_for_lock_waiter()
     go_on.set()
@@ -833,15 +833,7 @@ def test_a_concurrent_generic_reference_to_a_duplicate_ends_on_the_survivor(rule
 
     rule = get_rule("default:merging.Person:configured:email")
     a, b = person(), person()
-    locked, go_on = threading.Event(), threading.Event()
-
-    def pause(name: str) -> None:
-        if name == "locked":
-            locked.set()
-            assert go_on.wait(20)
-
-    merger, merged = in_thread(lambda: merge.merge(rule, a.pk, [b.pk], step=pause))
-    assert locked.wait(20)
+    merger, merged, go_on = merge_holding_its_locks(rule, a.pk, [b.pk])
 
     def insert() -> int:
         with transaction.atomic():
