@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # The demo's violations app declares an ExclusionConstraint (Django 6.x checks this).
+    "django.contrib.postgres",
     "django_htmx",
     "django_tables2",
     "integrity",

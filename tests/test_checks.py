@@ -121,7 +121,7 @@ def _models_with_base_managers(registry):
         """Changes how rows are fetched, not which: harmless."""
 
         def get_queryset(self):
-            return super().get_queryset().select_related().order_by("name")
+            return super().get_queryset().defer("active").order_by("name")
 
     def make(name: str, manager: models.Manager | None) -> type[models.Model]:
         attrs = {
