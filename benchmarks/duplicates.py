@@ -395,8 +395,8 @@ def app_sql(fn: Callable[[], Any]) -> str:
 
 def rules_page_work(model: type[Any]) -> dict[str, Any]:
     """What the rules page computes before any count: the rules and their enforcement (here, of the model)."""
-    from integrity.enforcement import classify
-    from integrity.rules import rules_for
+    from integrity.duplicates.enforcement import classify
+    from integrity.duplicates.rules import rules_for
 
     rules = rules_for(["default"], [model])
     enforcement = classify(rules)
@@ -536,7 +536,7 @@ def benchmark(args: argparse.Namespace) -> bool:
     from django.test.utils import override_settings
 
     from integrity.conf import settings as integrity_settings
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     shape = Shape(args.rows, args.groups)
     assert shape.unique_rows >= 2 * shape.case_pairs >= 0, "--groups too large for --rows"

@@ -367,8 +367,8 @@ def storm(args: argparse.Namespace) -> bool:
     from django.db import IntegrityError, connections
 
     from demo.shop.models import Tag
-    from integrity import events
     from integrity.conf import settings as integrity_settings
+    from integrity.events import recording as events
     from integrity.models import Event, EventGroup
 
     Event.objects.all().delete()

@@ -574,7 +574,7 @@ def benchmark(args: argparse.Namespace) -> bool:
     from django.db import connection
     from django.test.utils import override_settings
 
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     shape = Shape(args.rows, args.duplicates, args.background, args.members)
     assert shape.duplicates >= 1 and shape.rows >= 4 and shape.members >= 1

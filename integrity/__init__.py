@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
-    from integrity.events import Capture
+    from integrity.events.recording import Capture
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,7 @@ def capture(using: Any = None) -> Any:
     ``@integrity.capture``; ``using`` names the database when it cannot be
     told from the error. The error propagates unchanged.
     """
-    from integrity.events import Capture
+    from integrity.events.recording import Capture
 
     if callable(using):  # @integrity.capture without parentheses
         return Capture()(using)

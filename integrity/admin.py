@@ -10,8 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
-from integrity import views, views_duplicates, views_events, views_merge
+from integrity.duplicates import views as views_duplicates
+from integrity.events import views as views_events
+from integrity.merge import views as views_merge
 from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
+from integrity.sequences import views
 
 
 class PageAdmin(admin.ModelAdmin):

@@ -11,7 +11,7 @@ class IntegrityConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from integrity import checks  # noqa: F401  (registers the checks)
-        from integrity.events import install
+        from integrity.events.recording import install
 
         # Every connection notes which database raised an IntegrityError (and,
         # while a request collects them, hands them over): see integrity.events.

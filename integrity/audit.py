@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import router
 
-from integrity.backends.base import SequenceLink
 from integrity.models import SequenceResync
+from integrity.sequences.backend import SequenceLink
 
 
 def record_resync(

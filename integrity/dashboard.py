@@ -13,10 +13,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from integrity import duplicates, enforcement, sequences
 from integrity.conf import settings
+from integrity.duplicates import enforcement
+from integrity.duplicates import service as duplicates
+from integrity.duplicates.rules import rules_for
 from integrity.models import EventGroup
-from integrity.rules import rules_for
+from integrity.sequences import service as sequences
 
 # The states of a rule the database does not enforce: the declared ones
 # (missing, invalid) and the project's configured ones.

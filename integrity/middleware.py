@@ -18,8 +18,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponseBase
 
-from integrity import events
 from integrity.conf import settings
+from integrity.events import recording as events
 
 
 class IntegrityErrorMiddleware:

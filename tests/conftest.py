@@ -18,9 +18,11 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from integrity import events, merge_plan, violations
+from integrity.duplicates.rules import Rule, get_rule
+from integrity.events import recording as events
+from integrity.events import violations
+from integrity.merge import plan as merge_plan
 from integrity.models import Event, EventGroup
-from integrity.rules import Rule, get_rule
 from tests.merging.models import (
     Badge,
     Club,

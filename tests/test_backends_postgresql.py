@@ -1,4 +1,4 @@
-"""The PostgreSQL backend (integrity.backends.postgresql): catalog SQL on real PostgreSQL.
+"""The PostgreSQL backend (integrity.sequences.postgresql): catalog SQL on real PostgreSQL.
 
 Tables, schemas, sequences and roles are made with raw SQL inside each test;
 PostgreSQL DDL is transactional, so the test's rollback removes them again.
@@ -17,9 +17,9 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from integrity.backends import for_connection
-from integrity.backends.base import SequenceLink, SequenceState, TableBusy
-from integrity.backends.postgresql import PostgresSequenceBackend
+from integrity.sequences.backend import SequenceLink, SequenceState, TableBusy
+from integrity.sequences.postgresql import PostgresSequenceBackend
+from integrity.sequences.service import for_connection
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

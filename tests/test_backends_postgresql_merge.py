@@ -1,4 +1,4 @@
-"""The statements of a merge and its undo (integrity.backends.postgresql_merge) on real PostgreSQL.
+"""The statements of a merge and its undo (integrity.merge.postgresql) on real PostgreSQL.
 
 Tables are made with raw SQL inside each test, so the test's rollback removes
 them; the lock tests need a second connection to see the table, so theirs are
@@ -31,8 +31,8 @@ from django.db import (
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
 from django.test.utils import CaptureQueriesContext
 
-from integrity.backends import postgresql_merge as sql
-from integrity.backends.postgresql_merge import RowsBusy
+from integrity.merge import postgresql as sql
+from integrity.merge.postgresql import RowsBusy
 
 pytestmark = pytest.mark.django_db
 

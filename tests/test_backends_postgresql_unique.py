@@ -1,4 +1,4 @@
-"""Unique-index catalog of PostgreSQL (integrity.backends.postgresql_unique), on real tables.
+"""Unique-index catalog of PostgreSQL (integrity.duplicates.postgresql), on real tables.
 
 Tables and indexes are made with raw SQL inside each test; DDL is
 transactional, so the test's rollback removes them again.
@@ -16,7 +16,7 @@ from django.db.models.functions import Lower, Upper
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from demo.crm.models import Customer, Device, Membership
-from integrity.backends.postgresql_unique import IndexShape, PostgresUniqueBackend, TableLocked, UniqueIndex
+from integrity.duplicates.postgresql import IndexShape, PostgresUniqueBackend, TableLocked, UniqueIndex
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

@@ -20,7 +20,7 @@ from django.db import connections
 from django.test import override_settings
 from playwright.sync_api import Page, Request, expect
 
-from integrity import events
+from integrity.events import recording as events
 from tests.test_browser import PASSWORD, browser_page, log_in
 from tests.test_views_events import REQUEST, group, violation
 

@@ -19,8 +19,8 @@ from django.test import override_settings
 from demo.metrics.models import Entry
 from demo.shop.models import Coupon, Order, Product
 from integrity import sequences
+from integrity.duplicates.rules import rules_for
 from integrity.models import SequenceResync
-from integrity.rules import rules_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTED_KEYS = {

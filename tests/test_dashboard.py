@@ -16,9 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from demo.helpdesk.models import Ticket
 from demo.metrics.models import Entry, Reading
 from demo.shop.models import Coupon, Product, Tag
-from integrity import enforcement
 from integrity.dashboard import count_groups, duplicate_cards, duplicate_groups_card, sequence_cards
-from integrity.rules import rules_for
+from integrity.duplicates import enforcement
+from integrity.duplicates.rules import rules_for
 from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
     DASHBOARD,
     DB,

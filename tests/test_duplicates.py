@@ -22,8 +22,8 @@ from demo.crm.models import Account, Company, Customer, Device, Membership, Ment
 from demo.shop.models import Order, Product, Tag
 from integrity import duplicates
 from integrity.duplicates import Group, Reference, ScanTimedOut, group_of, references, scan, totals
-from integrity.relations import relations_to
-from integrity.rules import Rule, get_rule, rules_for
+from integrity.duplicates.relations import relations_to
+from integrity.duplicates.rules import Rule, get_rule, rules_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

@@ -21,8 +21,8 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext, isolate_apps
 
 from demo.crm.models import Company
-from integrity.enforcement import Enforcement, classify
-from integrity.rules import FIELD, Rule, get_rule, rules_for
+from integrity.duplicates.enforcement import Enforcement, classify
+from integrity.duplicates.rules import FIELD, Rule, get_rule, rules_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

@@ -1,7 +1,7 @@
 """``integrity.events``: grouping, sampling under a storm, redaction, sources, cost, failures, databases.
 
 Violations are real: each comes from a statement PostgreSQL refused, parsed
-by ``integrity.violations``; the storm then writes one of them many times.
+by ``integrity.events.violations``; the storm then writes one of them many times.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from django.test.utils import CaptureQueriesContext
 from demo.helpdesk.models import Comment, Ticket
 from demo.shop.models import Product
 from demo.violations.models import Invoice, Member
-from integrity import events
+from integrity.events import recording as events
+from integrity.events.violations import parse
 from integrity.models import Event, EventGroup
-from integrity.violations import parse
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

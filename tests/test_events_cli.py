@@ -23,7 +23,8 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from demo.shop.models import Tag
-from integrity import events_cli, explain
+from integrity.events import cli as events_cli
+from integrity.events import explain
 from integrity.models import Event, EventGroup
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -309,7 +310,7 @@ def test_prune_dry_run_and_json(aged: dict[str, EventGroup]) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_recorded_integrity_error_is_listed() -> None:
-    from integrity import events
+    from integrity.events import recording as events
 
     Tag.objects.create(name="sale")
     with pytest.raises(IntegrityError) as caught:

@@ -1,7 +1,7 @@
-"""Explanations of IntegrityError groups (integrity.explain), from real errors on real PostgreSQL.
+"""Explanations of IntegrityError groups (integrity.events.explain), from real errors on real PostgreSQL.
 
 Each test provokes the error the way the application would, parses it with
-``integrity.violations`` and stores its group and samples as ``events.write``
+``integrity.events.violations`` and stores its group and samples as ``events.write``
 does (``group_of`` in conftest, through the ORM so that the test's rollback
 removes them). Sequence values are not transactional: ``keep_sequences`` puts
 back those the tests move.
@@ -18,7 +18,8 @@ from demo.clinic.models import Doctor, current_locale
 from demo.crm.models import Company
 from demo.helpdesk.models import Ticket
 from demo.shop.models import Order, Product
-from integrity import explain, sequences, violations
+from integrity import sequences
+from integrity.events import explain, violations
 from integrity.models import EventGroup
 from tests.conftest import group_of, run, set_next, violation_of
 

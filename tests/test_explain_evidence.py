@@ -1,4 +1,4 @@
-"""What explanations read (integrity.explain_evidence): bounded, shared queries, and the samples that make a race.
+"""What explanations read (integrity.events.evidence): bounded, shared queries, and the samples that make a race.
 
 The reads are counted with ``CaptureQueriesContext``; the race heuristic is
 seen through ``explain.explain`` on real unique violations whose samples are
@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from demo.shop.models import Product, Tag
-from integrity import explain, violations
+from integrity.events import explain, violations
 from integrity.models import Event
 from tests.conftest import group_of, set_next, violation_of
 

@@ -14,10 +14,12 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from integrity import merge, merge_plan, merge_undo
-from integrity.merge_plan import BadChoice, GroupGone, MergeBusy, NeedsChoice, NotDuplicates, StalePreview
+from integrity import merge
+from integrity.duplicates.rules import Rule
+from integrity.merge import plan as merge_plan
+from integrity.merge import undo as merge_undo
+from integrity.merge.plan import BadChoice, GroupGone, MergeBusy, NeedsChoice, NotDuplicates, StalePreview
 from integrity.models import MergeRecord
-from integrity.rules import Rule
 from tests.conftest import choices, dump, person, populate
 from tests.merging.models import (
     Badge,
@@ -628,7 +630,7 @@ def merge_holding_its_locks(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_concurrent_reference_to_a_duplicate_is_never_cascaded_away(rules_configured: None) -> None:
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     rule = get_rule("default:merging.Person:configured:email")
     a, b = person(), person()
@@ -659,7 +661,7 @@ def test_a_concurrent_reference_to_a_duplicate_is_never_cascaded_away(rules_conf
 
 @pytest.mark.django_db(transaction=True)
 def test_rows_locked_by_another_transaction_make_the_merge_busy(rules_configured: None) -> None:
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     rule = get_rule("default:merging.Person:configured:email")
     a, b = person(), person()
@@ -796,7 +798,7 @@ def test_the_row_to_keep_is_chosen_after_the_preview(rule: Rule) -> None:
 
 
 def test_nulls_equal_rule_merges_null_keys(rules_configured: None) -> None:
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     rules = [{"model": "merging.Person", "fields": ["nickname"], "name": "nick", "nulls_equal": True}]
     with override_settings(INTEGRITY_DUPLICATE_RULES=rules):
@@ -809,7 +811,7 @@ def test_nulls_equal_rule_merges_null_keys(rules_configured: None) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_merges_of_one_group_the_second_finds_it_gone(rules_configured: None) -> None:
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     rule = get_rule("default:merging.Person:configured:email")
     a, b = person(), person()
@@ -829,7 +831,7 @@ def test_two_merges_of_one_group_the_second_finds_it_gone(rules_configured: None
 
 @pytest.mark.django_db(transaction=True)
 def test_a_concurrent_generic_reference_to_a_duplicate_ends_on_the_survivor(rules_configured: None) -> None:
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     rule = get_rule("default:merging.Person:configured:email")
     a, b = person(), person()

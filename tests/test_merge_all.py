@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from integrity import merge_all, merge_plan
+from integrity.duplicates.rules import Rule
+from integrity.merge import bulk as merge_all
+from integrity.merge import plan as merge_plan
 from integrity.models import MergeRecord
-from integrity.rules import Rule
 from tests.conftest import dump, person
 from tests.merging.models import Note, Order, Person, Seat
 

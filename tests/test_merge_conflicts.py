@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from integrity import merge_plan
-from integrity.rules import Rule
+from integrity.duplicates.rules import Rule
+from integrity.merge import plan as merge_plan
 from tests.conftest import moves_by_label, person
 from tests.merging.models import Club, ClubMembership, Group, Profile, Seat
 

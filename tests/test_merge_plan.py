@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from integrity import merge_plan
-from integrity.merge_plan import BadChoice, GroupGone, NotDuplicates
-from integrity.rules import Rule
+from integrity.duplicates.rules import Rule
+from integrity.merge import plan as merge_plan
+from integrity.merge.plan import BadChoice, GroupGone, NotDuplicates
 from tests.conftest import dump, moves_by_label, person
 from tests.merging.models import Invoice, Note, Order, Person, Seat, Tagged
 

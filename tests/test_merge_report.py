@@ -7,9 +7,12 @@ import json
 import pytest
 from django.contrib.contenttypes.models import ContentType
 
-from integrity import merge, merge_plan, merge_report, merge_undo
-from integrity.merge_all import MergeAllResult
-from integrity.rules import Rule
+from integrity import merge
+from integrity.duplicates.rules import Rule
+from integrity.merge import plan as merge_plan
+from integrity.merge import report as merge_report
+from integrity.merge import undo as merge_undo
+from integrity.merge.bulk import MergeAllResult
 from tests.conftest import person
 from tests.merging.models import Order, Person, Seat, Tagged
 

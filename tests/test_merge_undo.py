@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from integrity import merge, merge_undo
+from integrity import merge
+from integrity.duplicates.rules import Rule
+from integrity.merge import undo as merge_undo
 from integrity.models import MergeRecord
-from integrity.rules import Rule
 from tests.conftest import choices, dump, person, populate
 from tests.merging.models import (
     Badge,

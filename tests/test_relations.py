@@ -6,8 +6,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 
+from integrity.duplicates.relations import (
+    FOREIGN_KEY,
+    GENERIC,
+    MANY_TO_MANY,
+    ONE_TO_ONE,
+    Relation,
+    relations_to,
+)
 from integrity.models import MergeRecord
-from integrity.relations import FOREIGN_KEY, GENERIC, MANY_TO_MANY, ONE_TO_ONE, Relation, relations_to
 from tests.merging.models import (
     Badge,
     Club,

@@ -1,6 +1,6 @@
-"""integrity.report: the plain-text tables the command prints."""
+"""integrity.cli.format_table: the plain-text tables the command prints."""
 
-from integrity.report import format_table
+from integrity.cli import format_table
 
 COLUMNS = [("name", "NAME"), ("count", "COUNT"), ("share", "SHARE"), ("flag", "FLAG")]
 

@@ -1,4 +1,4 @@
-"""Pruning recorded IntegrityErrors (integrity.retention): what goes, what stays, and sample slots again.
+"""Pruning recorded IntegrityErrors (integrity.events.retention): what goes, what stays, and sample slots again.
 
 Occurrences are recorded with ``events.write`` itself (at chosen times), so
 groups, counts and sample slots are exactly what recording leaves. Recording
@@ -16,9 +16,10 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from integrity import events, retention
+from integrity.events import recording as events
+from integrity.events import retention
+from integrity.events.violations import UNIQUE, Violation
 from integrity.models import Event, EventGroup
-from integrity.violations import UNIQUE, Violation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from django.test.utils import isolate_apps
 
 from demo.crm.models import Account, Company, Customer, Device, LegacyContact, Membership, Mentorship
 from demo.shop.models import Product
-from integrity.rules import (
+from integrity.duplicates.rules import (
     CONFIGURED,
     CONSTRAINT,
     FIELD,

@@ -19,8 +19,9 @@ from demo.metrics.models import Reading
 from demo.shop.models import Coupon, Product, Tag
 from integrity import sequences
 from integrity.duplicates import Group
-from integrity.rules import get_rule
-from integrity.tables import GroupPages, GroupTable, SequenceTable, dom_id, key_text
+from integrity.duplicates.rules import get_rule
+from integrity.duplicates.tables import GroupPages, GroupTable, dom_id, key_text
+from integrity.sequences.tables import SequenceTable
 from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
     COUPON_KEY,
     DB,

@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tables2 import RequestConfig
 
-from integrity import tables_events
+from integrity.events import tables as tables_events
+from integrity.events.tables import PER_PAGE, EventGroupTable, SampleTable, target_text
 from integrity.models import Event, EventGroup
-from integrity.tables_events import PER_PAGE, EventGroupTable, SampleTable, target_text
 from tests.test_views_events import group
 
 DB = pytest.mark.django_db(databases="__all__")

@@ -29,8 +29,8 @@ from django.test.utils import CaptureQueriesContext
 from demo import seed
 from demo.crm.models import Company, Customer, Mentorship
 from demo.shop.models import Coupon, Order, Product, Tag
-from integrity import enforcement
-from integrity.rules import rules_for
+from integrity.duplicates import enforcement
+from integrity.duplicates.rules import rules_for
 from tests.test_views import login_redirect, text
 
 DB = pytest.mark.django_db(databases="__all__")

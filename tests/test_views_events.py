@@ -3,7 +3,7 @@
 Every request is real (admin URLconf, sessions, the embedded PostgreSQL).
 Groups are created as rows (``group()``), or recorded the way the middleware
 does (``events.write``) where the recording itself matters. Explanations are
-the real ``integrity.explain`` on real data (a sequence behind, duplicates of
+the real ``integrity.events.explain`` on real data (a sequence behind, duplicates of
 a dropped constraint); only the test that counts which rows get explained
 replaces it with a counter.
 """
@@ -27,10 +27,11 @@ from django.utils import timezone
 from demo import seed
 from demo.crm.models import Company
 from demo.shop.models import Product
-from integrity import events, tables_events
 from integrity.dashboard import event_cards
+from integrity.events import recording as events
+from integrity.events import tables as tables_events
+from integrity.events.violations import Violation
 from integrity.models import Event, EventGroup
-from integrity.violations import Violation
 from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
     _clean_sequences,
     csrf_token_of,
@@ -538,7 +539,7 @@ def test_group_page_shows_counts_sources_and_samples() -> None:
     assert summary["Database"] == "default"
     assert summary["Kind"] == "unique SQLSTATE 23505"
     assert summary["Constraint or columns"] == "shop_product_pkey"
-    assert "Explicit ids or a filtering base manager" in body  # the cause, from integrity.explain
+    assert "Explicit ids or a filtering base manager" in body  # the cause, from integrity.events.explain
     views = rows_of(response.content, "data-view")
     assert [(r.attrs["data-view"], r.cells[1]) for r in views] == [("shop:b", "3"), ("shop:a", "1")]
     paths = rows_of(response.content, "data-path")
@@ -564,7 +565,7 @@ def test_group_page_offers_the_resync_of_a_sequence_behind() -> None:
     response = client.get(page)
 
     body = text(response)
-    assert "Sequence behind" in body  # the cause, from integrity.explain
+    assert "Sequence behind" in body  # the cause, from integrity.events.explain
     assert "resync sequences after writing rows with explicit ids" in body  # a suggestion
     content = response.content.decode()
     form = re.search(
@@ -665,7 +666,7 @@ def test_a_group_without_a_fix_shows_its_explanation_only() -> None:
 
 @DB
 def test_a_group_whose_explanation_fails_still_shows(monkeypatch: pytest.MonkeyPatch) -> None:
-    import integrity.explain
+    import integrity.events.explain
 
     def broken(g: EventGroup) -> Any:
         raise RuntimeError("boom")
@@ -673,8 +674,8 @@ def test_a_group_whose_explanation_fails_still_shows(monkeypatch: pytest.MonkeyP
     def broken_many(groups: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(integrity.explain, "explain", broken)
-    monkeypatch.setattr(integrity.explain, "explain_many", broken_many)
+    monkeypatch.setattr(integrity.events.explain, "explain", broken)
+    monkeypatch.setattr(integrity.events.explain, "explain_many", broken_many)
     made = group("shop_product_name_key")
 
     listed = client_for("viewer").get(LIST)

@@ -282,7 +282,7 @@ def test_permission_matrix_of_the_merge_preview(people: list[Person], role: str)
 @pytest.mark.parametrize("role", list(ROLES))
 def test_permission_matrix_of_the_undo(people: list[Person], role: str) -> None:
     from integrity import merge
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     a, b, c = people
     record = merge.merge(get_rule(KEY), a.pk, [b.pk, c.pk])
@@ -382,7 +382,7 @@ def test_rows_locked_by_another_transaction_are_a_409_and_nothing_changes(people
 
 def test_the_merge_log_lists_each_merge_and_links_its_record(people: list[Person]) -> None:
     from integrity import merge
-    from integrity.rules import get_rule
+    from integrity.duplicates.rules import get_rule
 
     a, b, c = people
     record = merge.merge(get_rule(KEY), a.pk, [b.pk, c.pk])

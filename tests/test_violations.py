@@ -22,7 +22,7 @@ from demo.crm.models import Customer, Device, Mentorship
 from demo.metrics.models import ArchivedEntry, Entry
 from demo.shop.models import Order as ShopOrder
 from demo.shop.models import Product, Tag
-from integrity.violations import (
+from integrity.events.violations import (
     CHECK,
     EXCLUSION,
     FOREIGN_KEY,
@@ -131,7 +131,7 @@ def test_auto_created_many_to_many_table() -> None:
     v = parsed(lambda: through.objects.create(product=product, tag=tag))
     assert (v.table, v.model, v.fields) == ("shop_product_tags", "shop.Product_tags", ("product", "tag"))
     assert v.values == (str(product.id), str(tag.id)) and not v.primary_key
-    assert v.rule is None  # integrity.rules has no rule for auto-created tables
+    assert v.rule is None  # integrity.duplicates.rules has no rule for auto-created tables
 
 
 def test_schema_qualified_tables_of_the_same_name() -> None:

@@ -10,9 +10,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
 from integrity.dashboard import duplicate_cards, event_cards, sequence_cards
-from integrity.views import VIEW_PERM
-from integrity.views_duplicates import VIEW_PERM as DUPLICATES_PERM
-from integrity.views_events import VIEW_PERM as EVENTS_PERM
+from integrity.duplicates.views import VIEW_PERM as DUPLICATES_PERM
+from integrity.events.views import VIEW_PERM as EVENTS_PERM
+from integrity.sequences.views import VIEW_PERM
 
 register = template.Library()
 

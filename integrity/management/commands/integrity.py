@@ -8,8 +8,8 @@ Exit status: 0 when all is well, 1 when a problem was found (and not fixed),
 a scan timed out or failed: a check that could not finish has not shown that
 the data is clean.
 
-``merge`` and ``undo`` live in :mod:`integrity.merge_cli`, ``events`` and
-``prune`` in :mod:`integrity.events_cli` (exit status: see there).
+``merge`` and ``undo`` live in :mod:`integrity.merge.cli`, ``events`` and
+``prune`` in :mod:`integrity.events.cli` (exit status: see there).
 """
 
 from __future__ import annotations
@@ -28,10 +28,14 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
 from django.db.models import Model
 
-from integrity import duplicates, enforcement, events_cli, merge_cli, sequences
+from integrity.cli import format_table
 from integrity.conf import settings
-from integrity.report import format_table
-from integrity.rules import Rule, describe, rules_for
+from integrity.duplicates import enforcement
+from integrity.duplicates import service as duplicates
+from integrity.duplicates.rules import Rule, describe, rules_for
+from integrity.events import cli as events_cli
+from integrity.merge import cli as merge_cli
+from integrity.sequences import service as sequences
 
 
 class UsageError(CommandError):

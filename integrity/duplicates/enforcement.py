@@ -24,9 +24,9 @@ from django.db.migrations.operations import (
 )
 from django.utils.translation import gettext as _
 
-from integrity.backends.postgresql_unique import IndexShape, PostgresUniqueBackend, TableLocked, UniqueIndex
 from integrity.conf import settings
-from integrity.rules import CONFIGURED, Rule
+from integrity.duplicates.postgresql import IndexShape, PostgresUniqueBackend, TableLocked, UniqueIndex
+from integrity.duplicates.rules import CONFIGURED, Rule
 
 ENFORCED, MISSING, INVALID, CONFIGURED_STATE, UNSUPPORTED = (
     "enforced",

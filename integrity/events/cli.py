@@ -2,9 +2,9 @@
 
 ``events [--since 24h] [--database ALIAS] [--kind KIND] [--json]`` lists the
 event groups last seen within the window, newest first, with the likely
-cause (``integrity.explain``). ``prune --older-than 30d [--dry-run]
+cause (``integrity.events.explain``). ``prune --older-than 30d [--dry-run]
 [--json]`` removes old samples and the groups left empty that were not seen
-since (``integrity.retention``).
+since (``integrity.events.retention``).
 
 Durations are a whole number and a unit: ``30m``, ``24h``, ``7d``, ``2w``
 (``--since`` also takes ``all``).
@@ -27,9 +27,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router
 from django.utils import timezone
 
-from integrity import retention, violations
+from integrity.cli import format_table
+from integrity.events import retention, violations
 from integrity.models import EventGroup
-from integrity.report import format_table
 
 KINDS = (
     violations.UNIQUE,
@@ -110,7 +110,7 @@ def parse_database(alias: str | None) -> str | None:
 
 def _explainer() -> Any:
     try:
-        from integrity.explain import explain
+        from integrity.events.explain import explain
     except ImportError:
         return None
     return explain

@@ -19,7 +19,7 @@ from django.db.models import F, Func, Model, Q, UniqueConstraint, Value
 from django.db.models.functions import Lower, Trim
 
 from integrity.conf import settings
-from integrity.sequences import models_for_alias
+from integrity.sequences.service import models_for_alias
 
 FIELD, TOGETHER, CONSTRAINT, CONFIGURED = "unique field", "unique_together", "UniqueConstraint", "configured"
 

@@ -1,4 +1,4 @@
-"""What the explanations of event groups read: the evidence ``integrity.explain`` reasons from.
+"""What the explanations of event groups read: the evidence ``integrity.events.explain`` reasons from.
 
 The events list explains a whole page of groups at once, in the admin, long
 after the transaction that failed, so every read here is bounded and shared:
@@ -24,11 +24,13 @@ from django.db.models.functions import RowNumber
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from integrity import duplicates, enforcement, sequences
 from integrity.checks import _filtering_base_manager
+from integrity.duplicates import enforcement
+from integrity.duplicates import service as duplicates
+from integrity.duplicates.rules import CONFIGURED, Rule, rules_for_alias
+from integrity.events.violations import UNIQUE
 from integrity.models import Event, EventGroup
-from integrity.rules import CONFIGURED, Rule, rules_for_alias
-from integrity.violations import UNIQUE
+from integrity.sequences import service as sequences
 
 RACE_WINDOW = timedelta(seconds=2)
 SAMPLES_READ = 50  # the first samples of each group the race heuristic looks at

@@ -21,10 +21,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Aggregate, Case, Count, F, Field, Func, Model, Q, QuerySet, Value, When
 from django.utils.translation import gettext as _
 
-from integrity.rules import Rule, declared_rules
+from integrity.duplicates.rules import Rule, declared_rules
 
 if TYPE_CHECKING:
-    from integrity.merge_plan import Move, Plan
+    from integrity.merge.plan import Move, Plan
 
 
 class JsonPairs(Aggregate):
@@ -168,7 +168,7 @@ def _rule_conflicts(
 def resolve(conflicts: list[Conflict], survivor: Model, resolutions: Mapping[str, Any]) -> None:
     """Keep the survivor's row of each pure conflict; the chosen row of the others (``BadChoice`` if not theirs)."""
     # The merge's exceptions live with the plan, which imports this module.
-    from integrity.merge_plan import BadChoice
+    from integrity.merge.plan import BadChoice
 
     for conflict in conflicts:
         chosen = resolutions.get(conflict.id)

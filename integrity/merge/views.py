@@ -21,12 +21,16 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from integrity import duplicates, merge, merge_all, merge_plan, merge_undo
-from integrity.adminviews import Refused, methods, page_context, page_url, require
 from integrity.conf import settings
-from integrity.merge_plan import MergeRefused, Plan
+from integrity.duplicates import service as duplicates
+from integrity.duplicates.views import VIEW_PERM, _change_url, _context, _refused, _with, rule_from
+from integrity.merge import bulk as merge_all
+from integrity.merge import execute as merge
+from integrity.merge import plan as merge_plan
+from integrity.merge import undo as merge_undo
+from integrity.merge.plan import MergeRefused, Plan
 from integrity.models import MergeRecord
-from integrity.views_duplicates import VIEW_PERM, _change_url, _context, _refused, _with, rule_from
+from integrity.pages import Refused, methods, page_context, page_url, require
 
 if TYPE_CHECKING:
     from integrity.admin import DuplicateRuleAdmin, MergeRecordAdmin

@@ -1,6 +1,6 @@
 """Recording IntegrityErrors as grouped events, never inside the transaction that failed.
 
-``record()`` parses the error (``integrity.violations``), then writes two
+``record()`` parses the error (``integrity.events.violations``), then writes two
 statements: an upsert of its ``EventGroup`` (count, last seen, where it came
 from, and whether this occurrence gets one of the group's sample slots, all
 in one row update, so a storm cannot overshoot the sample limit) and, if it
@@ -38,9 +38,9 @@ from integrity.conf import settings
 from integrity.models import Event, EventGroup
 
 if TYPE_CHECKING:
-    from integrity import violations
+    from integrity.events import violations
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("integrity.events")  # pinned: projects and tests name this logger
 
 MAX_SOURCES = 50  # distinct views (and paths) counted per group
 REDACTED = "…"
@@ -358,7 +358,7 @@ def record(
     except AttributeError:
         pass
     try:
-        from integrity.violations import parse
+        from integrity.events.violations import parse
 
         alias = alias or alias_of(exc)
         violation = parse(exc, alias)

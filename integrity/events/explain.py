@@ -26,11 +26,11 @@ from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from integrity import explain_evidence as evidence
-from integrity import sequences
+from integrity.duplicates.rules import Rule
+from integrity.events import evidence
+from integrity.events.violations import CHECK, EXCLUSION, FOREIGN_KEY, NOT_NULL, UNIQUE
 from integrity.models import EventGroup
-from integrity.rules import Rule
-from integrity.violations import CHECK, EXCLUSION, FOREIGN_KEY, NOT_NULL, UNIQUE
+from integrity.sequences import service as sequences
 
 RESYNC, DUPLICATES, NONE = "resync", "duplicates", "none"
 

@@ -17,12 +17,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
-from integrity import sequences
-from integrity.adminviews import methods, page_context, page_url
-from integrity.adminviews import require as _require
 from integrity.conf import settings
-from integrity.sequences import ResyncRefused, SequenceInfo, SequenceNotFound
-from integrity.tables import SequenceTable
+from integrity.pages import methods, page_context, page_url
+from integrity.pages import require as _require
+from integrity.sequences import service as sequences
+from integrity.sequences.service import ResyncRefused, SequenceInfo, SequenceNotFound
+from integrity.sequences.tables import SequenceTable
 
 if TYPE_CHECKING:
     from integrity.admin import SequenceAdmin

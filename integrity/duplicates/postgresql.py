@@ -17,7 +17,7 @@ from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, UniqueConstraint
 
-from integrity.backends.base import regclass_text
+from integrity.sequences.backend import regclass_text
 
 UNIQUE_INDEXES_SQL = """
 WITH wanted AS (

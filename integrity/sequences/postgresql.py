@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
-from integrity.backends.base import (
+from integrity.sequences.backend import (
     ChooseNext,
     NotPermitted,
     SequenceLink,

@@ -15,10 +15,10 @@ from typing import Any
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
-from integrity.merge import merge
-from integrity.merge_plan import GROUP_LIMIT, MergeRefused, Plan, build_plan
+from integrity.duplicates.rules import Rule
+from integrity.merge.execute import merge
+from integrity.merge.plan import GROUP_LIMIT, MergeRefused, Plan, build_plan
 from integrity.models import MergeRecord
-from integrity.rules import Rule
 
 MOST_REFERENCED, OLDEST, NEWEST = "most-referenced", "oldest", "newest"
 POLICIES = (MOST_REFERENCED, OLDEST, NEWEST)
@@ -73,7 +73,7 @@ def merge_all(
     a stop between groups leaves every finished merge complete and every other
     group untouched.
     """
-    from integrity import duplicates
+    from integrity.duplicates import service as duplicates
 
     if policy not in POLICIES:
         raise MergeRefused(

@@ -3,7 +3,7 @@
 Pure functions of a ``Plan``, ``Conflict``, ``MergeRecord`` or
 ``MergeAllResult``: no database access, no argument parsing. The ``--json``
 objects are dicts ready for :func:`dumps`; the text is lines of tables made by
-:func:`integrity.report.format_table`.
+:func:`integrity.cli.format_table`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from integrity.merge_all import MergeAllResult
-from integrity.merge_conflicts import Conflict
-from integrity.merge_plan import Plan
+from integrity.cli import format_table
+from integrity.duplicates.rules import Rule
+from integrity.merge.bulk import MergeAllResult
+from integrity.merge.conflicts import Conflict
+from integrity.merge.plan import Plan
 from integrity.models import MergeRecord
-from integrity.report import format_table
-from integrity.rules import Rule
 
 UNDO_HINT = "python manage.py integrity undo {id}"
 

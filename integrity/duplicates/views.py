@@ -28,17 +28,19 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
-from integrity import dashboard, duplicates, enforcement
-from integrity.adminviews import Refused, methods, page_context, page_url, require
+from integrity import dashboard
 from integrity.conf import settings
-from integrity.duplicates import ScanTimedOut
-from integrity.rules import Rule, RuleNotFound, describe, get_rule, rules_for
-from integrity.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
+from integrity.duplicates import enforcement
+from integrity.duplicates import service as duplicates
+from integrity.duplicates.rules import Rule, RuleNotFound, describe, get_rule, rules_for
+from integrity.duplicates.service import ScanTimedOut
+from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
+from integrity.pages import Refused, methods, page_context, page_url, require
 
 if TYPE_CHECKING:
     from integrity.admin import DuplicateRuleAdmin
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("integrity.views_duplicates")  # the name it had before the move
 
 VIEW_PERM = "integrity.view_duplicaterule"
 FILTERS = ("enforcement", "app", "database")
@@ -333,7 +335,7 @@ def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
             raise Refused(message % {"model": rule.label, "pk": pk}, 404)
     except Refused as exc:
         return _refused(admin, request, exc)
-    from integrity.views_merge import merge_form  # it builds on this module
+    from integrity.merge.views import merge_form  # it builds on this module
 
     refs = duplicates.references(rule, members)
     reference_rows = [{"label": r.label, "counts": [r.counts[m.pk] for m in members]} for r in refs]

@@ -27,12 +27,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_tables2 import RequestConfig
 
-from integrity import violations
-from integrity.adminviews import Refused, methods, page_context, page_url, require
 from integrity.conf import settings
-from integrity.events import MAX_SOURCES
+from integrity.events import violations
+from integrity.events.recording import MAX_SOURCES
+from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
 from integrity.models import EventGroup
-from integrity.tables_events import EventGroupTable, SampleTable, explain_group, target_text, when
+from integrity.pages import Refused, methods, page_context, page_url, require
 
 if TYPE_CHECKING:
     from integrity.admin import EventGroupAdmin

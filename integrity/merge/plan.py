@@ -21,11 +21,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
 
-from integrity import duplicates
-from integrity.backends.postgresql_merge import RowHash
-from integrity.merge_conflicts import Conflict, count_collapsed, find_conflicts, resolve
-from integrity.relations import Relation, relations_to
-from integrity.rules import Rule
+from integrity.duplicates import service as duplicates
+from integrity.duplicates.relations import Relation, relations_to
+from integrity.duplicates.rules import Rule
+from integrity.merge.conflicts import Conflict, count_collapsed, find_conflicts, resolve
+from integrity.merge.postgresql import RowHash
 
 GROUP_LIMIT = 100  # members of one group considered at most
 

@@ -1,7 +1,7 @@
 """django-tables2 tables of the events pages: the groups of IntegrityErrors and one group's samples.
 
 Both take a QuerySet, so sorting and pagination happen in SQL; the cause of a
-group (``integrity.explain``) is computed while a row is rendered, that is for
+group (``integrity.events.explain``) is computed while a row is rendered, that is for
 the rows of the page shown only, all of them at once.
 """
 
@@ -21,23 +21,23 @@ from django.utils.translation import gettext_lazy as _
 from integrity.models import Event, EventGroup
 
 if TYPE_CHECKING:
-    from integrity.explain import Explanation
+    from integrity.events.explain import Explanation
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("integrity.tables_events")  # the name it had before the move
 
 PER_PAGE = 50
 SAMPLES_PER_PAGE = 50
 
 
 def explain_group(group: EventGroup) -> Explanation | None:
-    """``integrity.explain.explain(group)``, or None when that module is missing or fails on this group.
+    """``integrity.events.explain.explain(group)``, or None when that module is missing or fails on this group.
 
     Imported lazily: the explanations are optional for the pages (a group
     still shows its message), and a failure to explain one group must not
     take the whole events page down.
     """
     try:
-        from integrity.explain import explain
+        from integrity.events.explain import explain
     except ImportError:
         return None
     try:
@@ -54,7 +54,7 @@ def explain_groups(groups: list[EventGroup]) -> dict[Any, Explanation]:
     so that one group that cannot be explained costs only its own cause.
     """
     try:
-        from integrity.explain import explain_many
+        from integrity.events.explain import explain_many
     except ImportError:
         return {}
     try:

@@ -4,7 +4,7 @@
 with ``--dry-run``); ``merge app_label.Model --rule RULE --all --survivor
 POLICY`` merges every group of a rule, each in its own transaction and
 ``MergeRecord``; ``undo RECORD_ID`` puts a merge back. What they print (text
-or ``--json``) is rendered by :mod:`integrity.merge_report`.
+or ``--json``) is rendered by :mod:`integrity.merge.report`.
 
 Exit status (nothing is changed unless it is 0, except by a stopped ``--all``):
 
@@ -43,9 +43,15 @@ from django.core.management.base import CommandError, OutputWrapper
 from django.db import connections, router
 from django.db.models import Model
 
-from integrity import duplicates, enforcement, merge, merge_all, merge_plan, merge_undo
-from integrity.merge_plan import BadChoice, MergeRefused, NotDuplicates, Plan
-from integrity.merge_report import (
+from integrity.duplicates import enforcement
+from integrity.duplicates import service as duplicates
+from integrity.duplicates.rules import Rule, rules_for
+from integrity.merge import bulk as merge_all
+from integrity.merge import execute as merge
+from integrity.merge import plan as merge_plan
+from integrity.merge import undo as merge_undo
+from integrity.merge.plan import BadChoice, MergeRefused, NotDuplicates, Plan
+from integrity.merge.report import (
     dumps,
     plans_json,
     plans_lines,
@@ -58,7 +64,6 @@ from integrity.merge_report import (
     undone_line,
 )
 from integrity.models import MergeRecord
-from integrity.rules import Rule, rules_for
 
 SCAN_PAGE = 500  # groups read per statement when --all plans every group
 

@@ -18,7 +18,7 @@ from django.db.models import Aggregate, Count, F, Field, Model, QuerySet
 from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
 
 from integrity.conf import settings
-from integrity.rules import Rule
+from integrity.duplicates.rules import Rule
 
 QUERY_CANCELED = "57014"
 
@@ -227,11 +227,11 @@ class Reference:
 def references(rule: Rule, members: list[Model]) -> list[Reference]:
     """For every relation to the rule's model, how many rows point at each member (one query each).
 
-    The same relations a merge re-points (``integrity.relations``). Generic
+    The same relations a merge re-points (``integrity.duplicates.relations``). Generic
     foreign keys can point at any model: they are listed only where rows do
     point at a member.
     """
-    from integrity.relations import GENERIC, relations_to
+    from integrity.duplicates.relations import GENERIC, relations_to
 
     out = []
     for rel in relations_to(rule.database, rule.model):

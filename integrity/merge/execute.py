@@ -9,8 +9,8 @@ row references a duplicate any more, deletes the duplicates, applies the
 survivor's chosen field values and writes a ``MergeRecord``. All of it in one
 transaction: any failure leaves the database as it was.
 
-Putting a record back is :mod:`integrity.merge_undo`; merging every group of a
-rule, one transaction each, is :mod:`integrity.merge_all`.
+Putting a record back is :mod:`integrity.merge.undo`; merging every group of a
+rule, one transaction each, is :mod:`integrity.merge.bulk`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext as _
 
-from integrity.backends import postgresql_merge as sql
 from integrity.conf import settings
-from integrity.merge_plan import (
+from integrity.duplicates.relations import GENERIC, Relation, relations_to
+from integrity.duplicates.rules import Rule
+from integrity.merge import postgresql as sql
+from integrity.merge.plan import (
     MergeBusy,
     MergeRefused,
     NeedsChoice,
@@ -37,11 +39,9 @@ from integrity.merge_plan import (
     to_pk,
 )
 from integrity.models import MergeRecord
-from integrity.relations import GENERIC, Relation, relations_to
-from integrity.rules import Rule
 
 Step = Callable[[str], None]
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("integrity.merge")  # the name it had before the move: LOGGING configs name it
 
 
 def _quiet(_step: str) -> None:

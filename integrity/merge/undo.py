@@ -17,10 +17,10 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from integrity.backends import postgresql_merge as sql
 from integrity.conf import settings
-from integrity.merge import _log
-from integrity.merge_plan import MergeRefused
+from integrity.merge import postgresql as sql
+from integrity.merge.execute import _log
+from integrity.merge.plan import MergeRefused
 from integrity.models import MergeRecord
 
 

@@ -14,19 +14,21 @@ from typing import Any
 
 from django.apps import apps
 from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
-from integrity.backends import for_connection
-from integrity.backends.base import (
+from integrity.conf import settings
+from integrity.sequences.backend import (
     NotPermitted,
     OutOfRange,
     ResyncRefused,
+    SequenceBackend,
     SequenceLink,
     SequenceState,
     TableBusy,
 )
-from integrity.conf import settings
+from integrity.sequences.postgresql import PostgresSequenceBackend
 
 __all__ = [
     "SequenceInfo",
@@ -49,6 +51,16 @@ COLUMN_RANGES = {
     "integer": (-(2**31), 2**31 - 1),
     "bigint": (-(2**63), 2**63 - 1),
 }
+
+
+def for_connection(connection: BaseDatabaseWrapper) -> SequenceBackend | None:
+    """The sequence backend for ``connection``'s vendor, or ``None`` when the vendor is not supported yet.
+
+    The pages and the command then say so instead of failing.
+    """
+    if connection.vendor == "postgresql":
+        return PostgresSequenceBackend(connection)
+    return None
 
 
 class SequenceNotFound(LookupError):

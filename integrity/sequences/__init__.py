@@ -1,0 +1,57 @@
+"""Sequences: every sequence behind a model column, compared with the column's MAX, and a safe resync.
+
+The room holds the service (``service``), the vendor interface (``backend``)
+and its PostgreSQL catalog SQL (``postgresql``), the admin views and table,
+and the ``integrity sequences`` sub-command. It depends on the core modules
+only.
+"""
+
+from integrity.sequences.backend import (
+    NotPermitted,
+    OutOfRange,
+    ResyncRefused,
+    SequenceLink,
+    SequenceState,
+    TableBusy,
+)
+from integrity.sequences.service import (
+    AHEAD,
+    BEHIND,
+    EMPTY,
+    OK,
+    STATUSES,
+    UNREADABLE,
+    AliasReport,
+    ResyncResult,
+    SequenceInfo,
+    SequenceNotFound,
+    collect,
+    collect_alias,
+    find,
+    for_connection,
+    resync,
+)
+
+__all__ = [
+    "AHEAD",
+    "BEHIND",
+    "EMPTY",
+    "OK",
+    "STATUSES",
+    "UNREADABLE",
+    "AliasReport",
+    "NotPermitted",
+    "OutOfRange",
+    "ResyncRefused",
+    "ResyncResult",
+    "SequenceInfo",
+    "SequenceLink",
+    "SequenceNotFound",
+    "SequenceState",
+    "TableBusy",
+    "collect",
+    "collect_alias",
+    "find",
+    "for_connection",
+    "resync",
+]
