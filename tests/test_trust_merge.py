@@ -43,7 +43,10 @@ from tests.test_merge_cli import run
 from tests.test_views import text
 from tests.test_views_duplicates import client_for
 
-pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.usefixtures("shape_rules")]
+pytestmark = [
+    pytest.mark.django_db(databases="__all__"),
+    pytest.mark.usefixtures("shape_rules", "constraints_checked"),
+]
 
 MERGE = "/admin/integrity/duplicaterule/merge/"
 RULES = {
@@ -222,6 +225,18 @@ def test_every_reference_of_the_catalog_and_of_meta_moves_and_the_undo_restores_
         Member.objects.get(pk=theirs.pk).org_id == c.pk and Tag.objects.get(pk=other_tag.pk).object_id == c.pk
     )
     assert record.repointed == 12  # six columns of one raw row, and six other rows
+    undone_exactly(record, before)
+
+
+def test_a_row_whose_primary_key_is_the_reference_moves_and_comes_back() -> None:
+    a, b, _c = orgs()
+    sql("INSERT INTO legacy.org_profile (org_id, bio) VALUES (%s, 'b')", [b.pk])
+    before = dump_all()
+    record = merged_in_the_admin(Org, a, [b])
+    [row] = rows_of(before, "legacy.org_profile")
+    assert normalized(changes(before, dump_all()))["legacy.org_profile"] == expect(
+        (row, {**row, "org_id": a.pk})
+    )
     undone_exactly(record, before)
 
 

@@ -18,7 +18,9 @@ class ShapesConfig(AppConfig):
         if getattr(original, "cascades", False):
             return
 
-        def sql_flush(self: Any, style: Any, tables: Any, *, reset_sequences: bool = False, **_kw: Any) -> Any:
+        def sql_flush(
+            self: Any, style: Any, tables: Any, *, reset_sequences: bool = False, **_kw: Any
+        ) -> Any:
             return original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=True)
 
         sql_flush.cascades = True  # type: ignore[attr-defined]

@@ -19,6 +19,10 @@ CREATE TABLE legacy."org ""badge%""" (
     org_id bigint NOT NULL UNIQUE REFERENCES shapes_org (id) ON DELETE CASCADE,
     color text
 );
+CREATE TABLE legacy.org_profile (
+    org_id bigint PRIMARY KEY REFERENCES shapes_org (id) ON DELETE CASCADE,
+    bio text
+);
 CREATE TABLE legacy.place_visits (
     id serial PRIMARY KEY,
     place_id bigint REFERENCES shapes_place (id) ON DELETE CASCADE,
