@@ -46,7 +46,7 @@ def check_configuration(app_configs: Iterable[Any] | None = None, **kwargs: Any)
     return errors
 
 
-def _filtering_base_manager(model: type[Model]) -> str | None:
+def filtering_base_manager(model: type[Model]) -> str | None:
     """Return the base manager's name when its ``get_queryset`` narrows rows."""
     if not model._meta.base_manager_name:
         return None
@@ -65,7 +65,7 @@ def check_base_managers(app_configs: Iterable[Any] | None = None, **kwargs: Any)
     warnings: list[CheckMessage] = []
     for config in configs:
         for model in config.get_models():
-            name = _filtering_base_manager(model)
+            name = filtering_base_manager(model)
             if name is None:
                 continue
             warnings.append(

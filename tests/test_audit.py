@@ -7,8 +7,8 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.contenttypes.models import ContentType
 
-from integrity.audit import record_resync
 from integrity.models import SequenceResync
+from integrity.sequences.audit import record_resync
 from integrity.sequences.backend import SequenceLink
 
 pytestmark = pytest.mark.django_db(databases="__all__")

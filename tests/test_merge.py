@@ -18,7 +18,14 @@ from integrity import merge
 from integrity.duplicates.rules import Rule
 from integrity.merge import plan as merge_plan
 from integrity.merge import undo as merge_undo
-from integrity.merge.plan import BadChoice, GroupGone, MergeBusy, NeedsChoice, NotDuplicates, StalePreview
+from integrity.merge.exceptions import (
+    BadChoice,
+    GroupGone,
+    MergeBusy,
+    NeedsChoice,
+    NotDuplicates,
+    StalePreview,
+)
 from integrity.models import MergeRecord
 from tests.conftest import choices, dump, person, populate
 from tests.merging.models import (

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from integrity.duplicates.rules import Rule
 from integrity.merge import plan as merge_plan
-from integrity.merge.plan import BadChoice, GroupGone, NotDuplicates
+from integrity.merge.exceptions import BadChoice, GroupGone, NotDuplicates
 from tests.conftest import dump, moves_by_label, person
 from tests.merging.models import Invoice, Note, Order, Person, Seat, Tagged
 

@@ -50,7 +50,8 @@ from integrity.merge import bulk as merge_all
 from integrity.merge import execute as merge
 from integrity.merge import plan as merge_plan
 from integrity.merge import undo as merge_undo
-from integrity.merge.plan import BadChoice, MergeRefused, NotDuplicates, Plan
+from integrity.merge.exceptions import BadChoice, MergeRefused, NotDuplicates
+from integrity.merge.plan import Plan
 from integrity.merge.report import (
     dumps,
     plans_json,
@@ -249,7 +250,7 @@ def plan_every_group(rule: Rule, policy: str) -> list[Plan]:
     plans = []
     offset = 0
     while True:
-        page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=merge_plan.GROUP_LIMIT)
+        page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=duplicates.GROUP_LIMIT)
         for group in page.groups:
             plan = merge_plan.build_plan(rule, group.pks[0], group.pks[1:])
             survivor = merge_all.choose_survivor(plan, policy)

@@ -1,0 +1,45 @@
+"""Database helpers every room shares: which models live on an alias, and a table name quoted for SQL.
+
+Identifiers are quoted here and nowhere else: catalog names can contain
+anything, and Django's ``quote_name`` does not double an embedded quote.
+Values are always query parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.apps import apps
+from django.db import router
+from django.db.models import Model
+
+__all__ = ["models_for_alias", "quote_table"]
+
+
+def models_for_alias(alias: str, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:
+    """Concrete models (M2M through tables included) that live on ``alias``.
+
+    Unmanaged models count too (legacy tables have sequences); the router's
+    ``allow_migrate`` decides where each lives.
+    """
+    candidates = apps.get_models(include_auto_created=True) if models is None else models
+    return [
+        m
+        for m in candidates
+        if not m._meta.proxy
+        and not m._meta.swapped
+        and router.allow_migrate(alias, m._meta.app_label, model_name=m._meta.model_name, model=m)
+    ]
+
+
+def quote_table(table: str) -> str:
+    """A ``db_table`` quoted for SQL (and for ``to_regclass``), embedded quotes doubled.
+
+    ``db_table`` values already written as ``"schema"."table"`` are kept as they
+    are. (Django's ``quote_name`` does not double embedded quotes: the
+    identifier would end early, and PostgreSQL before 16 raises "invalid name
+    syntax" from ``to_regclass`` instead of answering NULL.)
+    """
+    if table.startswith('"') and table.endswith('"'):
+        return table
+    return '"' + table.replace('"', '""') + '"'
