@@ -8,7 +8,7 @@ the rows of the page shown only, all of them at once.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import django_tables2 as tables
 from django.utils import timezone
@@ -18,11 +18,10 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from integrity.events import explain as explaining
+from integrity.events.explain import Explanation
 from integrity.models import Event, EventGroup
 from integrity.tables import ClampedTable
-
-if TYPE_CHECKING:
-    from integrity.events.explain import Explanation
 
 logger = logging.getLogger("integrity.tables_events")  # the name it had before the move
 
@@ -32,18 +31,14 @@ MAX_PER_PAGE = 500  # a larger page size asked for gets the default
 
 
 def explain_group(group: EventGroup) -> Explanation | None:
-    """``integrity.events.explain.explain(group)``, or None when that module is missing or fails on this group.
+    """``integrity.events.explain.explain(group)``, or None when it fails on this group.
 
-    Imported lazily: the explanations are optional for the pages (a group
-    still shows its message), and a failure to explain one group must not
-    take the whole events page down.
+    A failure to explain one group must not take the whole events page down:
+    the group still shows its message. (Looked up on the module at each call,
+    so a project or a test can replace it.)
     """
     try:
-        from integrity.events.explain import explain
-    except ImportError:
-        return None
-    try:
-        return explain(group)
+        return explaining.explain(group)
     except Exception:  # noqa: BLE001 - one group that cannot be explained is shown without a cause
         logger.warning("Could not explain event group %s", group.pk, exc_info=True)
         return None
@@ -56,11 +51,7 @@ def explain_groups(groups: list[EventGroup]) -> dict[Any, Explanation]:
     so that one group that cannot be explained costs only its own cause.
     """
     try:
-        from integrity.events.explain import explain_many
-    except ImportError:
-        return {}
-    try:
-        return {g.pk: e for g, e in zip(groups, explain_many(groups), strict=True)}
+        return {g.pk: e for g, e in zip(groups, explaining.explain_many(groups), strict=True)}
     except Exception:  # noqa: BLE001 - fall back to one group at a time
         logger.warning("Could not explain the event groups of a page together", exc_info=True)
     explained = {g.pk: explain_group(g) for g in groups}
