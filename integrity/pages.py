@@ -31,6 +31,7 @@ from django_htmx.http import reswap, retarget
 __all__ = [
     "PageAdmin",
     "Refused",
+    "FilterForm",
     "change_url",
     "is_htmx",
     "methods",
@@ -39,6 +40,7 @@ __all__ = [
     "refusal",
     "refused",
     "require",
+    "text_field",
     "with_query",
 ]
 
@@ -127,6 +129,21 @@ def refusal(form: forms.Form) -> Refused:
             code = str(error.code or "")
             return Refused(" ".join(error.messages), int(code) if code.isdigit() else 400)
     return Refused(_("Bad request"), 400)
+
+
+def text_field() -> forms.CharField:
+    """An optional text input, taken as typed: a value with a stray space matches nothing, not something else."""
+    return forms.CharField(required=False, strip=False)
+
+
+class FilterForm(forms.Form):
+    """A page's filters, from the query string: each an optional ``text_field``, checked by ``clean``."""
+
+    def values(self) -> dict[str, str]:
+        """Every filter's value ("" when not given); ``Refused`` (from the form's errors) when one is not valid."""
+        if not self.is_valid():
+            raise refusal(self)
+        return {name: self.cleaned_data[name] for name in self.fields}
 
 
 def with_query(url: str, **params: Any) -> str:

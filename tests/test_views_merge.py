@@ -248,6 +248,62 @@ def merger_user() -> Any:
 
 
 # ---------------------------------------------------------------------------
+# Localized numbers: the forms post primary keys and counters as typed
+# ---------------------------------------------------------------------------
+
+
+def inputs(response: Any, name: str) -> list[str]:
+    """The values of every input named ``name`` in the page, in order."""
+    return re.findall(rf'name="{re.escape(name)}" value="([^"]*)"', response.content.decode())
+
+
+@override_settings(USE_THOUSAND_SEPARATOR=True)
+def test_primary_keys_of_a_thousand_and_more_post_unlocalized_and_the_merge_goes_through() -> None:
+    """With USE_THOUSAND_SEPARATOR a pk 1234 must not post as "1,234" (the merge would be refused)."""
+    keep = Person.objects.create(pk=1234, email="big@x", name="Big")
+    gone = Person.objects.create(pk=1235, email="big@x", name="", nickname="bigger")
+    Order.objects.create(person=gone, total=1)
+    client = merger()
+    group = client.get(GROUP, {"rule": KEY, "pk": str(keep.pk)})
+    assert group.status_code == 200
+    assert inputs(group, "survivor") == ["1234", "1235"]
+    assert inputs(group, "remove") == ["1234", "1235"]
+    assert "1234" in inputs(group, "field-nickname")
+
+    preview = client.post(MERGE, {"rule": KEY, "survivor": "1235", "remove": inputs(group, "remove")})
+    assert preview.status_code == 200, text(preview)
+    assert inputs(preview, "survivor") == ["1235"]
+    assert inputs(preview, "remove") == ["1234"]
+
+    confirm = {
+        "rule": KEY,
+        "survivor": inputs(preview, "survivor")[0],
+        "remove": inputs(preview, "remove"),
+        "token": token_of(preview),
+        "step": "confirm",
+    }
+    response = client.post(MERGE, confirm)
+    assert response.status_code == 302, text(response)
+    assert list(Person.objects.filter(email="big@x").values_list("pk", flat=True)) == [1235]
+    assert Order.objects.get().person_id == 1235
+
+
+@override_settings(USE_THOUSAND_SEPARATOR=True, INTEGRITY_MERGE_BATCH=1)
+def test_merge_all_counter_of_a_thousand_and_more_posts_unlocalized(people: list[Person]) -> None:
+    """The "merge every group" progress carries its count in a hidden input: 1001 must not come back as 0."""
+    for i in range(2):
+        Person.objects.create(email=f"g{i}@x")
+        Person.objects.create(email=f"g{i}@x")
+    client = merger()
+    run = {"rule": KEY, "policy": "oldest", "step": "run"}
+    first = client.post(MERGE_ALL, {**run, "done": "1000"}, headers={"HX-Request": "true"})
+    assert "1,001 groups merged, 2 to go" in text(first)  # shown localized…
+    assert inputs(first, "done") == ["1001"]  # …posted as typed
+    second = client.post(MERGE_ALL, {**run, "done": inputs(first, "done")[0]}, headers={"HX-Request": "true"})
+    assert "1,002 groups merged, 1 to go" in text(second)
+
+
+# ---------------------------------------------------------------------------
 # Permissions
 # ---------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from integrity import permissions
 from integrity.duplicates.rules import InvalidPk, Rule, RuleNotFound, get_rule, parse_pk
 from integrity.duplicates.service import MOST_REFERENCED, POLICIES, most_referenced
-from integrity.pages import PageAdmin, Refused, page_url
+from integrity.pages import FilterForm, PageAdmin, Refused, page_url, text_field
 
 __all__ = [
     "FIELD_PREFIX",
@@ -50,18 +50,12 @@ def rule_from(key: str) -> Rule:
     return rule
 
 
-def _text(**kwargs: Any) -> forms.CharField:
-    # Values are taken as they were typed (no strip): a filter or key with a
-    # stray space matches nothing rather than something else.
-    return forms.CharField(required=False, strip=False, **kwargs)
-
-
-class RuleFilterForm(forms.Form):
+class RuleFilterForm(FilterForm):
     """The rules page's filters; any value is accepted (one that matches nothing shows no rule)."""
 
-    enforcement = _text()
-    app = _text()
-    database = _text()
+    enforcement = text_field()
+    app = text_field()
+    database = text_field()
 
 
 class MultipleValueField(forms.Field):
@@ -76,7 +70,7 @@ class MultipleValueField(forms.Field):
 class RuleForm(forms.Form):
     """A form about one rule: ``rule`` (a key) cleans to the ``Rule``; a key that names none is a 404."""
 
-    rule = _text()
+    rule = text_field()
 
     def clean_rule(self) -> Rule:
         try:
@@ -92,10 +86,10 @@ class MergeForm(RuleForm):
     data's) are read in ``clean`` into ``fields`` and ``resolutions``.
     """
 
-    survivor = _text()
+    survivor = text_field()
     remove = MultipleValueField(required=False)
-    step = _text()
-    token = _text()
+    step = text_field()
+    token = text_field()
 
     def _pk(self, rule: Rule, raw: Any) -> Any:
         try:
@@ -130,9 +124,9 @@ class MergeForm(RuleForm):
 class MergeAllForm(RuleForm):
     """The "merge every group" POST: the policy, the step, and what the batches so far carried along."""
 
-    policy = _text()
-    step = _text()
-    done = _text()  # the page's own counter, not the user's input: a bad one restarts at 0
+    policy = text_field()
+    step = text_field()
+    done = text_field()  # the page's own counter, not the user's input: a bad one restarts at 0
     skip = MultipleValueField(required=False)
     skipped = MultipleValueField(required=False)
 

@@ -10,10 +10,8 @@ polls it every ``INTEGRITY_EVENTS_POLL_SECONDS`` while the tab is visible.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.apps import apps
 from django.db import connections
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
@@ -23,26 +21,17 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
 from integrity.events import violations
+from integrity.events.forms import HANDLED, RANGES, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
 from integrity.models import EventGroup
 from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 
-FILTERS = ("kind", "model", "database", "handled", "range")
-RANGES = {
-    "1h": (timedelta(hours=1), gettext_lazy("Last hour")),
-    "24h": (timedelta(hours=24), gettext_lazy("Last 24 hours")),
-    "7d": (timedelta(days=7), gettext_lazy("Last 7 days")),
-    "30d": (timedelta(days=30), gettext_lazy("Last 30 days")),
-    "all": (None, gettext_lazy("All time")),
-}
-HANDLED = {"yes": gettext_lazy("Some handled"), "no": gettext_lazy("None handled")}
 # The kinds the parser gives; kinds found in the data count too.
 KNOWN_KINDS = (*violations.SQLSTATES.values(), violations.UNKNOWN)
 ID_DIGITS = 18
@@ -63,32 +52,9 @@ def _choices() -> dict[str, list[str]]:
     }
 
 
-def _is_model(label: str) -> bool:
-    try:
-        apps.get_model(label)
-    except (LookupError, ValueError):
-        return False
-    return True
-
-
 def parse_filters(request: HttpRequest, choices: dict[str, list[str]]) -> dict[str, str]:
     """The filters asked for, each checked against its choices: a value that is not one is a ``Refused`` 400."""
-    wanted = {name: request.GET.get(name, "") for name in FILTERS}
-    problems = []
-    for name in ("kind", "database"):
-        if wanted[name] and wanted[name] not in choices[name]:
-            shown = ", ".join(f"“{c}”" for c in choices[name])
-            problems.append(_("%(name)s must be one of %(choices)s") % {"name": name, "choices": shown})
-    if wanted["model"] and wanted["model"] not in choices["model"] and not _is_model(wanted["model"]):
-        problems.append(_("model must be an installed model, as app_label.ModelName"))
-    if wanted["handled"] and wanted["handled"] not in HANDLED:
-        problems.append(_("handled must be “yes” or “no”"))
-    if wanted["range"] and wanted["range"] not in RANGES:
-        problems.append(_("range must be one of %(choices)s") % {"choices": ", ".join(RANGES)})
-    if problems:
-        message = _("Invalid filter: %(problems)s.") % {"problems": "; ".join(problems)}
-        raise Refused(message, 400)
-    return wanted
+    return EventFilterForm(request.GET, choices).values()
 
 
 def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:

@@ -19,17 +19,15 @@ from integrity import permissions
 from integrity.conf import settings
 from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 from integrity.sequences import service as sequences
+from integrity.sequences.forms import SequenceFilterForm
 from integrity.sequences.service import ResyncRefused, SequenceInfo, SequenceNotFound
 from integrity.sequences.tables import SequenceTable
 
-FILTERS = ("status", "app", "database", "capacity")
 
-
-def _filtered(request: HttpRequest, reports: list[sequences.AliasReport]) -> list[SequenceInfo]:
+def _filtered(wanted: dict[str, str], reports: list[sequences.AliasReport]) -> list[SequenceInfo]:
     # Each report is sorted on its own; sort across databases so that problem
     # rows of every database come before the fine rows of the first one.
     rows = sorted((info for report in reports for info in report.sequences), key=SequenceInfo.sort_key)
-    wanted = {name: request.GET.get(name, "") for name in FILTERS}
     if wanted["status"] == "problem":
         rows = [r for r in rows if r.problem]
     elif wanted["status"]:
@@ -59,7 +57,8 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The sequences page: filters, a sortable paginated table, problem rows first."""
     require(request, permissions.VIEW_SEQUENCES)
     reports = sequences.collect()
-    rows = _filtered(request, reports)
+    wanted = SequenceFilterForm(request.GET).values()
+    rows = _filtered(wanted, reports)
     table = _table(admin, request, rows)
     RequestConfig(request, paginate={"per_page": settings.SEQUENCES_PER_PAGE}).configure(table)
     all_rows = [info for report in reports for info in report.sequences]
@@ -71,7 +70,7 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         reports=reports,
         unsupported=[r for r in reports if not r.supported],
         behind_count=sum(r.status == sequences.BEHIND for r in all_rows),
-        filters={name: request.GET.get(name, "") for name in FILTERS},
+        filters=wanted,
         status_choices=sequences.STATUSES,
         apps=sorted({r.app_label for r in all_rows}),
         databases=[r.database for r in reports],
