@@ -1,4 +1,5 @@
-"""System checks: configuration errors (E0xx) and seed 000's bug (W001)."""
+"""System checks: configuration errors (E0xx), settings (E003, E004), the events middleware (W002, W003),
+and a base manager that filters rows (W001)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ REQUIRED_APPS = [
     "django_tables2",
 ]
 HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
+EVENTS_MIDDLEWARE = "integrity.middleware.IntegrityErrorMiddleware"
+AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 
 @register(Tags.compatibility)
@@ -44,6 +47,56 @@ def check_configuration(app_configs: Iterable[Any] | None = None, **kwargs: Any)
             )
         )
     return errors
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """The ``INTEGRITY_*`` values can be read: at check time, rather than as a 500 (or a silent default) later."""
+    from integrity.conf import invalid_values
+    from integrity.duplicates.rules import configured_rule_errors
+
+    errors: list[CheckMessage] = [
+        Error(message, hint="See the README's Settings section.", id="integrity.E004")
+        for message in invalid_values()
+    ]
+    if not errors:  # a DUPLICATE_RULES that is not a list is E004 already
+        errors += [
+            Error(
+                message,
+                hint="Each rule: {'model': 'app_label.Model', 'fields': ['name', ...]} and, optionally, "
+                "'case_insensitive', 'trim', 'nulls_equal', 'name'.",
+                id="integrity.E003",
+            )
+            for message in configured_rule_errors()
+        ]
+    return errors
+
+
+@register(Tags.compatibility)
+def check_events_middleware(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``IntegrityErrorMiddleware`` is installed, after the authentication middleware (whose user it records)."""
+    middleware = list(settings.MIDDLEWARE)
+    if EVENTS_MIDDLEWARE not in middleware:
+        return [
+            Warning(
+                f"'{EVENTS_MIDDLEWARE}' is not in MIDDLEWARE: the events page stays empty.",
+                hint="Add it to MIDDLEWARE (after AuthenticationMiddleware) to record the IntegrityErrors "
+                "that escape views; integrity.capture() still records errors outside requests.",
+                id="integrity.W002",
+            )
+        ]
+    if AUTHENTICATION_MIDDLEWARE in middleware and middleware.index(EVENTS_MIDDLEWARE) < middleware.index(
+        AUTHENTICATION_MIDDLEWARE
+    ):
+        return [
+            Warning(
+                f"'{EVENTS_MIDDLEWARE}' comes before '{AUTHENTICATION_MIDDLEWARE}' in MIDDLEWARE.",
+                hint="Move it after AuthenticationMiddleware (the end of the list is best), where it sees "
+                "the request as the view saw it, its user included.",
+                id="integrity.W003",
+            )
+        ]
+    return []
 
 
 def filtering_base_manager(model: type[Model]) -> str | None:
