@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.urls import URLPattern
 from django.utils.translation import gettext_lazy as _
 
+from integrity.dashboard import views as dashboard
 from integrity.duplicates import views as duplicates
 from integrity.events import views as events
 from integrity.merge import views as merge
@@ -55,7 +56,7 @@ class DuplicateRuleAdmin(PageAdmin):
             self.route("count/", duplicates.rule_count, "count"),
             self.route("rule/", duplicates.rule_detail, "rule"),
             self.route("group/", duplicates.group_detail, "group"),
-            self.route("summary/", duplicates.summary_card, "summary"),
+            self.route("summary/", dashboard.summary_card, "summary"),  # the app index's lazy card
             self.route("merge/", merge.merge_view, "merge"),
             self.route("merge-all/", merge.merge_all_view, "merge_all"),
         ]

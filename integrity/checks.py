@@ -9,7 +9,8 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db.models import Model
+
+from integrity.db import filtering_base_manager
 
 REQUIRED_APPS = [
     "django.contrib.admin",
@@ -97,18 +98,6 @@ def check_events_middleware(app_configs: Iterable[Any] | None = None, **kwargs: 
             )
         ]
     return []
-
-
-def filtering_base_manager(model: type[Model]) -> str | None:
-    """Return the base manager's name when its ``get_queryset`` narrows rows."""
-    if not model._meta.base_manager_name:
-        return None
-    try:
-        query = model._base_manager.get_queryset().query
-    except Exception:  # noqa: BLE001 - a manager that needs a request context
-        return model._meta.base_manager_name
-    narrowed = bool(query.where) or query.is_sliced or query.distinct
-    return model._meta.base_manager_name if narrowed else None
 
 
 @register(Tags.models)

@@ -1,4 +1,5 @@
-"""Database helpers every room shares: which models live on an alias, and a table name quoted for SQL.
+"""Database helpers every room shares: which models live on an alias, a table name quoted for SQL, and
+whether a model's base manager hides rows.
 
 Identifiers are quoted here and nowhere else: catalog names can contain
 anything, and Django's ``quote_name`` does not double an embedded quote.
@@ -13,7 +14,7 @@ from django.apps import apps
 from django.db import router
 from django.db.models import Model
 
-__all__ = ["models_for_alias", "quote_table"]
+__all__ = ["filtering_base_manager", "models_for_alias", "quote_table"]
 
 
 def models_for_alias(alias: str, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:
@@ -43,3 +44,15 @@ def quote_table(table: str) -> str:
     if table.startswith('"') and table.endswith('"'):
         return table
     return '"' + table.replace('"', '""') + '"'
+
+
+def filtering_base_manager(model: type[Model]) -> str | None:
+    """Return the base manager's name when its ``get_queryset`` narrows rows."""
+    if not model._meta.base_manager_name:
+        return None
+    try:
+        query = model._base_manager.get_queryset().query
+    except Exception:  # noqa: BLE001 - a manager that needs a request context
+        return model._meta.base_manager_name
+    narrowed = bool(query.where) or query.is_sliced or query.distinct
+    return model._meta.base_manager_name if narrowed else None

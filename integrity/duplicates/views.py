@@ -23,7 +23,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
-from integrity import dashboard, permissions
+from integrity import permissions
 from integrity.conf import settings
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
@@ -45,7 +45,6 @@ from integrity.pages import (
 
 logger = logging.getLogger("integrity.views_duplicates")  # the name it had before the move
 
-NOT_ENFORCED = "not_enforced"
 PAGE_RE = re.compile(r"[0-9]{1,9}")
 
 
@@ -66,8 +65,8 @@ def rule_rows() -> list[RuleRow]:
 
 
 def _filtered(wanted: dict[str, str], rows: list[RuleRow]) -> list[RuleRow]:
-    if wanted["enforcement"] == NOT_ENFORCED:
-        rows = [r for r in rows if r.state in dashboard.NOT_ENFORCED_STATES]
+    if wanted["enforcement"] == enforcement.NOT_ENFORCED:
+        rows = [r for r in rows if r.state in enforcement.NOT_ENFORCED_STATES]
     elif wanted["enforcement"]:
         rows = [r for r in rows if r.state == wanted["enforcement"]]
     if wanted["app"]:
@@ -103,7 +102,7 @@ def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         table=table,
         total=len(rows),
         counts={state: counts[state] for state in enforcement.STATES},
-        not_enforced=sum(counts[s] for s in dashboard.NOT_ENFORCED_STATES),
+        not_enforced=sum(counts[s] for s in enforcement.NOT_ENFORCED_STATES),
         unsupported=_unsupported(),
         filters=wanted,
         state_choices=enforcement.STATES,
@@ -137,15 +136,6 @@ def rule_count(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         logger.warning("Duplicate scan of %s failed: %s", rule.key, exc)
         context["error"] = str(exc).strip()
     return render(request, "integrity/duplicates_count.html", context)
-
-
-@methods("GET")
-def summary_card(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
-    """The dashboard's "Duplicate groups" card, filled in lazily (it scans, within one time budget)."""
-    require(request, permissions.VIEW_DUPLICATES)
-    card = dashboard.duplicate_groups_card()
-    url = with_query(page_url(admin, "changelist"), enforcement=NOT_ENFORCED)
-    return render(request, "integrity/duplicates_card.html", {"card": card, "url": url})
 
 
 # ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from django.db.models.functions import RowNumber
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from integrity.checks import filtering_base_manager
+from integrity.db import filtering_base_manager
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import CONFIGURED, Rule, rules_for_alias

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
-from integrity.dashboard import duplicate_cards, event_cards, sequence_cards
+from integrity.dashboard.cards import duplicate_cards, event_cards, sequence_cards
 from integrity.permissions import VIEW_DUPLICATES, VIEW_EVENTS, VIEW_SEQUENCES
 
 register = template.Library()

@@ -20,11 +20,6 @@ from integrity.duplicates.rules import rules_for
 from integrity.models import EventGroup
 from integrity.sequences import service as sequences
 
-# The states of a rule the database does not enforce: the declared ones
-# (missing, invalid) and the project's configured ones.
-DECLARED_NOT_ENFORCED = (enforcement.MISSING, enforcement.INVALID)
-NOT_ENFORCED_STATES = (*DECLARED_NOT_ENFORCED, enforcement.CONFIGURED_STATE)
-
 
 @dataclass
 class Card:
@@ -64,7 +59,7 @@ def duplicate_cards() -> list[Card]:
     """The "Rules not enforced" card: catalog queries only, no scan."""
     found = rules_for()
     states = Counter(e.state for e in enforcement.classify(found).values())
-    declared = sum(states[s] for s in DECLARED_NOT_ENFORCED)
+    declared = sum(states[s] for s in enforcement.DECLARED_NOT_ENFORCED)
     configured = states[enforcement.CONFIGURED_STATE]
     if declared or configured:
         detail = _("%(declared)d declared, %(configured)d configured") % {
@@ -101,7 +96,7 @@ def count_groups(budget_ms: int | None = None) -> GroupCount:
     count = GroupCount()
     for rule in found:
         state = states[rule.key]
-        if state.state not in NOT_ENFORCED_STATES or not state.scannable:
+        if state.state not in enforcement.NOT_ENFORCED_STATES or not state.scannable:
             continue
         left = int((deadline - time.monotonic()) * 1000)
         if left <= 0:
@@ -115,7 +110,7 @@ def count_groups(budget_ms: int | None = None) -> GroupCount:
         count.groups += groups
         count.rows += rows
         count.rules_with_groups += bool(groups)
-        if state.state in DECLARED_NOT_ENFORCED:
+        if state.state in enforcement.DECLARED_NOT_ENFORCED:
             count.declared_groups += groups
     return count
 
