@@ -29,7 +29,7 @@ from integrity.models import Event, EventGroup
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOW = timezone.now()
 HOUR = timedelta(hours=1)
 FIELDS = {f.attname for f in EventGroup._meta.concrete_fields}

@@ -21,8 +21,14 @@ from django.test import override_settings
 from playwright.sync_api import Page, Request, expect
 
 from integrity.events import recording as events
-from tests.test_browser import PASSWORD, browser_page, log_in
-from tests.test_views_events import REQUEST, group, violation
+from tests.helpers import (
+    PASSWORD,
+    REQUEST,
+    browser_page,
+    group,
+    log_in,
+    violation,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 

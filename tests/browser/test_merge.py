@@ -1,6 +1,6 @@
 """Real-browser test of merging on the demo's data: group page, preview, a conflict to resolve, confirm, undo.
 
-As in ``test_browser``: the data is written before the browser starts and
+As in ``tests/browser/test_sequences.py``: the data is written before the browser starts and
 checked after it is closed; the live server answers from its own thread.
 """
 
@@ -21,8 +21,12 @@ from demo import seed, seed_crm, seed_sales
 from demo.crm.models import Company, Customer
 from demo.sales.models import BillingProfile, CampaignTarget, Deal, Note
 from integrity.models import MergeRecord
+from tests.helpers import (
+    PASSWORD,
+    browser_page,
+    log_in,
+)
 from tests.merging.models import Person
-from tests.test_browser import PASSWORD, browser_page, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 

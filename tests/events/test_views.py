@@ -11,16 +11,15 @@ replaces it with a counter.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.db import connections
-from django.test import Client, override_settings
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -32,14 +31,20 @@ from integrity.events import recording as events
 from integrity.events import tables as tables_events
 from integrity.events.violations import Violation
 from integrity.models import Event, EventGroup
-from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
-    _clean_sequences,
+from tests import helpers
+from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
+    REQUEST,
+    VAT_KEY,
+    Tr,
+    clean_sequences,
     csrf_token_of,
+    group,
     login_redirect,
     make_behind,
+    rows_of,
     text,
+    violation,
 )
-from tests.test_views_duplicates import VAT_KEY, Tr, rows_of
 
 DB = pytest.mark.django_db(databases="__all__")
 
@@ -49,6 +54,11 @@ GROUP = f"{BASE}group/"
 DASHBOARD = "/admin/integrity/"
 RESYNC = "/admin/integrity/sequence/resync/"
 HTMX = {"HX-Request": "true"}
+
+
+CODENAMES = {"duplicates_viewer": ["view_duplicaterule"], "viewer": ["view_eventgroup"]}
+client_for = partial(helpers.client_for, roles=CODENAMES)
+make_user = partial(helpers.make_user, roles=CODENAMES)
 
 
 def delete_committed_events() -> None:
@@ -87,93 +97,6 @@ def url(path: str, **params: Any) -> str:
 # ---------------------------------------------------------------------------
 
 ROLES = ("anonymous", "non_staff", "staff", "duplicates_viewer", "viewer", "superuser")
-CODENAMES = {"duplicates_viewer": ["view_duplicaterule"], "viewer": ["view_eventgroup"]}
-
-
-def make_user(role: str, codenames: list[str] | None = None) -> User:
-    if role == "superuser":
-        return User.objects.create_superuser(role, f"{role}@example.com", "pw")
-    user = User.objects.create_user(role, f"{role}@example.com", "pw", is_staff=role != "non_staff")
-    wanted = CODENAMES.get(role, []) if codenames is None else codenames
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="integrity", codename__in=wanted)
-    )
-    assert user.user_permissions.count() == len(wanted)
-    return user
-
-
-def client_for(role: str, codenames: list[str] | None = None) -> Client:
-    client = Client()
-    if role != "anonymous":
-        client.force_login(make_user(role, codenames))
-    return client
-
-
-def group(
-    constraint: str = "shop_product_name_key",
-    *,
-    ago: timedelta = timedelta(minutes=5),
-    count: int = 1,
-    handled: int = 0,
-    samples: int = 0,
-    **fields: Any,
-) -> EventGroup:
-    """One group as ``events.write`` leaves it, seen last ``ago`` before now (and first a day before that)."""
-    last = timezone.now() - ago
-    values: dict[str, Any] = {
-        "fingerprint": uuid.uuid4().hex,
-        "database": "default",
-        "kind": "unique",
-        "sqlstate": "23505",
-        "constraint": constraint,
-        "table": "shop_product",
-        "columns": ["name"],
-        "model": "shop.Product",
-        "fields": ["name"],
-        "message": f'duplicate key value violates unique constraint "{constraint}"',
-        "count": count,
-        "handled_count": handled,
-        "sampled": samples,
-        "first_seen": last - timedelta(days=1),
-        "last_seen": last,
-        **fields,
-    }
-    made = EventGroup.objects.create(**values)
-    for i in range(samples):
-        Event.objects.create(
-            group=made,
-            created_at=last - timedelta(minutes=i),
-            database=made.database,
-            origin="request",
-            method="POST",
-            path=f"/shop/new/{i}/",
-            view="shop:new",
-        )
-    return made
-
-
-def violation(constraint: str, **overrides: Any) -> Violation:
-    """What the parser makes of a duplicate key error on ``shop_product``."""
-    values: dict[str, Any] = {
-        "kind": "unique",
-        "sqlstate": "23505",
-        "vendor": "postgresql",
-        "constraint": constraint,
-        "schema": "public",
-        "table": "shop_product",
-        "columns": ("id",),
-        "values": ("7",),
-        "message": f'duplicate key value violates unique constraint "{constraint}"',
-        "detail": "Key (id)=(7) already exists.",
-        "model": "shop.Product",
-        "fields": ("id",),
-        "primary_key": True,
-        **overrides,
-    }
-    return Violation(**values)
-
-
-REQUEST = {"method": "POST", "path": "/shop/products/add/", "view": "shop:product_add", "user_pk": "42"}
 
 
 # ---------------------------------------------------------------------------

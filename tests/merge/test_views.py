@@ -14,9 +14,13 @@ import pytest
 from django.test import Client, override_settings
 
 from integrity.models import MergeRecord
+from tests.helpers import (
+    client_for,
+    login_redirect,
+    make_user,
+    text,
+)
 from tests.merging.models import Order, Person, Profile, Seat
-from tests.test_views import login_redirect, text
-from tests.test_views_duplicates import client_for
 
 pytestmark = [
     pytest.mark.django_db(databases="__all__"),
@@ -242,7 +246,6 @@ def test_merge_is_post_only_with_csrf(people: list[Person]) -> None:
 
 
 def merger_user() -> Any:
-    from tests.test_views_duplicates import make_user
 
     return make_user("staff", MERGER)
 

@@ -9,7 +9,12 @@ from integrity import merge
 from integrity.duplicates.rules import Rule
 from integrity.merge import undo as merge_undo
 from integrity.models import MergeRecord
-from tests.conftest import choices, dump, person, populate
+from tests.helpers import (
+    choices,
+    dump,
+    person,
+    populate,
+)
 from tests.merging.models import (
     Badge,
     ClubMembership,

@@ -8,7 +8,10 @@ from integrity.duplicates.rules import Rule
 from integrity.merge import bulk as merge_all
 from integrity.merge import plan as merge_plan
 from integrity.models import MergeRecord
-from tests.conftest import dump, person
+from tests.helpers import (
+    dump,
+    person,
+)
 from tests.merging.models import Note, Order, Person, Seat
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("constraints_checked")]

@@ -9,7 +9,11 @@ from django.test.utils import CaptureQueriesContext
 from integrity.duplicates.rules import Rule
 from integrity.merge import plan as merge_plan
 from integrity.merge.exceptions import BadChoice, GroupGone, NotDuplicates
-from tests.conftest import dump, moves_by_label, person
+from tests.helpers import (
+    dump,
+    moves_by_label,
+    person,
+)
 from tests.merging.models import Invoice, Note, Order, Person, Seat, Tagged
 
 pytestmark = pytest.mark.django_db

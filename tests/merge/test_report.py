@@ -13,7 +13,9 @@ from integrity.merge import plan as merge_plan
 from integrity.merge import report as merge_report
 from integrity.merge import undo as merge_undo
 from integrity.merge.bulk import MergeAllResult
-from tests.conftest import person
+from tests.helpers import (
+    person,
+)
 from tests.merging.models import Order, Person, Seat, Tagged
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("constraints_checked")]

@@ -601,7 +601,7 @@ def test_bad_arguments_exit_with_status_2_from_the_shell(args, message):
     """Only arguments refused before any data is read: a subprocess would use the real database."""
     result = subprocess.run(
         [sys.executable, "manage.py", "integrity", *args],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
         capture_output=True,
         text=True,

@@ -17,7 +17,13 @@ from django.utils import timezone
 from demo.shop.models import Product, Tag
 from integrity.events import explain, violations
 from integrity.models import Event
-from tests.conftest import group_of, set_next, violation_of
+from tests.helpers import (
+    group_of,
+    violation_of,
+)
+from tests.helpers import (
+    set_sequence_next as set_next,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keep_sequences")]
 

@@ -9,48 +9,23 @@ server answers from its own thread.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
 from demo import seed
 from demo.shop.models import Product
 from integrity.models import SequenceResync
+from tests.helpers import (
+    PASSWORD,
+    browser_page,
+    log_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000
-PASSWORD = "browser-test-pw"
 SEQUENCES = "/admin/integrity/sequence/"
-
-
-@contextmanager
-def browser_page(**context_options: Any) -> Iterator[Page]:
-    """A fresh page in a fresh headless Chromium; no database access while it is open."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(**context_options)
-            context.set_default_timeout(TIMEOUT_MS)
-            context.set_default_navigation_timeout(TIMEOUT_MS)
-            expect.set_options(timeout=TIMEOUT_MS)
-            yield context.new_page()
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -64,14 +39,6 @@ def product_sequence_behind() -> None:
 def superuser() -> str:
     get_user_model().objects.create_superuser("browser-admin", "browser@example.com", PASSWORD)
     return "browser-admin"
-
-
-def log_in(page: Page, base_url: str, username: str, next_path: str) -> None:
-    page.goto(f"{base_url}/admin/login/?next={next_path}")
-    page.locator("#id_username").fill(username)
-    page.locator("#id_password").fill(PASSWORD)
-    page.locator("#login-form [type=submit]").click()
-    expect(page).to_have_url(f"{base_url}{next_path}")
 
 
 def product_row(page: Page) -> Locator:

@@ -15,7 +15,9 @@ from django_tables2 import RequestConfig
 from integrity.events import tables as tables_events
 from integrity.events.tables import PER_PAGE, EventGroupTable, SampleTable, target_text
 from integrity.models import Event, EventGroup
-from tests.test_views_events import group
+from tests.helpers import (
+    group,
+)
 
 DB = pytest.mark.django_db(databases="__all__")
 

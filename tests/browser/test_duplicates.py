@@ -1,6 +1,6 @@
 """Real-browser tests of the duplicates pages (headless Chromium via Playwright).
 
-As in ``test_browser``: the data is written before the browser starts (the
+As in ``tests/browser/test_sequences.py``: the data is written before the browser starts (the
 live server answers from its own thread), nothing touches the database while
 the browser is open.
 """
@@ -16,7 +16,11 @@ from playwright.sync_api import Locator, Page, Request, expect
 
 from demo import seed
 from demo.crm.models import Company, Customer
-from tests.test_browser import PASSWORD, browser_page, log_in
+from tests.helpers import (
+    PASSWORD,
+    browser_page,
+    log_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 

@@ -10,70 +10,51 @@ The helpers at the top are shared by ``test_admin``, ``test_tables``,
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group
 from django.db import connections
 from django.db.models import Model
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from demo.clinic.models import Doctor
 from demo.helpdesk.models import Ticket
-from demo.metrics.models import ArchivedEntry, Entry, Invoice, LegacyCounter, Reading
+from demo.metrics.models import Invoice, Reading
 from demo.shop.models import Coupon, Product, Tag
 from integrity.models import SequenceResync
-
-DB = pytest.mark.django_db(databases="__all__")
-PG_ALIASES = ("default", "other")
-
-LIST = "/admin/integrity/sequence/"
-RESYNC = "/admin/integrity/sequence/resync/"
-RESYNC_ALL = "/admin/integrity/sequence/resync-all/"
-LOWER = "/admin/integrity/sequence/lower/"
-DASHBOARD = "/admin/integrity/"
-AUDIT = "/admin/integrity/sequenceresync/"
-
-PRODUCT_KEY = "default:shop.Product:id"
-COUPON_KEY = "default:shop.Coupon:id"
+from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
+    AUDIT,
+    COUPON_KEY,
+    DASHBOARD,
+    DB,
+    FACTORIES,
+    LIST,
+    LOWER,
+    PRODUCT_KEY,
+    RESYNC,
+    RESYNC_ALL,
+    Row,
+    clean_sequences,
+    client_for,
+    csrf_token_of,
+    fill,
+    login_redirect,
+    make_ahead,
+    make_behind,
+    sequence_of,
+    set_next,
+    snapshot,
+    table_rows,
+    text,
+)
 
 # ---------------------------------------------------------------------------
 # Sequence state, read and written with plain SQL (independent of the app)
 # ---------------------------------------------------------------------------
-
-OWNED_SEQUENCES_SQL = """
-SELECT s.seqrelid::regclass::text, quote_ident(tn.nspname) || '.' || quote_ident(tc.relname),
-       quote_ident(a.attname), s.seqstart, s.seqincrement
-FROM pg_depend d
-JOIN pg_sequence s ON s.seqrelid = d.objid
-JOIN pg_class tc ON tc.oid = d.refobjid
-JOIN pg_namespace tn ON tn.oid = tc.relnamespace
-JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-  AND d.deptype IN ('a', 'i') AND tn.nspname IN ('public', 'archive')
-ORDER BY 1
-"""
-
-
-def owned_sequences(alias: str) -> list[tuple[str, str, str, int, int]]:
-    """(sequence, table, column, start, increment) of every sequence owned by a column."""
-    with connections[alias].cursor() as cursor:
-        cursor.execute(OWNED_SEQUENCES_SQL)
-        return list(cursor.fetchall())
-
-
-def sequence_of(model: type[Model], column: str = "id", using: str = "default") -> str:
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, column])
-        return str(cursor.fetchone()[0])
 
 
 def next_value(model: type[Model], column: str = "id", using: str = "default") -> int:
@@ -84,238 +65,20 @@ def next_value(model: type[Model], column: str = "id", using: str = "default") -
     return int(last_value) + 1 if is_called else int(last_value)
 
 
-def set_next(model: type[Model], value: int, column: str = "id", using: str = "default") -> None:
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT setval(%s::regclass, %s, false)", [sequence_of(model, column, using), value])
-
-
-def reset_all_sequences() -> None:
-    """Every owned sequence just past its column's MAX (or at its start): nothing behind.
-
-    ``setval`` is not transactional, so sequences keep what earlier tests did
-    to them even though their rows were rolled back; this gives each test the
-    same starting point.
-    """
-    for alias in PG_ALIASES:
-        with connections[alias].cursor() as cursor:
-            for seq, table, column, start, increment in owned_sequences(alias):
-                cursor.execute(
-                    f"SELECT setval(%s::regclass, COALESCE((SELECT MAX({column}) FROM {table}) + %s, %s), false)",
-                    [seq, increment, start],
-                )
-
-
-def snapshot() -> dict[Any, Any]:
-    """Every sequence's (last_value, is_called) on both PostgreSQL aliases, plus the audit counts."""
-    state: dict[Any, Any] = dict(sequence_values())
-    state["audit"] = SequenceResync.objects.count()
-    state["log"] = LogEntry.objects.count()
-    return state
-
-
-# Models whose rows need nothing but one text/number field: each can be made "behind".
-FACTORIES: dict[type[Model], Callable[[int], dict[str, Any]]] = {
-    Product: lambda i: {"name": f"Product {i}"},
-    Tag: lambda i: {"name": f"tag-{i}"},
-    Coupon: lambda i: {"code": f"C{i}"},
-    Entry: lambda i: {"note": f"e{i}"},
-    ArchivedEntry: lambda i: {"note": f"a{i}"},
-    Reading: lambda i: {"value": float(i)},
-    LegacyCounter: lambda i: {"name": f"c{i}"},
-    Doctor: lambda i: {"name": f"Dr {i}"},
-    Ticket: lambda i: {"subject": f"s{i}"},
-    Group: lambda i: {"name": f"group-{i}"},
-    Invoice: lambda i: {"amount": i},
-}
-
-
-def fill(model: type[Model], ids: range, using: str = "default") -> None:
-    """Replace the table's rows by rows with these explicit ids (the sequence is not told)."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(f"DELETE FROM {connections[using].ops.quote_name(model._meta.db_table)}")
-    model._base_manager.db_manager(using).bulk_create([model(id=i, **FACTORIES[model](i)) for i in ids])
-
-
-def make_behind(model: type[Model], rows: int = 8, using: str = "default") -> None:
-    """Rows 1..rows written with explicit ids, sequence still at 1: the next insert collides."""
-    fill(model, range(1, rows + 1), using)
-    set_next(model, 1, using=using)
-
-
-def make_ahead(model: type[Model], rows: int = 3, next_id: int = 10, using: str = "default") -> None:
-    """Rows 1..rows, sequence at ``next_id``: a harmless gap."""
-    fill(model, range(1, rows + 1), using)
-    set_next(model, next_id, using=using)
-
-
 # ---------------------------------------------------------------------------
 # Users and clients
 # ---------------------------------------------------------------------------
 
 ROLES = ("anonymous", "non_staff", "staff", "viewer", "resyncer", "superuser")
-PERMS = {
-    "viewer": ["view_sequence"],
-    "resyncer": ["view_sequence", "resync_sequence"],
-    "auditor": ["view_sequenceresync"],
-}
-
-
-def make_user(role: str, username: str | None = None) -> User:
-    name = username or role
-    if role == "superuser":
-        return User.objects.create_superuser(name, f"{name}@example.com", "pw")
-    user = User.objects.create_user(name, f"{name}@example.com", "pw", is_staff=role != "non_staff")
-    codenames = PERMS.get(role, [])
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="integrity", codename__in=codenames)
-    )
-    assert user.user_permissions.count() == len(codenames)
-    return user
-
-
-def client_for(role: str, **kwargs: Any) -> Client:
-    client = Client(**kwargs)
-    if role != "anonymous":
-        client.force_login(make_user(role))
-    return client
-
-
-def sequence_values() -> dict[tuple[str, str], tuple[int, bool]]:
-    values = {}
-    for alias in PG_ALIASES:
-        with connections[alias].cursor() as cursor:
-            for seq, *_rest in owned_sequences(alias):
-                cursor.execute(f"SELECT last_value, is_called FROM {seq}")
-                values[(alias, seq)] = cursor.fetchone()
-    return values
-
-
-def restore_sequence_values(values: dict[tuple[str, str], tuple[int, bool]]) -> None:
-    for (alias, seq), (last_value, is_called) in values.items():
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT setval(%s::regclass, %s, %s)", [seq, last_value, is_called])
-
-
-@pytest.fixture(autouse=True)
-def _clean_sequences(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Start from "nothing behind"; leave every sequence as it was found.
-
-    Rows roll back with the test but sequence values do not, so without the
-    restore these tests would change what other test modules see.
-    """
-    if request.node.get_closest_marker("django_db") is None:
-        yield
-        return
-    saved = sequence_values()
-    reset_all_sequences()
-    yield
-    restore_sequence_values(saved)
 
 
 # ---------------------------------------------------------------------------
 # Reading pages
 # ---------------------------------------------------------------------------
 
-COLUMNS = (
-    "model",
-    "database",
-    "table",
-    "column",
-    "sequence",
-    "types",
-    "next_value",
-    "max_value",
-    "status",
-    "capacity",
-    "actions",
-)
-
-
-@dataclass
-class Row:
-    """One ``<tr>`` of the sequence table as the user sees it."""
-
-    attrs: dict[str, str]
-    cells: list[str] = field(default_factory=list)
-    forms: list[str] = field(default_factory=list)  # form actions
-    links: list[str] = field(default_factory=list)  # hrefs
-    keys: list[str] = field(default_factory=list)  # hidden "key" inputs
-
-    def __getitem__(self, column: str) -> str:
-        return self.cells[COLUMNS.index(column)]
-
-    @property
-    def key(self) -> str:
-        return f"{self['database']}:{self['model']}:{self['column']}"
-
-    @property
-    def status(self) -> str:
-        return self.attrs["data-status"]
-
-
-class _TableParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[Row] = []
-        self._row: Row | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "tr" and "data-status" in a:
-            self._row = Row(attrs=a)
-            self.rows.append(self._row)
-        elif self._row is None:
-            return
-        elif tag == "td":
-            self._cell = []
-        elif tag == "form":
-            self._row.forms.append(a.get("action", ""))
-        elif tag == "a":
-            self._row.links.append(a.get("href", ""))
-        elif tag == "input" and a.get("name") == "key":
-            self._row.keys.append(a.get("value", ""))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "td" and self._row is not None and self._cell is not None:
-            self._row.cells.append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "tr":
-            self._row = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def table_rows(content: bytes) -> list[Row]:
-    parser = _TableParser()
-    parser.feed(content.decode())
-    return parser.rows
-
-
-def text(response: Any) -> str:
-    """The response body as a reader sees it: tags dropped, entities decoded, whitespace collapsed."""
-    without_tags = re.sub(r"<[^>]*>", "", response.content.decode())
-    return " ".join(html.unescape(without_tags).split())
-
 
 def messages_of(response: Any) -> list[str]:
     return [str(m) for m in response.context["messages"]] if response.context else []
-
-
-def csrf_token_of(content: bytes) -> str:
-    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', content)
-    assert match, "the page has no form with a CSRF token"
-    return match.group(1).decode()
-
-
-def login_redirect(response: Any, path: str, login: str = "/admin/login/") -> bool:
-    """Whether the response sends the user to the admin login page, coming back to ``path``."""
-    if response.status_code != 302:
-        return False
-    parts = urlsplit(response["Location"])
-    return parts.path == login and parse_qs(parts.query).get("next") == [path]
 
 
 @pytest.fixture

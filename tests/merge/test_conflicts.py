@@ -6,7 +6,10 @@ import pytest
 
 from integrity.duplicates.rules import Rule
 from integrity.merge import plan as merge_plan
-from tests.conftest import moves_by_label, person
+from tests.helpers import (
+    moves_by_label,
+    person,
+)
 from tests.merging.models import Club, ClubMembership, Group, Profile, Seat
 
 pytestmark = pytest.mark.django_db

@@ -27,7 +27,12 @@ from integrity.merge.exceptions import (
     StalePreview,
 )
 from integrity.models import MergeRecord
-from tests.conftest import choices, dump, person, populate
+from tests.helpers import (
+    choices,
+    dump,
+    person,
+    populate,
+)
 from tests.merging.models import (
     Badge,
     Club,

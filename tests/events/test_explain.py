@@ -21,7 +21,14 @@ from demo.shop.models import Order, Product
 from integrity import sequences
 from integrity.events import explain, violations
 from integrity.models import EventGroup
-from tests.conftest import group_of, run, set_next, violation_of
+from tests.helpers import (
+    group_of,
+    run,
+    violation_of,
+)
+from tests.helpers import (
+    set_sequence_next as set_next,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keep_sequences")]
 

@@ -14,16 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.db import connections
 from django.db.models import Model
-from django.test import Client, override_settings
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from demo import seed
@@ -31,7 +30,14 @@ from demo.crm.models import Company, Customer, Mentorship
 from demo.shop.models import Coupon, Order, Product, Tag
 from integrity.duplicates import enforcement
 from integrity.duplicates.rules import rules_for
-from tests.test_views import login_redirect, text
+from tests import helpers
+from tests.helpers import (
+    VAT_KEY,
+    Tr,
+    login_redirect,
+    rows_of,
+    text,
+)
 
 DB = pytest.mark.django_db(databases="__all__")
 
@@ -57,9 +63,13 @@ ORDER_KEY = "default:shop.Order:configured:order_line"
 COUPON_KEY = "default:shop.Coupon:configured:coupon_code"
 USER_KEY = "default:auth.User:configured:user_email_ci"
 TAG_KEY = "default:shop.Tag:unique:name"  # enforced by shop_tag_name_key
-VAT_KEY = "default:crm.Company:unique:vat_number"  # missing: migration 0002 dropped it (drift)
 
 shop_rules = override_settings(INTEGRITY_DUPLICATE_RULES=SHOP_RULES)
+
+
+CODENAMES = {"sequence_viewer": ["view_sequence"], "viewer": ["view_duplicaterule"]}
+client_for = partial(helpers.client_for, roles=CODENAMES)
+make_user = partial(helpers.make_user, roles=CODENAMES)
 
 
 def url(path: str, **params: Any) -> str:
@@ -71,24 +81,6 @@ def url(path: str, **params: Any) -> str:
 # ---------------------------------------------------------------------------
 
 ROLES = ("anonymous", "non_staff", "staff", "sequence_viewer", "viewer", "superuser")
-CODENAMES = {"sequence_viewer": ["view_sequence"], "viewer": ["view_duplicaterule"]}
-
-
-def make_user(role: str, codenames: list[str] | None = None) -> User:
-    if role == "superuser":
-        return User.objects.create_superuser(role, f"{role}@example.com", "pw")
-    user = User.objects.create_user(role, f"{role}@example.com", "pw", is_staff=role != "non_staff")
-    wanted = CODENAMES.get(role, []) if codenames is None else codenames
-    user.user_permissions.set(Permission.objects.filter(codename__in=wanted))
-    assert user.user_permissions.count() == len(wanted)
-    return user
-
-
-def client_for(role: str, codenames: list[str] | None = None) -> Client:
-    client = Client()
-    if role != "anonymous":
-        client.force_login(make_user(role, codenames))
-    return client
 
 
 # ---------------------------------------------------------------------------
@@ -177,86 +169,6 @@ def scans(sql: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------
 # Reading the pages
 # ---------------------------------------------------------------------------
-
-
-@dataclass
-class Tr:
-    """One ``<tr>`` with a ``data-*`` attribute, as the user sees it."""
-
-    attrs: dict[str, str]
-    header: str = ""  # its <th scope=row>
-    cells: list[str] = field(default_factory=list)
-    classes: list[list[str]] = field(default_factory=list)
-    anchors: list[dict[str, str]] = field(default_factory=list)
-    spans: dict[str, str] = field(default_factory=dict)  # id -> text
-
-    def cell(self, name: str) -> str:
-        return next(c for c, cls in zip(self.cells, self.classes, strict=True) if name in cls)
-
-    def links(self, label: str | None = None) -> list[dict[str, str]]:
-        return [a for a in self.anchors if label is None or a["text"] == label]
-
-
-class _Parser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[Tr] = []
-        self.row: Tr | None = None
-        self.buffer: list[str] | None = None
-        self.anchor: dict[str, str] | None = None
-        self.span: tuple[str, list[str]] | None = None
-        self.in_header = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "tr" and any(k.startswith("data-") for k in a):
-            self.row = Tr(a)
-            self.rows.append(self.row)
-        elif self.row is None:
-            return
-        elif tag == "td":
-            self.buffer = []
-            self.row.classes.append(a.get("class", "").split())
-        elif tag == "th":
-            self.buffer, self.in_header = [], True
-        elif tag == "a":
-            self.anchor = {**a, "text": ""}
-            self.row.anchors.append(self.anchor)
-        elif tag == "span" and "id" in a:
-            self.span = (a["id"], [])
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.row is None:
-            return
-        if tag in ("td", "th") and self.buffer is not None:
-            content = " ".join("".join(self.buffer).split())
-            if self.in_header:
-                self.row.header = content
-            else:
-                self.row.cells.append(content)
-            self.buffer, self.in_header = None, False
-        elif tag == "a" and self.anchor is not None:
-            self.anchor["text"] = " ".join(self.anchor["text"].split())
-            self.anchor = None
-        elif tag == "span" and self.span is not None:
-            self.row.spans[self.span[0]] = "".join(self.span[1]).strip()
-            self.span = None
-        elif tag == "tr":
-            self.row = None
-
-    def handle_data(self, data: str) -> None:
-        if self.buffer is not None:
-            self.buffer.append(data)
-        if self.anchor is not None:
-            self.anchor["text"] += data
-        if self.span is not None:
-            self.span[1].append(data)
-
-
-def rows_of(content: bytes, attr: str) -> list[Tr]:
-    parser = _Parser()
-    parser.feed(content.decode())
-    return [r for r in parser.rows if attr in r.attrs]
 
 
 def rule_rows(content: bytes) -> dict[str, Tr]:
