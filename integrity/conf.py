@@ -100,7 +100,7 @@ class Settings:
     def EVENT_VALUES(self) -> str:
         """Which key values an event stores: "keys" (primary and foreign keys; the default), "all" or "none"."""
         value = str(self._get("EVENT_VALUES", "keys"))
-        return value if value in ("keys", "all", "none") else "keys"
+        return value if value in EVENT_VALUE_CHOICES else "keys"
 
     @property
     def EVENTS_POLL_SECONDS(self) -> int:
@@ -109,3 +109,51 @@ class Settings:
 
 
 settings = Settings()
+
+EVENT_VALUE_CHOICES = ("keys", "all", "none")
+# The whole-number settings and the smallest value each takes (a smaller one is raised to it).
+INTEGER_MINIMUMS = {
+    "LOCK_TIMEOUT_MS": 0,
+    "SEQUENCES_PER_PAGE": 1,
+    "SCAN_TIMEOUT_MS": 0,
+    "GROUP_SAMPLE_SIZE": 1,
+    "GROUPS_PER_PAGE": 1,
+    "MERGE_BATCH": 1,
+    "EVENT_SAMPLES": 0,
+    "EVENTS_POLL_SECONDS": 1,
+}
+FRACTIONS = ("CAPACITY_WARNING", "CAPACITY_CRITICAL")
+
+
+def _as(kind: type, value: Any) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def invalid_values() -> list[str]:
+    """What is wrong with the ``INTEGRITY_*`` values the project sets, one message each (the system check's).
+
+    A value the properties above cannot read would fail while a page is
+    served; one they would quietly replace (a typo in ``EVENT_VALUES``) would
+    hide the mistake. ``DUPLICATE_RULES`` is checked by the duplicates room.
+    """
+    problems = []
+    for name in INTEGER_MINIMUMS:
+        value = getattr(django_settings, f"INTEGRITY_{name}", _MISSING)
+        if value is not _MISSING and (isinstance(value, bool) or _as(int, value) is None):
+            problems.append(f"INTEGRITY_{name} must be a whole number, not {value!r}.")
+    for name in FRACTIONS:
+        value = getattr(django_settings, f"INTEGRITY_{name}", _MISSING)
+        number = None if value is _MISSING or isinstance(value, bool) else _as(float, value)
+        if value is not _MISSING and (number is None or not 0 <= number <= 1):
+            problems.append(f"INTEGRITY_{name} must be a fraction between 0 and 1, not {value!r}.")
+    values = getattr(django_settings, "INTEGRITY_EVENT_VALUES", _MISSING)
+    if values is not _MISSING and values not in EVENT_VALUE_CHOICES:
+        choices = ", ".join(repr(c) for c in EVENT_VALUE_CHOICES)
+        problems.append(f"INTEGRITY_EVENT_VALUES must be one of {choices}, not {values!r}.")
+    rules = getattr(django_settings, "INTEGRITY_DUPLICATE_RULES", _MISSING)
+    if rules is not _MISSING and not isinstance(rules, list | tuple):
+        problems.append(f"INTEGRITY_DUPLICATE_RULES must be a list of rules, not {rules!r}.")
+    return problems

@@ -17,7 +17,7 @@ from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, UniqueConstraint
 
-from integrity.sequences.backend import regclass_text
+from integrity.db import quote_table
 
 UNIQUE_INDEXES_SQL = """
 WITH wanted AS (
@@ -87,7 +87,7 @@ class PostgresUniqueBackend:
 
     def tables_exist(self, tables: Sequence[str]) -> list[bool]:
         with self.connection.cursor() as cursor:
-            names = [regclass_text(t) for t in tables]
+            names = [quote_table(t) for t in tables]
             cursor.execute("SELECT to_regclass(n) IS NOT NULL FROM unnest(%s::text[]) AS n", [names])
             return [row[0] for row in cursor.fetchall()]
 
@@ -99,7 +99,7 @@ class PostgresUniqueBackend:
         """
         if not tables:
             return []
-        names = [regclass_text(t) for t in tables]
+        names = [quote_table(t) for t in tables]
 
         def read(cursor: Any) -> list[Any]:
             cursor.execute(

@@ -18,7 +18,7 @@ from django.apps import apps
 from django.db import DatabaseError
 from django.db.models import Count, Field, Model, Q, QuerySet
 
-from integrity.sequences.service import models_for_alias
+from integrity.db import models_for_alias
 
 FOREIGN_KEY, ONE_TO_ONE, MANY_TO_MANY, GENERIC = "foreign key", "one-to-one", "many-to-many", "generic"
 

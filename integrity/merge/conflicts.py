@@ -22,6 +22,7 @@ from django.db.models import Aggregate, Case, Count, F, Field, Func, Model, Q, Q
 from django.utils.translation import gettext as _
 
 from integrity.duplicates.rules import Rule, declared_rules
+from integrity.merge.exceptions import BadChoice
 
 if TYPE_CHECKING:
     from integrity.merge.plan import Move, Plan
@@ -169,9 +170,6 @@ def _rule_conflicts(
 
 def resolve(conflicts: list[Conflict], survivor: Model, resolutions: Mapping[str, Any]) -> None:
     """Keep the survivor's row of each pure conflict; the chosen row of the others (``BadChoice`` if not theirs)."""
-    # The merge's exceptions live with the plan, which imports this module.
-    from integrity.merge.plan import BadChoice
-
     for conflict in conflicts:
         chosen = resolutions.get(conflict.id)
         if chosen is not None:

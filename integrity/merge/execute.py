@@ -20,26 +20,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION
 from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext as _
 
+from integrity.audit import log_entry
 from integrity.conf import settings
 from integrity.duplicates.relations import GENERIC, Relation, relations_to
 from integrity.duplicates.rules import Rule
 from integrity.merge import catalog
 from integrity.merge import postgresql as sql
 from integrity.merge.catalog import TableRelation
-from integrity.merge.plan import (
-    MergeBusy,
-    MergeRefused,
-    NeedsChoice,
-    Plan,
-    StalePreview,
-    build_plan,
-    to_pk,
-)
+from integrity.merge.exceptions import MergeBusy, MergeRefused, NeedsChoice, StalePreview
+from integrity.merge.plan import Plan, build_plan, to_pk
 from integrity.merge.references import chain, location, references
 from integrity.models import MergeRecord
 
@@ -352,15 +346,10 @@ def _record(
         deleted=sum(len(d["rows"]) for d in writer.deleted),
         data=data,
     )
-    _log(
+    log_entry(
         user,
         record,
         DELETION if not plan.changes else CHANGE,
         f"Merged {rule.label} {', '.join(record.removed)} into {record.survivor}",
     )
     return record
-
-
-def _log(user: Any, record: MergeRecord, action: int, message: str) -> None:
-    if getattr(user, "pk", None) is not None:
-        LogEntry.objects.log_actions(user.pk, [record], action, change_message=message, single_object=True)

@@ -17,10 +17,10 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from integrity.audit import log_entry
 from integrity.conf import settings
 from integrity.merge import postgresql as sql
-from integrity.merge.execute import _log
-from integrity.merge.plan import MergeRefused
+from integrity.merge.exceptions import MergeRefused
 from integrity.models import MergeRecord
 
 
@@ -98,7 +98,7 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
         raise UndoRefused(
             _("The undo would break a constraint: %(error)s") % {"error": str(exc).strip()}
         ) from exc
-    _log(
+    log_entry(
         user,
         record,
         CHANGE,

@@ -9,18 +9,6 @@ from typing import Protocol
 from django.utils.translation import gettext as _
 
 
-def regclass_text(table: str) -> str:
-    """A ``db_table`` as text for ``to_regclass``: quoted, embedded quotes doubled.
-
-    ``db_table`` values already written as ``"schema"."table"`` are kept as they
-    are. (Django's ``quote_name`` does not double embedded quotes; PostgreSQL
-    before 16 then raises "invalid name syntax" instead of answering NULL.)
-    """
-    if table.startswith('"') and table.endswith('"'):
-        return table
-    return '"' + table.replace('"', '""') + '"'
-
-
 class ResyncRefused(Exception):
     """A resync could not be made and nothing was changed; ``str()`` says why."""
 

@@ -14,13 +14,13 @@ from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
+from integrity.db import quote_table
 from integrity.sequences.backend import (
     ChooseNext,
     NotPermitted,
     SequenceLink,
     SequenceState,
     TableBusy,
-    regclass_text,
 )
 
 # A sequence feeds a column when it is OWNED BY it (serial: deptype 'a';
@@ -98,7 +98,7 @@ class PostgresSequenceBackend:
         """Return every sequence feeding a column of ``tables`` (one query)."""
         if not tables:
             return []
-        names = [regclass_text(t) for t in tables]
+        names = [quote_table(t) for t in tables]
         with self.connection.cursor() as cursor:
             cursor.execute(LINKS_SQL, [list(range(len(names))), names])
             rows = cursor.fetchall()

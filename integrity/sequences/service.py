@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, router, transaction
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
 from integrity.conf import settings
+from integrity.db import models_for_alias
+from integrity.sequences.audit import record_resync
 from integrity.sequences.backend import (
     NotPermitted,
     OutOfRange,
@@ -39,7 +41,6 @@ __all__ = [
     "NotPermitted",
     "OutOfRange",
     "collect",
-    "models_for_alias",
     "resync",
 ]
 
@@ -127,22 +128,6 @@ class AliasReport:
     vendor: str
     supported: bool
     sequences: list[SequenceInfo] = field(default_factory=list)
-
-
-def models_for_alias(alias: str, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:
-    """Concrete models (M2M through tables included) that live on ``alias``.
-
-    Unmanaged models count too (legacy tables have sequences); the router's
-    ``allow_migrate`` decides where each lives.
-    """
-    candidates = apps.get_models(include_auto_created=True) if models is None else models
-    return [
-        m
-        for m in candidates
-        if not m._meta.proxy
-        and not m._meta.swapped
-        and router.allow_migrate(alias, m._meta.app_label, model_name=m._meta.model_name, model=m)
-    ]
 
 
 def _capacity(link: SequenceLink, next_value: int | None, extreme: int | None) -> tuple[float | None, bool]:
@@ -320,8 +305,6 @@ def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool
     database can't or won't; in every case nothing is changed. Every change
     is recorded.
     """
-    from integrity.audit import record_resync
-
     model, link = find(alias, label, column)
     if not (link.sequence_readable and link.column_readable):
         raise NotPermitted(
