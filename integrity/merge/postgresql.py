@@ -20,6 +20,8 @@ from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Func, IntegerField
 
+from integrity.db import quote
+
 LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -38,8 +40,7 @@ def table_name(connection: BaseDatabaseWrapper, db_table: str) -> str:
     """The quoted table name; ``"schema"."table"`` names (already quoted) are kept as they are."""
     if db_table.startswith('"'):
         return db_table
-    # quote_name does not double an embedded quote, which would end the identifier early.
-    return connection.ops.quote_name(db_table.replace('"', '""'))
+    return quote(db_table)
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -52,7 +53,7 @@ def set_lock_timeout(cursor: Any, ms: int) -> None:
 
 def lock_rows(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[Any]:
     """``SELECT pk … FOR UPDATE`` of the given rows; the primary keys found. ``RowsBusy`` on timeout."""
-    qn = cursor.db.ops.quote_name
+    qn = quote
     try:
         cursor.execute(
             f"SELECT {qn(pk)} FROM {table} WHERE {qn(pk)} = ANY(%s) ORDER BY {qn(pk)} FOR UPDATE",  # noqa: S608
@@ -124,7 +125,7 @@ def snapshot(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[dict[
     """
     if not pks:
         return []
-    qn = cursor.db.ops.quote_name
+    qn = quote
     # t.* (not t): a column named t would win over the whole row. As text, so
     # that numbers are read here rather than rounded to floats by the driver.
     cursor.execute(
@@ -145,7 +146,7 @@ def repoint(
     content_type: tuple[str, int] | None = None,
 ) -> list[tuple[Any, Any]]:
     """Set ``column`` to ``new`` where it holds one of ``olds``: one statement; ``(pk, old value)`` per row."""
-    qn = cursor.db.ops.quote_name
+    qn = quote
 
     def where(alias: str) -> str:
         ct = f" AND {alias}{qn(content_type[0])} = %s" if content_type is not None else ""
@@ -179,7 +180,7 @@ def delete(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> int:
     """``DELETE`` exactly these rows, nothing else (no cascade: the caller checked the references)."""
     if not pks:
         return 0
-    qn = cursor.db.ops.quote_name
+    qn = quote
     cursor.execute(f"DELETE FROM {table} WHERE {qn(pk)} = ANY(%s)", [list(pks)])  # noqa: S608
     return int(cursor.rowcount)
 
@@ -197,7 +198,7 @@ def restore(cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> int:
     """Insert snapshotted rows back with their own primary keys and values; the number inserted."""
     if not rows:
         return 0
-    qn = cursor.db.ops.quote_name
+    qn = quote
     columns = ", ".join(qn(c) for c in _insertable_columns(cursor, table))
     cursor.execute(
         f"INSERT INTO {table} ({columns}) OVERRIDING SYSTEM VALUE "  # noqa: S608
@@ -211,7 +212,7 @@ def restore_columns(cursor: Any, table: str, pk: str, row: dict[str, Any], colum
     """Set ``columns`` of one row back to the snapshotted values in ``row``."""
     if not columns:
         return 0
-    qn = cursor.db.ops.quote_name
+    qn = quote
     names = ", ".join(qn(c) for c in columns)
     cursor.execute(
         f"UPDATE {table} t SET ({names}) = (SELECT {names} FROM json_populate_record(NULL::{table}, %s::json)) "  # noqa: S608
@@ -242,7 +243,7 @@ def move_back(
     content_type: Sequence[Any] | None = None,
 ) -> int:
     """Point rows ``pks`` back from ``new`` to ``old``, only where they still hold ``new``; how many were."""
-    qn = cursor.db.ops.quote_name
+    qn = quote
     # Values come back from JSON (a UUID as text): cast them to the columns' own types.
     pk_type, col_type = _column_type(cursor, table, pk), _column_type(cursor, table, column)
     where = f"{qn(pk)} = ANY(CAST(%s AS {pk_type}[])) AND {qn(column)} = CAST(%s AS {col_type})"

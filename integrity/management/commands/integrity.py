@@ -247,6 +247,13 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(payload, indent=2))
         else:
             self.stdout.write(format_table([r.as_json() for r in rows], SEQUENCE_COLUMNS))
+            for r in rows:
+                if r.reason:
+                    self.stdout.write(f"{r.database}:{r.model}.{r.column}: not comparable: {r.reason}")
+                if r.shared_with:
+                    self.stdout.write(
+                        f"{r.database}:{r.model}.{r.column}: {r.sequence} is shared by {', '.join(r.shared_with)}"
+                    )
             for item in fixed:
                 self.stdout.write(
                     f"fixed {item['database']}:{item['model']}.{item['column']} ({item['sequence']}): "
