@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
@@ -36,6 +37,11 @@ class PageAdmin(admin.ModelAdmin):
             request.current_app = self.admin_site.name
             return view(self, request, *args, **kwargs)
 
+        # Not wrapped in ATOMIC_REQUESTS' transaction: each view's writes run in
+        # their own (integrity.transactions.writing), which must be the outermost
+        # one to be exact (isolation level, locks taken first, the merge's sweep
+        # after its commit).
+        bound._non_atomic_requests = set(connections)  # type: ignore[attr-defined]
         opts = self.model._meta
         return path(
             suffix, self.admin_site.admin_view(bound), name=f"{opts.app_label}_{opts.model_name}_{name}"

@@ -22,7 +22,7 @@ from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.relations import Relation, relations_to
+from integrity.duplicates.relations import GENERIC, Relation, relations_to
 from integrity.duplicates.rules import Rule
 from integrity.merge.conflicts import Conflict, count_collapsed, find_conflicts, resolve
 from integrity.merge.postgresql import RowHash
@@ -260,9 +260,10 @@ def _moves(
         new = _final(survivor, changes, rel.target)
         counts: dict[Any, int] = {}
         digest = 0
-        if values:
+        # Only the values the column can hold can be referenced by it (a UUID is in no integer column).
+        stored = rel.storable(values)
+        if stored:
             pk: Any = rel.holder._meta.pk
-            stored = {rel.stored(v): v for v in values}
             rows = (
                 rel.rows(rule.database, values)
                 .values_list(rel.field.attname)
@@ -271,7 +272,15 @@ def _moves(
             for value, c, h in rows:
                 counts[values[stored[value]]] = c
                 digest += int(h or 0)
-        olds = [v for v in values if v != new]
+        olds = [v for v in stored.values() if v != new]
+        if olds and rel.kind == GENERIC and not rel.storable([new]):
+            if any(counts.get(values[v]) for v in olds):
+                message = _(
+                    "Rows of %(rel)s reference the duplicates, but its column %(column)s cannot hold "
+                    "the survivor's %(value)r: keep a row whose key it can hold."
+                )
+                raise MergeRefused(message % {"rel": rel.label, "column": rel.column, "value": new})
+            olds = []  # nothing references the duplicates by it: nothing to move
         moves.append(Move(rel, counts, olds, new, [values[v] for v in olds], digest))
     return moves
 
