@@ -1,8 +1,8 @@
 """Generic foreign keys hold only the primary keys their object_id column can: UUID and text keys.
 
-``shapes.UuidThing`` (UUID keys) and ``shapes.CodeThing`` (text keys such as
+``keys.UuidThing`` (UUID keys) and ``keys.CodeThing`` (text keys such as
 'abc' and '12') are merged while generic foreign keys with integer, text and
-UUID object ids (``shapes.IntRef``, ``TextRef``, ``UuidRef``, and the merge
+UUID object ids (``keys.IntRef``, ``TextRef``, ``UuidRef``, and the merge
 tests' ``merging.Note`` with a bigint, ``merging.Tagged`` with varchar(64))
 exist in the project. A column can only reference keys it can hold: the
 others are never compared with it, never a 500.
@@ -26,27 +26,27 @@ from integrity.merge import undo as merge_undo
 from integrity.merge.plan import MergeRefused, build_plan
 from integrity.models import MergeRecord
 from tests.merging.models import Note, Tagged
-from tests.shapes.models import CodeThing, IntRef, TextRef, UuidRef, UuidThing
+from tests.keys.models import CodeThing, IntRef, TextRef, UuidRef, UuidThing
 from tests.test_merge import in_thread, merge_holding_its_locks, wait_for_lock_waiter
 from tests.test_views_duplicates import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
-UUID_KEY = "default:shapes.UuidThing:configured:email"
-CODE_KEY = "default:shapes.CodeThing:configured:email"
+UUID_KEY = "default:keys.UuidThing:configured:email"
+CODE_KEY = "default:keys.CodeThing:configured:email"
 RULES = [
-    {"model": "shapes.UuidThing", "fields": ["email"], "name": "email"},
-    {"model": "shapes.CodeThing", "fields": ["email"], "name": "email"},
+    {"model": "keys.UuidThing", "fields": ["email"], "name": "email"},
+    {"model": "keys.CodeThing", "fields": ["email"], "name": "email"},
 ]
 MERGE = "/admin/integrity/duplicaterule/merge/"
 GROUP = "/admin/integrity/duplicaterule/group/"
 MERGER = ["view_duplicaterule", "merge_duplicates", "view_mergerecord"]
 TABLES = [
-    "shapes_uuidthing",
-    "shapes_codething",
-    "shapes_intref",
-    "shapes_textref",
-    "shapes_uuidref",
+    "keys_uuidthing",
+    "keys_codething",
+    "keys_intref",
+    "keys_textref",
+    "keys_uuidref",
     "merging_note",
     "merging_tagged",
 ]
@@ -136,8 +136,8 @@ def test_group_page_of_text_keys_counts_what_each_column_can_hold(codes: Any) ->
     response = client_for("staff", MERGER).get(GROUP, {"rule": CODE_KEY, "pk": "abc"})
     assert response.status_code == 200
     counts = {r.label: r.counts for r in _references(codes)}
-    assert counts["shapes.IntRef.object_id"] == {"012": 0, "12": 1, "abc": 0}
-    assert counts["shapes.TextRef.object_id"] == {"012": 1, "12": 0, "abc": 1}
+    assert counts["keys.IntRef.object_id"] == {"012": 0, "12": 1, "abc": 0}
+    assert counts["keys.TextRef.object_id"] == {"012": 1, "12": 0, "abc": 1}
 
 
 def _references(members: Any) -> Any:
@@ -159,7 +159,7 @@ def test_text_key_merge_into_a_key_an_integer_column_can_hold(codes: Any) -> Non
 
 def test_survivor_key_a_referencing_column_cannot_hold_is_refused_in_the_preview(codes: Any) -> None:
     before = dump(TABLES)
-    with pytest.raises(MergeRefused, match=r"shapes.IntRef.object_id.*cannot hold the survivor's 'abc'"):
+    with pytest.raises(MergeRefused, match=r"keys.IntRef.object_id.*cannot hold the survivor's 'abc'"):
         build_plan(get_rule(CODE_KEY), "abc", ["12"])
     client = client_for("staff", MERGER)
     preview = client.post(MERGE, {"rule": CODE_KEY, "survivor": "abc", "remove": ["12"]})
@@ -199,7 +199,7 @@ def test_late_generic_rows_after_a_uuid_merge_are_swept_without_error() -> None:
 
 def test_uuid_primary_key_never_reaches_an_integer_column_query(uuids: Any) -> None:
     a, b = uuids
-    rel = next(r for r in relations_to("default", UuidThing) if r.label == "shapes.IntRef.object_id")
+    rel = next(r for r in relations_to("default", UuidThing) if r.label == "keys.IntRef.object_id")
     assert rel.storable([a.pk, b.pk, uuid.uuid4()]) == {}
     assert rel.counts("default", [a.pk]) == {}
     assert not rel.rows("default", [a.pk]).exists()

@@ -25,7 +25,7 @@ from integrity.merge import execute as merge
 from integrity.merge.plan import MergeRefused
 from integrity.models import MergeRecord
 from tests.merging.models import Note, Person
-from tests.shapes.models import TextRef, UuidRef, UuidThing
+from tests.keys.models import TextRef, UuidRef, UuidThing
 from tests.test_merge import in_thread, wait_for_lock_waiter
 from tests.test_sequences import COUPON_SEQ, restore_sequences, set_next, waiting_writers  # noqa: F401
 from tests.test_views_duplicates import client_for
@@ -33,10 +33,10 @@ from tests.test_views_duplicates import client_for
 LEVELS = [IsolationLevel.READ_COMMITTED, IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE]
 RULES = [
     {"model": "merging.Person", "fields": ["email"], "name": "email"},
-    {"model": "shapes.UuidThing", "fields": ["email"], "name": "email"},
+    {"model": "keys.UuidThing", "fields": ["email"], "name": "email"},
 ]
 MERGE = "/admin/integrity/duplicaterule/merge/"
-UUID_KEY = "default:shapes.UuidThing:configured:email"
+UUID_KEY = "default:keys.UuidThing:configured:email"
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -163,7 +163,7 @@ def test_atomic_requests_merge_page_sweeps_late_generic_rows(isolation: Isolatio
     settings_dict["ATOMIC_REQUESTS"] = True
     holder = raw_connection()  # keeps the merge waiting (re-pointing a row it holds) once it has its locks
     try:
-        holder.execute("SELECT 1 FROM shapes_textref WHERE id = %s FOR UPDATE", [blocker.pk])
+        holder.execute("SELECT 1 FROM keys_textref WHERE id = %s FOR UPDATE", [blocker.pk])
         page, answer = in_thread(lambda: client.post(MERGE, {**form, "step": "confirm", "token": token}))
         assert wait_for_lock_waiter(), "the merge should wait for the held row"
         inserter, inserted = in_thread(

@@ -15,7 +15,7 @@ from django.test import Client
 
 from demo.shop.models import Coupon
 from integrity import sequences
-from tests.shapes.models import OddName
+from tests.keys.models import OddName
 from tests.test_command import run as command
 from tests.test_sequences import (  # noqa: F401 - restore_sequences is an autouse fixture
     COUPON_SEQ,
@@ -94,11 +94,11 @@ def test_the_command_says_the_sequence_is_shared(shared: None) -> None:
 
 
 def test_a_sequence_shared_by_two_models_names_the_model(superuser_client: Client) -> None:
-    run(f'ALTER TABLE "shapes Odd Table" ALTER COLUMN "Odd Col" SET DEFAULT nextval(\'{COUPON_SEQ}\')')
+    run(f'ALTER TABLE "keys Odd Table" ALTER COLUMN "Odd Col" SET DEFAULT nextval(\'{COUPON_SEQ}\')')
     OddName.objects.create(counter=700)
     set_next(COUPON_SEQ, 10)
     row = info("shop.Coupon")
-    assert row.shared_with == ["shapes.OddName.Odd Col"]
+    assert row.shared_with == ["keys.OddName.Odd Col"]
     assert (row.max_value, row.status) == (700, "behind")
 
 
@@ -122,12 +122,12 @@ def test_a_text_column_fed_by_an_expression_is_not_comparable(invoice_codes: Non
 
 def test_an_integer_column_fed_by_an_expression_is_not_comparable(superuser_client: Client) -> None:
     run("CREATE SEQUENCE odd_counter_seq")
-    run('ALTER TABLE "shapes Odd Table" ALTER COLUMN "Odd Col" SET DEFAULT nextval(\'odd_counter_seq\') * 10')
-    row = info("shapes.OddName", "Odd Col")
+    run('ALTER TABLE "keys Odd Table" ALTER COLUMN "Odd Col" SET DEFAULT nextval(\'odd_counter_seq\') * 10')
+    row = info("keys.OddName", "Odd Col")
     assert row.status == "not comparable"
     assert "* 10" in row.reason
     with pytest.raises(sequences.ResyncRefused, match="not the sequence's nextval"):
-        sequences.resync("default", "shapes.OddName", "Odd Col")
+        sequences.resync("default", "keys.OddName", "Odd Col")
 
 
 def test_pages_and_command_work_with_a_not_comparable_column(
@@ -163,42 +163,42 @@ def test_lowering_a_sequence_that_also_feeds_an_expression_is_refused(shared: No
 
 @pytest.fixture
 def odd_names() -> None:
-    """shapes.OddName (table "shapes Odd Table", id sequence "shapes Odd Table_id_seq"): its counter is
+    """keys.OddName (table "keys Odd Table", id sequence "keys Odd Table_id_seq"): its counter is
     fed by the sequence  we"ird seq  of the schema  Odd "Schema"."""
     run(f"CREATE SCHEMA {ODD_SCHEMA}")
     run(f"CREATE SEQUENCE {ODD_SEQ}")
-    run(f'ALTER TABLE "shapes Odd Table" ALTER COLUMN "Odd Col" SET DEFAULT nextval(\'{ODD_SEQ}\')')
-    run('INSERT INTO "shapes Odd Table" (id, "Odd Col") VALUES (40, 70)')
+    run(f'ALTER TABLE "keys Odd Table" ALTER COLUMN "Odd Col" SET DEFAULT nextval(\'{ODD_SEQ}\')')
+    run('INSERT INTO "keys Odd Table" (id, "Odd Col") VALUES (40, 70)')
 
 
 def test_odd_names_are_listed(odd_names: None, superuser_client: Client) -> None:
-    assert info("shapes.OddName", "id").status == "behind"
-    assert info("shapes.OddName", "Odd Col").status == "behind"
-    assert info("shapes.OddName", "Odd Col").sequence == 'Odd "Schema".we"ird seq'
-    response = superuser_client.get(LIST, {"app": "shapes"})
+    assert info("keys.OddName", "id").status == "behind"
+    assert info("keys.OddName", "Odd Col").status == "behind"
+    assert info("keys.OddName", "Odd Col").sequence == 'Odd "Schema".we"ird seq'
+    response = superuser_client.get(LIST, {"app": "keys"})
     assert response.status_code == 200
 
 
 def test_resync_of_odd_names_through_the_page(odd_names: None, superuser_client: Client) -> None:
     for column, expected in (("id", 41), ("Odd Col", 71)):
-        response = superuser_client.post(RESYNC, {"key": f"default:shapes.OddName:{column}"})
+        response = superuser_client.post(RESYNC, {"key": f"default:keys.OddName:{column}"})
         assert response.status_code == 302, response.content
-        assert info("shapes.OddName", column).next_value == expected
+        assert info("keys.OddName", column).next_value == expected
     assert next_of(ODD_SEQ) == 71
 
 
 def test_fix_of_odd_names_from_the_command(odd_names: None) -> None:
-    code, out, err = command("--fix", "--model", "shapes.OddName")
+    code, out, err = command("--fix", "--model", "keys.OddName")
     assert code == 0
     assert "could not fix" not in err
-    assert "fixed default:shapes.OddName.Odd Col" in out
-    assert info("shapes.OddName", "id").next_value == 41
-    assert info("shapes.OddName", "Odd Col").next_value == 71
+    assert "fixed default:keys.OddName.Odd Col" in out
+    assert info("keys.OddName", "id").next_value == 41
+    assert info("keys.OddName", "Odd Col").next_value == 71
 
 
 def test_lower_of_odd_names(odd_names: None, superuser_client: Client) -> None:
     run("SELECT setval(%s::regclass, 500, false)", [ODD_SEQ])
-    assert superuser_client.get(LOWER, {"key": "default:shapes.OddName:Odd Col"}).status_code == 200
-    response = superuser_client.post(LOWER, {"key": "default:shapes.OddName:Odd Col"})
+    assert superuser_client.get(LOWER, {"key": "default:keys.OddName:Odd Col"}).status_code == 200
+    response = superuser_client.post(LOWER, {"key": "default:keys.OddName:Odd Col"})
     assert response.status_code == 302
     assert next_of(ODD_SEQ) == 71

@@ -1,4 +1,4 @@
-"""Shapes real projects have that the trust tests need: UUID and text primary keys, generic
+"""Keys real projects have that the trust tests need: UUID and text primary keys, generic
 foreign keys of every object_id type, and a table and column with spaces and capitals.
 """
 
@@ -56,4 +56,4 @@ class OddName(models.Model):
     counter = models.IntegerField(db_column="Odd Col", null=True)
 
     class Meta:
-        db_table = "shapes Odd Table"
+        db_table = "keys Odd Table"

@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 
 
-class ShapesConfig(AppConfig):
-    name = "tests.shapes"
-    label = "shapes"
+class KeysConfig(AppConfig):
+    name = "tests.keys"
+    label = "keys"
     default_auto_field = "django.db.models.BigAutoField"

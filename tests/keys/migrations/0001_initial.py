@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                 ("counter", models.IntegerField(db_column="Odd Col", null=True)),
             ],
             options={
-                "db_table": "shapes Odd Table",
+                "db_table": "keys Odd Table",
             },
         ),
         migrations.CreateModel(
