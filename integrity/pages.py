@@ -19,6 +19,7 @@ from django.contrib import admin
 from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
+from django.db import connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
@@ -82,6 +83,11 @@ class PageAdmin(admin.ModelAdmin):
 
         wrapper = update_wrapper(bound, view)
         wrapper.model_admin = self  # type: ignore[attr-defined]  # as ModelAdmin.get_urls' wrap() does
+        # Not wrapped in ATOMIC_REQUESTS' transaction: each view's writes run in
+        # their own (integrity.transactions.writing), which must be the outermost
+        # one to be exact (isolation level, locks taken first, the merge's sweep
+        # after its commit).
+        wrapper._non_atomic_requests = set(connections)  # type: ignore[attr-defined]
         opts = self.model._meta
         return path(
             suffix, self.admin_site.admin_view(wrapper), name=f"{opts.app_label}_{opts.model_name}_{name}"

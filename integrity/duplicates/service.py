@@ -18,6 +18,7 @@ from django.db.models import Aggregate, Count, F, Field, Model, QuerySet
 from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
 
 from integrity.conf import settings
+from integrity.db import quote
 from integrity.duplicates.rules import Rule
 
 QUERY_CANCELED = "57014"
@@ -154,7 +155,7 @@ def scan(
     pk = rule.model._meta.pk.attname
     inner, params = groups_qs.query.sql_with_params()
     members, member_params = rows_qs.values(pk, *names).query.sql_with_params()
-    qn = connections[rule.database].ops.quote_name
+    qn = quote
     keys = ", ".join(f"p.{qn(n)}" for n in names)
     # NULLs-equal rules join NULL keys too: ARRAY[a] = ARRAY[b] is NULL-safe and, unlike
     # IS NOT DISTINCT FROM, can still be a hash join.

@@ -84,11 +84,9 @@ def find_conflicts(rule: Rule, members: list[Model], moves: list[Move]) -> list[
     owners = {}
     for move in moves:
         for m in members:
-            value = getattr(m, move.relation.target)
-            if value is not None:
-                owners[
-                    (move.relation.field.attname, move.relation.holder, str(move.relation.stored(value)))
-                ] = m.pk
+            # Only values the column can hold (a UUID is in no integer object id).
+            for stored in move.relation.storable([getattr(m, move.relation.target)]):
+                owners[(move.relation.field.attname, move.relation.holder, str(stored))] = m.pk
     found: list[Conflict] = []
     for holder, holder_moves in by_holder.items():
         by_field = {m.relation.field.name: m for m in holder_moves}

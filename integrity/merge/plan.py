@@ -21,7 +21,7 @@ from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.relations import Relation
+from integrity.duplicates.relations import GENERIC, Relation
 from integrity.duplicates.rules import InvalidPk, Rule, parse_pk
 from integrity.duplicates.service import GROUP_LIMIT
 from integrity.merge import catalog
@@ -30,6 +30,7 @@ from integrity.merge.conflicts import Conflict, count_collapsed, find_conflicts,
 from integrity.merge.exceptions import (
     BadChoice,
     GroupGone,
+    MergeRefused,
     NotDuplicates,
     Unsupported,
 )
@@ -239,12 +240,21 @@ def _moves(
         new = _final(survivor, changes, rel.target)
         counts: dict[Any, int] = {}
         digest = 0
-        if values:
-            stored = {rel.stored(v): v for v in values}
-            for value, c, h in _tally(rule.database, rel, list(values)):
+        # Only the values the column can hold can be referenced by it (a UUID is in no integer column).
+        stored = rel.storable(values)
+        if stored:
+            for value, c, h in _tally(rule.database, rel, list(stored.values())):
                 counts[values[stored[value]]] = c
                 digest += h
-        olds = [v for v in values if v != new]
+        olds = [v for v in stored.values() if v != new]
+        if olds and rel.kind == GENERIC and not rel.storable([new]):
+            if any(counts.get(values[v]) for v in olds):
+                message = _(
+                    "Rows of %(rel)s reference the duplicates, but its column %(column)s cannot hold "
+                    "the survivor's %(value)r: keep a row whose key it can hold."
+                )
+                raise MergeRefused(message % {"rel": rel.label, "column": rel.column, "value": new})
+            olds = []  # nothing references the duplicates by it: nothing to move
         moves.append(Move(rel, counts, olds, new, [values[v] for v in olds], digest))
     return moves
 

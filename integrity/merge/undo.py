@@ -22,6 +22,7 @@ from integrity.conf import settings
 from integrity.merge import postgresql as sql
 from integrity.merge.exceptions import MergeRefused
 from integrity.models import MergeRecord
+from integrity.transactions import writing
 
 
 class UndoRefused(MergeRefused):
@@ -55,8 +56,8 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
     record_db = record._state.db or router.db_for_write(MergeRecord)
     try:
         with (
-            transaction.atomic(using=record_db),
-            transaction.atomic(using=alias),
+            writing(record_db, UndoRefused),
+            writing(alias, UndoRefused),
             connections[alias].cursor() as cursor,
         ):
             # Two undos of one record: the second waits here, then sees the first.

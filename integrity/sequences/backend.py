@@ -29,6 +29,29 @@ class OutOfRange(ResyncRefused, ValueError):
     """The value the sequence would need lies outside its MINVALUE..MAXVALUE."""
 
 
+class NotComparable(ResyncRefused):
+    """The sequence feeds a column whose values can't be compared with it (not an integer, or an expression)."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One column a sequence feeds, in any table of the database (model or not)."""
+
+    schema: str
+    table: str
+    column: str
+    column_type: str
+    integer: bool  # of an integer type (or a domain over one)
+    expression: str | None  # its default when that is more than the sequence's nextval() alone
+    readable: bool
+    own: bool  # the link's own column
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the column's MAX says anything about the sequence: integers from nextval() alone."""
+        return self.integer and self.expression is None
+
+
 @dataclass(frozen=True)
 class SequenceLink:
     """A sequence that feeds one column of one table, as the catalog says."""
@@ -51,6 +74,32 @@ class SequenceLink:
     # The vendor's own handle on the sequence (PostgreSQL: its OID), so
     # ``states`` can read it without a name lookup.
     sequence_id: int | None = None
+    # Every column the sequence feeds, this one included (empty: this one only, comparable).
+    feeds: tuple[Feed, ...] = ()
+
+    @property
+    def own(self) -> Feed:
+        """This link's own column as a feed."""
+        mine = [f for f in self.feeds if f.own]
+        if mine:
+            return mine[0]
+        return Feed(
+            self.schema, self.table, self.column, self.column_type, True, None, self.column_readable, True
+        )
+
+    @property
+    def others(self) -> list[Feed]:
+        """The other columns the same sequence feeds."""
+        return [f for f in self.feeds if not f.own]
+
+    @property
+    def compared(self) -> list[Feed]:
+        """The columns whose MAX the sequence must stay past (the comparable ones), own column first."""
+        return [f for f in [self.own, *self.others] if f.comparable]
+
+    @property
+    def extremes_readable(self) -> bool:
+        return all(f.readable for f in self.compared)
 
 
 @dataclass(frozen=True)

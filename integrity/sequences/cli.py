@@ -67,6 +67,13 @@ def sequences_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Ou
         stdout.write(json.dumps(payload, indent=2))
     else:
         stdout.write(format_table([r.as_json() for r in rows], SEQUENCE_COLUMNS))
+        for r in rows:
+            if r.reason:
+                stdout.write(f"{r.database}:{r.model}.{r.column}: not comparable: {r.reason}")
+            if r.shared_with:
+                stdout.write(
+                    f"{r.database}:{r.model}.{r.column}: {r.sequence} is shared by {', '.join(r.shared_with)}"
+                )
         for item in fixed:
             stdout.write(
                 f"fixed {item['database']}:{item['model']}.{item['column']} ({item['sequence']}): "

@@ -82,7 +82,19 @@ class SequenceTable(RowsTable):
 
     def render_status(self, record: SequenceInfo) -> SafeString:
         status = escape(record.status)
-        return mark_safe(f'<span class="integrity-badge status-{status}">{status}</span>')  # noqa: S308
+        slug = escape(record.status.replace(" ", "-"))
+        title = f' title="{escape(record.reason)}"' if record.reason else ""
+        html = f'<span class="integrity-badge status-{slug}"{title}>{status}</span>'
+        if record.reason:
+            html += f'<div class="integrity-note">{escape(record.reason)}</div>'
+        return mark_safe(html)  # noqa: S308 - every part is escaped
+
+    def render_sequence(self, record: SequenceInfo) -> SafeString:
+        html = str(breakable(record.sequence))
+        if record.shared_with:
+            note = _("shared by %(columns)s") % {"columns": ", ".join(record.shared_with)}
+            html += f'<div class="integrity-note shared">{escape(note)}</div>'
+        return mark_safe(html)  # noqa: S308 - every part is escaped
 
     def render_next_value(self, value: int | None) -> str:
         return _number(value)
@@ -127,7 +139,7 @@ class SequenceTable(RowsTable):
             escape(record.database),
             breakable(record.table),
             escape(record.column),
-            breakable(record.sequence),
+            self.render_sequence(record),
             self.render_types(record),
             self.render_next_value(record.next_value),
             self.render_max_value(record.max_value),
