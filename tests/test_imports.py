@@ -28,7 +28,18 @@ ROOMS = {
     "dashboard": {"sequences", "duplicates", "events"},  # a card per room's problems
 }
 # The shared plumbing: it imports nothing but itself.
-CORE = {"conf", "db", "pages", "permissions", "tables", "cli", "audit", "models", "migrations", "transactions"}
+CORE = {
+    "conf",
+    "db",
+    "pages",
+    "permissions",
+    "tables",
+    "cli",
+    "audit",
+    "models",
+    "migrations",
+    "transactions",
+}
 
 
 def module_name(path: Path) -> str:

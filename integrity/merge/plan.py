@@ -21,7 +21,7 @@ from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.relations import GENERIC, Relation
+from integrity.duplicates.relations import GENERIC, MANY_TO_MANY, Relation
 from integrity.duplicates.rules import InvalidPk, Rule, parse_pk
 from integrity.duplicates.service import GROUP_LIMIT
 from integrity.merge import catalog
@@ -337,6 +337,28 @@ def _token(plan: Plan, members: list[Model]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
+def _check_own_reference(survivor: Model, dups: list[Model], relations: list[Any]) -> None:
+    """Refuse a survivor that references a duplicate through a reference of its own model.
+
+    Merging a row into its own child (a mentor into the person they mentor, a
+    category into its subcategory) would re-point the survivor at itself: it
+    would become its own parent, which no undo-able choice can make sense of.
+    """
+    for rel in relations:
+        holder = getattr(rel, "holder", None)
+        if holder is None or rel.kind in (GENERIC, MANY_TO_MANY) or not isinstance(survivor, holder):
+            continue
+        own = getattr(survivor, rel.field.attname)
+        for dup in dups:
+            if own is not None and own == getattr(dup, rel.target):
+                message = _(
+                    "Row %(survivor)s references row %(dup)s through %(relation)s: merging %(dup)s into it "
+                    "would make it reference itself. Keep row %(dup)s as the survivor, or change "
+                    "%(relation)s first; nothing was changed."
+                )
+                raise Unsupported(message % {"survivor": survivor.pk, "dup": dup.pk, "relation": rel.label})
+
+
 def build_plan(
     rule: Rule,
     survivor_pk: Any,
@@ -368,6 +390,7 @@ def build_plan(
                 "leave those rows without their parent row; nothing was changed."
             )
             raise Unsupported(message % {"holder": move.relation.holder._meta.label})
+    _check_own_reference(survivor, dups, relations)
     _check_taken_over(refs, survivor, plan.moves)
     plan.conflicts = find_conflicts(rule, members, plan.moves)
     resolve(plan.conflicts, survivor, resolutions or {})

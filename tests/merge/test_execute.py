@@ -25,6 +25,7 @@ from integrity.merge.exceptions import (
     NeedsChoice,
     NotDuplicates,
     StalePreview,
+    Unsupported,
 )
 from integrity.models import MergeRecord
 from tests.helpers import (
@@ -153,13 +154,26 @@ def test_self_referential_foreign_key_moves(rule: Rule) -> None:
     assert Person.objects.get(pk=a.pk).mentor_id is None
 
 
-def test_survivor_referencing_a_duplicate_then_references_itself(rule: Rule) -> None:
+def test_a_survivor_referencing_a_duplicate_is_refused_it_would_reference_itself(rule: Rule) -> None:
+    # Merging a row into its own child would make the survivor its own mentor (its own parent).
     b = person()
     a = person(mentor=b)
-    record = merge.merge(rule, a.pk, [b.pk])
-    assert Person.objects.get(pk=a.pk).mentor_id == a.pk
+    with pytest.raises(Unsupported, match=rf"Row {a.pk} references row {b.pk} through merging.Person.mentor"):
+        merge.merge(rule, a.pk, [b.pk])
+    assert Person.objects.get(pk=a.pk).mentor_id == b.pk
+    assert Person.objects.filter(pk=b.pk).exists()
+    assert not MergeRecord.objects.exists()
+
+
+def test_the_other_way_round_the_child_moves_to_the_survivor(rule: Rule) -> None:
+    b = person()
+    a = person(mentor=b)
+    c = person(mentor=a)
+    record = merge.merge(rule, b.pk, [a.pk])
+    assert Person.objects.get(pk=c.pk).mentor_id == b.pk
     merge_undo.undo(record)
     assert Person.objects.get(pk=a.pk).mentor_id == b.pk
+    assert Person.objects.get(pk=c.pk).mentor_id == a.pk
 
 
 def test_reverse_one_to_one_moves_when_the_survivor_has_none(rule: Rule) -> None:

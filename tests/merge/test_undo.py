@@ -8,6 +8,7 @@ from django.db import connection
 from integrity import merge
 from integrity.duplicates.rules import Rule
 from integrity.merge import undo as merge_undo
+from integrity.merge.exceptions import MergeRefused
 from integrity.models import MergeRecord
 from tests.helpers import (
     choices,
@@ -137,15 +138,30 @@ def test_undo_refused_when_the_survivor_was_deleted(rule: Rule) -> None:
 
 
 def test_undo_restores_cross_references_between_members(rule: Rule) -> None:
+    # The duplicates reference each other and the survivor; the survivor references none of them
+    # (a survivor that does would become its own mentor: refused, tests/merge/test_execute.py).
+    a, b, c = person(), person(), person()
+    for x, y in ((b, c), (c, b)):
+        x.mentor = y
+        x.save()
+    Order.objects.create(person=c)
+    d = person(mentor=a)
+    before = dump()
+    record = merge.merge(rule, a.pk, [b.pk, c.pk])
+    assert Person.objects.get(pk=a.pk).mentor_id is None
+    assert Person.objects.get(pk=d.pk).mentor_id == a.pk
+    merge_undo.undo(record)
+    assert dump() == before
+
+
+def test_a_cycle_through_the_survivor_is_refused_and_nothing_changes(rule: Rule) -> None:
     a, b, c = person(), person(), person()
     for x, y in ((a, b), (b, c), (c, a)):
         x.mentor = y
         x.save()
-    Order.objects.create(person=c)
     before = dump()
-    record = merge.merge(rule, a.pk, [b.pk, c.pk])
-    assert Person.objects.get(pk=a.pk).mentor_id == a.pk
-    merge_undo.undo(record)
+    with pytest.raises(MergeRefused, match="would make it reference itself"):
+        merge.merge(rule, a.pk, [b.pk, c.pk])
     assert dump() == before
 
 
