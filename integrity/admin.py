@@ -12,13 +12,22 @@ from django.utils.translation import gettext_lazy as _
 
 from integrity.duplicates import views as views_duplicates
 from integrity.events import views as views_events
+from integrity.guard import guard_app_index, guard_patterns
 from integrity.merge import views as views_merge
 from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
 from integrity.sequences import views
 
 
 class PageAdmin(admin.ModelAdmin):
-    """Base of table-less pages: no add, change or delete, only views."""
+    """Base of table-less pages: no add, change or delete, only views; every route guarded (``integrity.guard``)."""
+
+    def __init__(self, model: Any, admin_site: Any) -> None:
+        super().__init__(model, admin_site)
+        guard_app_index(admin_site, model._meta.app_label)
+
+    @property
+    def urls(self) -> list[URLPattern]:
+        return guard_patterns(self, self.get_urls())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -17,6 +17,7 @@ from integrity.sequences.backend import (
 from integrity.sequences.service import (
     AHEAD,
     BEHIND,
+    BUSY,
     EMPTY,
     OK,
     STATUSES,
@@ -35,6 +36,7 @@ from integrity.sequences.service import (
 __all__ = [
     "AHEAD",
     "BEHIND",
+    "BUSY",
     "EMPTY",
     "OK",
     "STATUSES",

@@ -94,7 +94,10 @@ class SequenceTable(tables.Table):
 
     def render_status(self, record: SequenceInfo) -> SafeString:
         status = escape(record.status)
-        return mark_safe(f'<span class="integrity-badge status-{status}">{status}</span>')  # noqa: S308
+        badge = f'<span class="integrity-badge status-{status}">{status}</span>'
+        if record.reason:
+            badge += f' <span class="integrity-reason">{escape(record.reason)}</span>'
+        return mark_safe(badge)  # noqa: S308 - every part is escaped
 
     def render_next_value(self, value: int | None) -> str:
         return _number(value)
