@@ -115,5 +115,5 @@ def guard_app_index(site: AdminSite, label: str) -> None:
             return render(request, "integrity/busy.html", {**context, "retry_url": request.get_full_path()})
         return response
 
-    site.app_index = app_index  # type: ignore[method-assign]
+    site.app_index = app_index  # type: ignore[method-assign,assignment]
     site._integrity_guarded = True  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 from django.utils.translation import gettext as _
@@ -55,11 +56,11 @@ def busy(exc: BaseException) -> ReadBusy | None:
     return None
 
 
-def set_timeouts(cursor: object, lock_ms: int, statement_ms: int) -> None:
-    """``SET LOCAL`` both timeouts on ``cursor``'s transaction (values are parameters)."""
-    cursor.execute(  # type: ignore[attr-defined]
-        "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-        [f"{int(lock_ms)}ms", f"{int(statement_ms)}ms"],
+def set_timeouts(cursor: Any, lock_ms: int, statement_ms: int, *, local: bool = True) -> None:
+    """``SET LOCAL`` both timeouts on ``cursor``'s transaction (``local=False``: its session); values are parameters."""
+    cursor.execute(
+        "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
+        [f"{int(lock_ms)}ms", local, f"{int(statement_ms)}ms", local],
     )
 
 
@@ -95,7 +96,9 @@ def bounded(
                     set_timeouts(cursor, lock, statement)
             yield
             if not same:
-                transaction.set_rollback(True, using=alias)  # reads only: nothing to keep, the settings go too
+                transaction.set_rollback(
+                    True, using=alias
+                )  # reads only: nothing to keep, the settings go too
     except DatabaseError as exc:
         found = busy(exc)
         if found is None:
@@ -106,7 +109,9 @@ def bounded(
 
 
 def postgres_aliases(aliases: Iterable[str] | None = None) -> list[str]:
-    return [a for a in (aliases if aliases is not None else connections) if connections[a].vendor == "postgresql"]
+    return [
+        a for a in (aliases if aliases is not None else connections) if connections[a].vendor == "postgresql"
+    ]
 
 
 @contextmanager

@@ -680,7 +680,11 @@ def test_collect_alias_query_count_does_not_grow_with_models(count):
 def test_collect_alias_of_every_model_is_two_queries():
     with CaptureQueriesContext(connections["default"]) as queries:
         report = sequences.collect_alias("default")
-    reads = [q["sql"] for q in queries.captured_queries if q["sql"].split()[0] not in ("SAVEPOINT", "RELEASE", "ROLLBACK")]
+    reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].split()[0] not in ("SAVEPOINT", "RELEASE", "ROLLBACK")
+    ]
     assert len(reads) == 3  # the timeouts of the bounded read (issue 11), the catalog, every sequence
     assert reads[0].startswith("SELECT set_config('lock_timeout'")
     assert len(report.sequences) > 20

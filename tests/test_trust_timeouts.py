@@ -103,7 +103,9 @@ def test_sequences_command_reports_the_locked_table_and_exits_1():
     assert code == 1
     rows = json.loads(out)
     product = [r for r in rows if r["model"] == "shop.Product" and r["database"] == "default"]
-    assert [(r["status"], r["reason"].startswith("table locked by another transaction")) for r in product] == [("busy", True)]
+    assert [
+        (r["status"], r["reason"].startswith("table locked by another transaction")) for r in product
+    ] == [("busy", True)]
     others = [r for r in rows if r["model"] != "shop.Product"]
     assert others and all(r["status"] != "busy" for r in others)
     assert "shop.Product" in err and "table locked by another transaction" in err

@@ -1058,7 +1058,9 @@ def test_second_site_lower_and_errors_link_back_under_second_admin(mixed: None) 
 # ---------------------------------------------------------------------------
 
 
-BOOKKEEPING = re.compile(r"^(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK|BEGIN|COMMIT|SELECT set_config\('lock_timeout')")
+BOOKKEEPING = re.compile(
+    r"^(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK|BEGIN|COMMIT|SELECT set_config\('lock_timeout')"
+)
 
 
 def _list_queries(client: Client, url: str) -> tuple[int, list[Row]]:

@@ -248,7 +248,9 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
     report = AliasReport(database=alias, vendor=connection.vendor, supported=backend is not None)
     if backend is None:
         return report
-    with reads.bounded(alias, savepoint=False):  # the catalog query locks no table, but is bounded all the same
+    with reads.bounded(
+        alias, savepoint=False
+    ):  # the catalog query locks no table, but is bounded all the same
         labelled = _links(alias, models_for_alias(alias, models))
         states = _read_states(alias, backend, [link for _, link in labelled])
     thresholds = (settings.CAPACITY_WARNING, settings.CAPACITY_CRITICAL)  # read once, not per row
@@ -276,9 +278,9 @@ def _read_states(
         pass
     deadline = time.monotonic() + settings.READ_STATEMENT_TIMEOUT_MS / 1000
     with reads.bounded(alias):
-        held = backend.locked([(lk.schema, lk.table) for lk in links] + [
-            (lk.sequence_schema, lk.sequence) for lk in links
-        ])
+        held = backend.locked(
+            [(lk.schema, lk.table) for lk in links] + [(lk.sequence_schema, lk.sequence) for lk in links]
+        )
     locked = reads.ReadBusy(reads.locked_reason(), locked=True)
     found: dict[int, SequenceState | reads.ReadBusy] = {
         i: locked
@@ -292,7 +294,9 @@ def _read_states(
         left = int((deadline - time.monotonic()) * 1000)
         table = (link.schema, link.table)
         if table in failed or left <= 0:
-            found[i] = failed.get(table) or reads.ReadBusy(_("not read: the time for reading was spent"), locked=False)
+            found[i] = failed.get(table) or reads.ReadBusy(
+                _("not read: the time for reading was spent"), locked=False
+            )
             continue
         try:
             with reads.bounded(alias, statement_ms=min(left, settings.READ_STATEMENT_TIMEOUT_MS)):

@@ -245,7 +245,9 @@ class Command(BaseCommand):
         busy = [r for r in rows if r.status == sequences.BUSY]
         for info in busy:
             # Not read in time: a check that could not finish has not shown the sequence is fine.
-            self.stderr.write(f"{info.database}:{info.model}.{info.column} ({info.sequence}) not read: {info.reason}")
+            self.stderr.write(
+                f"{info.database}:{info.model}.{info.column} ({info.sequence}) not read: {info.reason}"
+            )
         if options["json"]:
             payload = [r.as_json() for r in rows]
             self.stdout.write(json.dumps(payload, indent=2))
