@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.utils import display_for_field, display_for_value, quote
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
@@ -35,6 +34,7 @@ from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import Rule, RuleNotFound, describe, get_rule, rules_for
 from integrity.duplicates.service import ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
+from integrity.inputs import BadValue, pk_value
 from integrity.pages import Refused, methods, page_context, page_url, require
 
 if TYPE_CHECKING:
@@ -256,13 +256,10 @@ def _pk(request: HttpRequest, rule: Rule) -> Any:
     raw = request.GET.get("pk")
     if raw is None or raw == "":
         raise Refused(_("Which row? The pk parameter is missing."), 400)
-    pk_field = rule.model._meta.pk
-    assert pk_field is not None
     try:
-        return pk_field.to_python(raw)
-    except ValidationError:
-        message = _("%(pk)r is not a valid primary key of %(model)s.")
-        raise Refused(message % {"pk": raw, "model": rule.label}, 400) from None
+        return pk_value(rule.model, raw)
+    except BadValue as exc:
+        raise Refused(str(exc), 400) from None
 
 
 def _change_url(admin: DuplicateRuleAdmin, request: HttpRequest, obj: Model) -> str | None:

@@ -84,7 +84,12 @@ def parse_duration(text: str, *, allow_all: bool = False) -> timedelta | None:
     if match is None:
         accepted = "30m, 24h, 7d, 2w" + (" or all" if allow_all else "")
         raise usage(f"Bad duration {text!r}: use a whole number and a unit, such as {accepted}.")
-    return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+    try:
+        delta = timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+        timezone.now() - delta  # the cutoff must be a date too
+    except OverflowError:
+        raise usage(f"Duration {text.strip()!r} is too long: it reaches before the year 1.") from None
+    return delta
 
 
 def parse_kind(text: str | None) -> str | None:

@@ -111,6 +111,9 @@ def _model(label: str) -> type[Model]:
 def _rules(model: type[Model], alias: str | None) -> list[Rule]:
     if alias is not None and alias not in connections:
         raise usage(f"Unknown database alias {alias}; known: {', '.join(connections)}.")
+    vendor = connections[alias or "default"].vendor
+    if vendor != "postgresql":
+        raise usage(f"merge is not available for {vendor} databases ({alias or 'default'}): PostgreSQL only.")
     try:
         return rules_for([alias] if alias else None, [model])
     except ImproperlyConfigured as exc:
@@ -345,7 +348,9 @@ def undo_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputW
     """``integrity undo RECORD_ID``: put back what one merge changed."""
     raw = options["record"]
     db = router.db_for_read(MergeRecord)
-    record = MergeRecord.objects.using(db).filter(pk=int(raw)).first() if raw.isdigit() else None
+    record = (
+        MergeRecord.objects.using(db).filter(pk=int(raw)).first() if raw.isascii() and raw.isdigit() else None
+    )
     if record is None:
         raise usage(f"No merge record {raw} (see the merge log in the admin).")
     try:

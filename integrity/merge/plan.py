@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
@@ -24,6 +23,7 @@ from django.utils.translation import gettext as _
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.relations import Relation, relations_to
 from integrity.duplicates.rules import Rule
+from integrity.inputs import BadValue, pk_value
 from integrity.merge.conflicts import Conflict, count_collapsed, find_conflicts, resolve
 from integrity.merge.postgresql import RowHash
 
@@ -138,15 +138,10 @@ class Plan:
 
 def to_pk(rule: Rule, raw: Any) -> Any:
     """``raw`` as a primary key of the rule's model; ``BadChoice`` if it cannot be one."""
-    pk_field: Any = rule.model._meta.pk
     try:
-        value = pk_field.to_python(raw)
-    except (ValidationError, TypeError, ValueError):
-        value = None
-    if value is None or value == "":
-        message = _("%(pk)r is not a valid primary key of %(model)s.")
-        raise BadChoice(message % {"pk": raw, "model": rule.label})
-    return value
+        return pk_value(rule.model, raw)
+    except BadValue as exc:
+        raise BadChoice(str(exc)) from None
 
 
 def load_members(
