@@ -122,3 +122,39 @@ def test_the_connection_settings_are_untouched_after_a_bounded_read(admin_client
         assert cursor.fetchone() == before
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == ("0",)
+
+
+# ---------------------------------------------------------------------------
+# Every other page, and the events command: the page answers, saying what could not be read
+# ---------------------------------------------------------------------------
+
+LOCKED_PAGES = [
+    ("integrity_eventgroup", "/admin/integrity/eventgroup/"),
+    ("integrity_eventgroup", "/admin/integrity/eventgroup/group/?id=1"),
+    ("integrity_mergerecord", "/admin/integrity/mergerecord/"),
+    ("integrity_sequenceresync", "/admin/integrity/sequenceresync/"),
+    ("crm_company", "/admin/integrity/duplicaterule/"),
+    ("crm_company", "/admin/integrity/duplicaterule/rule/?rule=default:crm.Company:unique:vat_number"),
+    ("crm_company", "/admin/integrity/duplicaterule/group/?rule=default:crm.Company:unique:vat_number&pk=1"),
+    ("crm_company", "/admin/integrity/duplicaterule/count/?rule=default:crm.Company:unique:vat_number"),
+    ("integrity_eventgroup", "/admin/integrity/"),
+    ("shop_product", "/admin/integrity/"),
+]
+
+
+@override_settings(**TIMEOUTS)
+@pytest.mark.parametrize(("table", "url"), LOCKED_PAGES)
+def test_a_page_whose_table_is_locked_answers_promptly_and_says_so(admin_client, table, url):
+    with held(table), prompt():
+        response = admin_client.get(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "locked" in page or "timed out" in page.lower() or "could not" in page.lower(), page[-3000:]
+
+
+@override_settings(**TIMEOUTS)
+def test_events_command_exits_1_when_the_events_table_is_locked():
+    with held("integrity_eventgroup"), prompt():
+        code, _out, err = command("events", "--since", "all")
+    assert code == 1
+    assert "table locked by another transaction" in err

@@ -27,6 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router
 from django.utils import timezone
 
+from integrity import reads
 from integrity.cli import format_table
 from integrity.events import retention, violations
 from integrity.models import EventGroup
@@ -163,11 +164,15 @@ def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outpu
         groups = groups.filter(database=alias)
     explain = _explainer()
     found = []
-    for group in groups:
-        explanation = explain(group) if explain is not None else None
-        cause = str(explanation.cause) if explanation is not None else ""
-        code = str(getattr(explanation, "code", "")) if explanation is not None else ""
-        found.append((group, cause, code))
+    try:
+        with reads.bounded(router.db_for_read(EventGroup)):
+            for group in groups:
+                explanation = explain(group) if explain is not None else None
+                cause = str(explanation.cause) if explanation is not None else ""
+                code = str(getattr(explanation, "code", "")) if explanation is not None else ""
+                found.append((group, cause, code))
+    except reads.ReadBusy as exc:
+        raise CommandError(f"The events could not be read: {exc}.", returncode=1) from exc
     if options["json"]:
         payload = [group_json(g, cause, code) for g, cause, code in found]
         stdout.write(json.dumps(payload, indent=2, cls=DjangoJSONEncoder))
