@@ -9,21 +9,16 @@ superuser, and asserts the answer is not a server error.
 from __future__ import annotations
 
 import html
-import io
 import re
-import subprocess
-import sys
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import User
-from django.core.management import CommandError, call_command
 from django.test import Client
 
 from demo.crm.models import Company
-from tests.test_command import PROJECT_ROOT
+from tests.test_trust_timeouts import command as run_command
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -161,16 +156,9 @@ def test_a_pk_too_large_for_its_column_is_a_400_naming_it(superuser):
 
 
 def command(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    try:
-        call_command("integrity", *args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        code = exc.code
-    except CommandError as exc:
-        code, message = exc.returncode, str(exc)
-        return code, message
-    return code, out.getvalue() + err.getvalue()
+    """(exit status, what the user reads) of ``manage.py integrity …``."""
+    code, out, err = run_command(*args)
+    return code, (out + err).strip()
 
 
 def test_merge_with_a_pk_too_large_exits_2():
@@ -189,17 +177,6 @@ def test_merge_on_a_sqlite_database_exits_2_with_the_reason():
 
 def test_undo_of_a_record_id_in_other_digits_exits_2():
     assert command("undo", "²")[0] == 2
-
-
-def manage(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", "integrity", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-    )
 
 
 @pytest.mark.parametrize(
