@@ -104,7 +104,9 @@ def django(project: Path, *args: str) -> str:
         timeout=600,
     )
     if result.returncode:
-        raise SystemExit(f"django-admin {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        raise SystemExit(
+            f"django-admin {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
     return result.stdout + result.stderr
 
 
@@ -148,7 +150,9 @@ def serve_and_get(project: Path) -> None:
         assert token, login_page
         form = {"csrfmiddlewaretoken": token.group(1), "username": "admin", "password": "wheel-check-pw"}
         with opener.open(
-            f"{base}/admin/login/?next=/admin/integrity/", data=urllib.parse.urlencode(form).encode(), timeout=60
+            f"{base}/admin/login/?next=/admin/integrity/",
+            data=urllib.parse.urlencode(form).encode(),
+            timeout=60,
         ) as response:
             if response.url != f"{base}/admin/integrity/":
                 raise SystemExit(f"login did not lead to the dashboard: {response.url}")

@@ -23,3 +23,4 @@ DATABASES["other"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_othe
 ROOT_URLCONF = "tests.urls"
 # Models with every kind of relation a merge must carry over (tests only).
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.merging.apps.MergingConfig"]
+INSTALLED_APPS += ["tests.shapes.apps.ShapesConfig"]  # schemas _meta does not fully describe

@@ -97,7 +97,7 @@ def test_counts_fill_in_lazily_then_a_group_opens_side_by_side(
         expect(members).to_have_count(3)
         name = page.locator('#member-table tr[data-field="name"]')
         vat_number = page.locator('#member-table tr[data-field="vat_number"]')
-        expect(name.locator("td")).to_have_text(["Acme Ltd", "Acme Ltd", "acme ltd"])
+        expect(name.locator("td")).to_have_text(["Acme Ltd", "␣Acme Ltd", "acme ltd"])
         expect(name).to_have_class(re.compile(r"\bdiffers\b"))
         expect(vat_number).not_to_have_class(re.compile(r"\bdiffers\b"))
         # The highlight is visible: the differing row is painted unlike an agreeing one.

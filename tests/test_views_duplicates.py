@@ -31,6 +31,7 @@ from demo.crm.models import Company, Customer, Mentorship
 from demo.shop.models import Coupon, Order, Product, Tag
 from integrity.duplicates import enforcement
 from integrity.duplicates.rules import rules_for
+from integrity.duplicates.views import visible_whitespace
 from tests.test_views import login_redirect, text
 
 DB = pytest.mark.django_db(databases="__all__")
@@ -965,7 +966,8 @@ def test_from_the_rules_page_to_a_group(companies: dict[str, Company]) -> None:
     assert group.status_code == 200
     assert "3 rows share the key vat_number = GB123456789." in text(group)
     fields = field_rows(group.content)
-    assert fields["name"].cells == ["Acme Ltd", "Acme Ltd", "acme ltd"]  # the second has a leading space
+    # The second has a leading space: shown, since HTML would collapse it.
+    assert fields["name"].cells == ["Acme Ltd", "␣Acme Ltd", "acme ltd"]
     assert "differs" in fields["name"].attrs["class"]
     assert "differs" not in fields["vat_number"].attrs["class"]
     # Customer.company points at Company.name (to_field): three customers of "Acme Ltd", one of "acme ltd".
@@ -1052,3 +1054,18 @@ def test_summary_card_says_which_rules_it_could_not_count() -> None:
 
     assert response.status_code == 200
     assert "1 rule not counted (timed out)" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("Acme Ltd", "Acme Ltd"),
+        (" Acme Ltd", "␣Acme Ltd"),
+        ("Acme Ltd  ", "Acme Ltd␣␣"),
+        ("Acme  Ltd", "Acme␣␣Ltd"),
+        ("Acme\tLtd\n", "Acme⇥Ltd↵"),
+        ("   ", "␣␣␣"),
+    ],
+)
+def test_whitespace_that_makes_values_differ_is_visible(value: str, shown: str) -> None:
+    assert visible_whitespace(value) == shown

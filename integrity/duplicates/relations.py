@@ -38,6 +38,7 @@ class Relation:
     content_type: Field[Any, Any] | None = None
     content_type_id: int | None = None
     parent_link: bool = False
+    proxy: str = ""  # a generic relation's content type of a proxy model (``for_concrete_model=False``)
 
     @property
     def label(self) -> str:
@@ -48,7 +49,7 @@ class Relation:
         """
         meta = self.holder._meta
         if not meta.auto_created:
-            return f"{meta.label}.{self.field.name}"
+            return f"{meta.label}.{self.field.name}" + (f" (as {self.proxy})" if self.proxy else "")
         owner: Any = meta.auto_created
         name = next(f.name for f in owner._meta.local_many_to_many if f.remote_field.through is self.holder)
         target: Any = self.field.remote_field
@@ -96,7 +97,12 @@ def _concrete_relations(model: type[Model], candidates: list[type[Model]]) -> li
     for holder in candidates:
         for f in holder._meta.local_concrete_fields:
             remote = f.remote_field
-            if remote is None or remote.model is not model or not (f.many_to_one or f.one_to_one):
+            # A foreign key to a proxy model references the concrete model's table.
+            if (
+                remote is None
+                or not (f.many_to_one or f.one_to_one)
+                or _concrete(remote.model) is not _concrete(model)
+            ):
                 continue
             target: Any = getattr(f, "target_field", None)
             if target is None:
@@ -115,6 +121,14 @@ def _concrete_relations(model: type[Model], candidates: list[type[Model]]) -> li
     return found
 
 
+def _concrete(model: Any) -> Any:
+    return getattr(getattr(model, "_meta", None), "concrete_model", None)
+
+
+def _proxies(model: type[Model]) -> list[type[Model]]:
+    return [m for m in model._meta.apps.get_models() if m._meta.proxy and m._meta.concrete_model is model]
+
+
 def _generic_relations(alias: str, model: type[Model], candidates: list[type[Model]]) -> list[Relation]:
     if not apps.is_installed("django.contrib.contenttypes"):
         return []
@@ -126,22 +140,26 @@ def _generic_relations(alias: str, model: type[Model], candidates: list[type[Mod
         for private in holder._meta.private_fields:
             if not isinstance(private, GenericForeignKey):
                 continue
-            try:
-                ct = ContentType.objects.db_manager(alias).get_for_model(
-                    model, for_concrete_model=private.for_concrete_model
+            # Not for the concrete model: a proxy's instances are stored under the proxy's content type.
+            shapes = [model] if private.for_concrete_model else [model, *_proxies(model)]
+            for shape in shapes:
+                try:
+                    ct = ContentType.objects.db_manager(alias).get_for_model(
+                        shape, for_concrete_model=private.for_concrete_model
+                    )
+                except DatabaseError:
+                    return []  # no content types on this database: nothing can point here generically
+                found.append(
+                    Relation(
+                        holder,
+                        holder._meta.get_field(private.fk_field),  # type: ignore[arg-type]
+                        model._meta.pk.attname,
+                        GENERIC,
+                        content_type=holder._meta.get_field(private.ct_field),  # type: ignore[arg-type]
+                        content_type_id=ct.pk,
+                        proxy=shape._meta.label if shape is not model else "",
+                    )
                 )
-            except DatabaseError:
-                return []  # no content types on this database: nothing can point here generically
-            found.append(
-                Relation(
-                    holder,
-                    holder._meta.get_field(private.fk_field),  # type: ignore[arg-type]
-                    model._meta.pk.attname,
-                    GENERIC,
-                    content_type=holder._meta.get_field(private.ct_field),  # type: ignore[arg-type]
-                    content_type_id=ct.pk,
-                )
-            )
     return found
 
 

@@ -281,6 +281,34 @@ def _change_url(admin: DuplicateRuleAdmin, request: HttpRequest, obj: Model) -> 
         return None
 
 
+def _shown(value: Any, f: Any, empty: str) -> Any:
+    """A member's value as the comparison shows it.
+
+    Relations show the stored key (following them would cost a query per
+    member). Text keeps its whitespace visible: HTML collapses a leading or
+    trailing space (and Django 6.1's ``display_for_field`` strips it), which
+    would show " Acme Ltd" and "Acme Ltd" as the same while the row says they
+    differ.
+    """
+    if f.is_relation:
+        return display_for_value(value, empty)
+    if isinstance(value, str) and value and not f.choices:
+        return visible_whitespace(value)
+    return display_for_field(value, f, empty)
+
+
+def visible_whitespace(value: str) -> str:
+    """``value`` with leading, trailing and repeated spaces as ``␣`` and tabs and newlines as ``⇥`` / ``↵``."""
+    value = value.replace("\t", "⇥").replace("\r\n", "↵").replace("\n", "↵").replace("\r", "↵")
+    core = value.strip(" ")
+    if not core:
+        return "␣" * len(value)
+    start = value.index(core)
+    end = start + len(core)
+    inner = re.sub(r" {2,}", lambda m: "␣" * len(m.group()), core)
+    return "␣" * start + inner + "␣" * (len(value) - end)
+
+
 def _field_rows(rule: Rule, members: list[Model]) -> list[dict[str, Any]]:
     """A row per concrete field, a value per member; ``differs`` when the members disagree."""
     empty = "-"
@@ -289,10 +317,7 @@ def _field_rows(rule: Rule, members: list[Model]) -> list[dict[str, Any]]:
         if f.primary_key:
             continue  # each column is headed by its member's primary key (which always differs)
         raw = [getattr(m, f.attname) for m in members]
-        # Relations show the stored key: following them would cost a query per member.
-        shown = [
-            display_for_value(v, empty) if f.is_relation else display_for_field(v, f, empty) for v in raw
-        ]
+        shown = [_shown(v, f, empty) for v in raw]
         rows.append(
             {
                 "name": f.name,

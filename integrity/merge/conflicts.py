@@ -74,6 +74,8 @@ def _key_id(holder: type[Model], rule_name: str, key: dict[str, Any]) -> str:
 def find_conflicts(rule: Rule, members: list[Model], moves: list[Move]) -> list[Conflict]:
     """Child rows that would break one of their own uniqueness rules once re-pointed (one query per rule)."""
     alias = rule.database
+    # A table without a model has no declared rules: the catalog's unique indexes cover it (indexes.py).
+    moves = [m for m in moves if m.relation.holder is not None]
     by_holder: dict[type[Model], list[Move]] = {}
     for move in moves:
         if move.olds:

@@ -28,7 +28,9 @@ from django.utils.translation import gettext as _
 from integrity.conf import settings
 from integrity.duplicates.relations import GENERIC, Relation, relations_to
 from integrity.duplicates.rules import Rule
+from integrity.merge import catalog
 from integrity.merge import postgresql as sql
+from integrity.merge.catalog import TableRelation
 from integrity.merge.plan import (
     MergeBusy,
     MergeRefused,
@@ -38,6 +40,7 @@ from integrity.merge.plan import (
     build_plan,
     to_pk,
 )
+from integrity.merge.references import chain, location, references
 from integrity.models import MergeRecord
 
 Step = Callable[[str], None]
@@ -60,15 +63,36 @@ def _pk_attname(model: type[Model]) -> str:
     return str(model._meta.pk.attname)
 
 
-def _referenced_by(alias: str, model: type[Model], pks: list[Any]) -> list[str]:
-    """Relations whose rows still reference one of these rows (one query per relation)."""
+def _referenced_by(
+    alias: str, model: type[Model], pks: list[Any], keep: dict[str, Any] | None = None
+) -> list[str]:
+    """What still references one of these rows: any foreign key of the catalog, any relation of ``_meta``.
+
+    One query per foreign key and per relation. The catalog's keys come from
+    every schema, model or not, so that no ``ON DELETE`` action of the
+    database can fire on a row the merge did not plan. ``keep`` (by column):
+    the values the survivor holds at commit; references to those may stay
+    where nothing fires before the commit (a ``to_field`` value it takes over).
+    """
+    keys = references(alias, model).keys[model._meta.concrete_model]  # type: ignore[index]
+    found = []
+    for k in keys:
+        kept = None if keep is None else [keep.get(c) for c in k.ref_columns]
+        if catalog.referencing(alias, k, _pk_column(model), list(pks), kept):
+            found.append(f"{k.label} ({k.name}, ON DELETE {k.on_delete})")
+    return found + _meta_referenced_by(alias, model, pks, keep or {})
+
+
+def _meta_referenced_by(alias: str, model: type[Model], pks: list[Any], keep: dict[str, Any]) -> list[str]:
     relations = relations_to(alias, model)
     targets = sorted({r.target for r in relations} - {_pk_attname(model)})
     values: dict[str, list[Any]] = {_pk_attname(model): list(pks)}
     if targets:
         rows: Any = QuerySet(model=model, using=alias).filter(pk__in=pks).values_list(*targets)
+        columns = {str(f.attname): str(f.column) for f in model._meta.concrete_fields}
         for i, target in enumerate(targets):
-            values[target] = [row[i] for row in rows if row[i] is not None]
+            kept = keep.get(columns[target])
+            values[target] = [row[i] for row in rows if row[i] is not None and row[i] != kept]
     return [r.label for r in relations if values[r.target] and r.rows(alias, values[r.target]).exists()]
 
 
@@ -78,6 +102,12 @@ def _lock(rule: Rule, plan_pks: list[Any]) -> None:
         sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
         try:
             sql.lock_rows(cursor, _table(alias, rule.model), _pk_column(rule.model), plan_pks)
+            for parent in chain(rule.model)[1:]:
+                # The parent rows too: no reference to them can be committed until the merge ends.
+                attname = _pk_attname(parent)
+                rows: Any = QuerySet(model=rule.model, using=alias).filter(pk__in=plan_pks)
+                values = list(rows.values_list(attname, flat=True))
+                sql.lock_rows(cursor, _table(alias, parent), _pk_column(parent), values)
             generic = sorted(
                 {_table(alias, r.holder) for r in relations_to(alias, rule.model) if r.kind == GENERIC}
             )
@@ -87,17 +117,26 @@ def _lock(rule: Rule, plan_pks: list[Any]) -> None:
             raise MergeBusy(message % {"model": rule.label, "what": exc}) from exc
 
 
-def _repoint(cursor: Any, alias: str, rel: Relation, new: Any, olds: list[Any]) -> dict[str, Any] | None:
-    """Re-point one relation (one statement); what the record keeps of it, or None when no row moved."""
+def _repoint(
+    cursor: Any, alias: str, rel: Relation | TableRelation, new: Any, olds: list[Any]
+) -> dict[str, Any] | None:
+    """Re-point one relation (a ``Relation`` or a ``TableRelation``) with one statement.
+
+    What the record keeps of it, or None when no row moved.
+    """
     ct = None if rel.content_type is None else (str(rel.content_type.column), int(rel.content_type_id or 0))
-    table, pk = _table(alias, rel.holder), _pk_column(rel.holder)
+    table, pk = location(alias, rel)
     rows = sql.repoint(cursor, table, pk, rel.column, rel.stored(new), [rel.stored(v) for v in olds], ct)
     if not rows:
         return None
+    if isinstance(rel, TableRelation):
+        model, name = rel.label, rel.column
+    else:
+        model, name = rel.holder._meta.label, rel.field.name
     return {
         "relation": rel.label,
-        "model": rel.holder._meta.label,
-        "field": rel.field.name,
+        "model": model,
+        "field": name,
         "table": table,
         "pk_column": pk,
         "column": rel.column,
@@ -128,11 +167,19 @@ class _Writer:
     def alias(self) -> str:
         return self.plan.rule.database
 
-    def delete(self, model: type[Model], pks: list[Any], *, checked: bool = False) -> None:
-        """Snapshot, then delete exactly these rows, after checking (unless ``checked``) nothing references them."""
+    def delete(
+        self,
+        model: type[Model],
+        pks: list[Any],
+        *,
+        level: int | None = None,
+        keep: dict[str, Any] | None = None,
+    ) -> None:
+        """Snapshot, then delete exactly these rows, after checking that nothing references them (``keep``: see
+        ``_referenced_by``)."""
         if not pks:
             return
-        left = [] if checked else _referenced_by(self.alias, model, pks)
+        left = _referenced_by(self.alias, model, pks, keep)
         if left:
             message = _("%(model)s rows %(pks)s are still referenced by %(rels)s: nothing was changed.")
             raise MergeRefused(
@@ -146,7 +193,21 @@ class _Writer:
                 raise MergeRefused(
                     _("%(model)s rows changed during the merge.") % {"model": model._meta.label}
                 )
-        self.deleted.append({"model": model._meta.label, "table": table, "pk_column": pk, "rows": rows})
+        entry: dict[str, Any] = {"model": model._meta.label, "table": table, "pk_column": pk, "rows": rows}
+        if level is not None:
+            entry["level"] = level  # of the merged model's chain: the undo restores the parents first
+        self.deleted.append(entry)
+
+    def delete_merged(self) -> None:
+        """The duplicates' row at every level of the chain, the model's own first, each after the check."""
+        survivor, changes = self.plan.survivor, {c.attname: c.after for c in self.plan.changes}
+        for level, model in enumerate(chain(self.plan.rule.model)):
+            attname = _pk_attname(model)
+            keep = {
+                str(f.column): changes.get(f.attname, getattr(survivor, f.attname))
+                for f in model._meta.local_concrete_fields
+            }
+            self.delete(model, [getattr(m, attname) for m in self.plan.duplicates], level=level, keep=keep)
 
     def resolve_conflicts(self) -> None:
         losers: dict[type[Model], list[Any]] = {}
@@ -166,7 +227,14 @@ class _Writer:
     def check_unreferenced(self) -> None:
         """No row may reference a duplicate now: else a delete would CASCADE, SET_NULL or PROTECT."""
         for move in self.plan.moves:
-            if move.olds and move.relation.rows(self.alias, move.olds).exists():
+            rel = move.relation
+            if not move.olds:
+                continue
+            if isinstance(rel, TableRelation):
+                left = catalog.any_referencing(self.alias, rel, move.olds)
+            else:
+                left = rel.rows(self.alias, move.olds).exists()
+            if left:
                 message = _(
                     "Rows of %(rel)s still reference the duplicates after re-pointing: nothing was changed."
                 )
@@ -219,7 +287,7 @@ def merge(
         writer.repoint()
         step("repointed")
         writer.check_unreferenced()
-        writer.delete(rule.model, [m.pk for m in plan.duplicates], checked=True)
+        writer.delete_merged()
         step("deleted")
         survivor = writer.update_survivor()
         record = _record(plan, writer, survivor, fields or {}, user)

@@ -21,11 +21,15 @@ from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.relations import Relation, relations_to
+from integrity.duplicates.relations import Relation
 from integrity.duplicates.rules import Rule
 from integrity.inputs import BadValue, pk_value
+from integrity.merge import catalog
+from integrity.merge.catalog import TableRelation
 from integrity.merge.conflicts import Conflict, count_collapsed, find_conflicts, resolve
+from integrity.merge.indexes import check_indexes
 from integrity.merge.postgresql import RowHash
+from integrity.merge.references import References, references
 
 GROUP_LIMIT = 100  # members of one group considered at most
 
@@ -68,11 +72,17 @@ class MergeBusy(MergeRefused):
     status = 409
 
 
+class Unsupported(MergeRefused):
+    """A reference the merge cannot re-point and record exactly: refused before anything is written."""
+
+    status = 409
+
+
 @dataclass
 class Move:
     """One relation's rows: how many reference each member, and which values move to the survivor's."""
 
-    relation: Relation
+    relation: Any  # Relation | TableRelation (a table without a model)
     counts: dict[Any, int]  # member pk -> rows referencing it
     olds: list[Any]  # target values whose rows are re-pointed
     new: Any  # the survivor's (final) target value
@@ -105,6 +115,7 @@ class Plan:
     conflicts: list[Conflict] = field(default_factory=list)
     changes: list[FieldChange] = field(default_factory=list)
     token: str = ""
+    references: References | None = None
 
     @property
     def members(self) -> list[Model]:
@@ -245,8 +256,21 @@ def _final(survivor: Model, changes: list[FieldChange], attname: str) -> Any:
     return getattr(survivor, attname)
 
 
+def _tally(alias: str, rel: Relation | TableRelation, values: list[Any]) -> list[tuple[Any, int, int]]:
+    """Per referenced value, the rows referencing it and the summed hash of their primary keys."""
+    if isinstance(rel, TableRelation):
+        return catalog.tally(alias, rel, values)
+    pk: Any = rel.holder._meta.pk
+    rows = (
+        rel.rows(alias, values)
+        .values_list(rel.field.attname)
+        .annotate(c=Count("*"), h=Sum(RowHash(F(pk.attname))))
+    )
+    return [(value, c, int(h or 0)) for value, c, h in rows]
+
+
 def _moves(
-    rule: Rule, survivor: Model, members: list[Model], changes: list[FieldChange], relations: list[Relation]
+    rule: Rule, survivor: Model, members: list[Model], changes: list[FieldChange], relations: list[Any]
 ) -> list[Move]:
     """Per relation, one query: rows referencing each member and a digest of their primary keys."""
     moves = []
@@ -256,16 +280,10 @@ def _moves(
         counts: dict[Any, int] = {}
         digest = 0
         if values:
-            pk: Any = rel.holder._meta.pk
             stored = {rel.stored(v): v for v in values}
-            rows = (
-                rel.rows(rule.database, values)
-                .values_list(rel.field.attname)
-                .annotate(c=Count("*"), h=Sum(RowHash(F(pk.attname))))
-            )
-            for value, c, h in rows:
+            for value, c, h in _tally(rule.database, rel, list(values)):
                 counts[values[stored[value]]] = c
-                digest += int(h or 0)
+                digest += h
         olds = [v for v in values if v != new]
         moves.append(Move(rel, counts, olds, new, [values[v] for v in olds], digest))
     return moves
@@ -287,7 +305,12 @@ def _adopted(rule: Rule, members: Mapping[Any, Model], moves: list[Move]) -> lis
         values = {getattr(members[pk], target): pk for pk in referenced}
         if not values:
             continue
-        f = next(f for f in choosable_fields(rule.model) if f.attname == target)
+        f = next((f for f in choosable_fields(rule.model) if f.attname == target), None)
+        if f is None:
+            message = _(
+                "Rows of %(rel)s reference the duplicates by %(name)s, which the survivor has no value for."
+            )
+            raise Unsupported(message % {"rel": move.relation.label, "name": target})
         taken = {c.after: c.source for c in changes if c.attname == target}
         if taken and set(values) <= set(taken):
             continue  # another relation by the same field made the survivor take it already
@@ -303,6 +326,30 @@ def _adopted(rule: Rule, members: Mapping[Any, Model], moves: list[Move]) -> lis
         changes = [c for c in changes if c.attname != target]
         changes.append(FieldChange(f.name, f.attname, source, None, value))
     return changes
+
+
+def _check_taken_over(refs: References, survivor: Model, moves: list[Move]) -> None:
+    """``Unsupported`` if rows stay on a duplicate's value the survivor takes over, under an action that fires.
+
+    Such rows (a ``to_field`` value the survivor takes) are not re-pointed: the
+    duplicate is deleted, then the survivor takes its value. Only a constraint
+    checked at commit with no action lets that through untouched.
+    """
+    for move in moves:
+        key = refs.key_of.get(move.relation)
+        if key is None or key.checked_at_commit:
+            continue
+        staying = [
+            pk for pk, n in move.counts.items() if n and pk != survivor.pk and pk not in move.moved_from
+        ]
+        if staying:
+            message = _(
+                "rows of %(rel)s reference rows %(pks)s by a value the survivor takes over, and their foreign "
+                "key %(fk)s acts at once (ON DELETE %(action)s, not deferred): deleting the duplicates would "
+                "act on them. Nothing was changed."
+            )
+            what = {"rel": move.relation.label, "pks": ", ".join(map(str, staying))}
+            raise Unsupported(message % {**what, "fk": key.name, "action": key.on_delete})
 
 
 def _token(plan: Plan, members: list[Model]) -> str:
@@ -331,9 +378,13 @@ def build_plan(
     """What merging ``duplicate_pks`` into ``survivor_pk`` would do, read from the database now."""
     survivor, dups, group = load_members(rule, survivor_pk, duplicate_pks)
     members = [survivor, *dups]
-    relations = relations_to(rule.database, rule.model)
+    refs = references(rule.database, rule.model)
+    if refs.refusals:
+        message = _("This merge cannot be done exactly, nothing was changed: %(why)s.")
+        raise Unsupported(message % {"why": "; ".join(refs.refusals)})
+    relations = refs.relations
     targets = {r.target for r in relations if r.target != rule.model._meta.pk.attname}
-    plan = Plan(rule, survivor, dups, group)
+    plan = Plan(rule, survivor, dups, group, references=refs)
     plan.changes = field_changes(rule, survivor, {m.pk: m for m in members}, fields or {}, targets)
     plan.moves = _moves(rule, survivor, members, plan.changes, relations)
     adopted = _adopted(rule, {m.pk: m for m in members}, plan.moves)
@@ -343,11 +394,14 @@ def build_plan(
     for move in plan.moves:
         if move.relation.parent_link and move.moving:
             message = _(
-                "%(holder)s rows inherit from the rows being merged (multi-table inheritance): not supported."
+                "%(holder)s rows inherit from the duplicates (multi-table inheritance): merging them would "
+                "leave those rows without their parent row; nothing was changed."
             )
-            raise MergeRefused(message % {"holder": move.relation.holder._meta.label})
+            raise Unsupported(message % {"holder": move.relation.holder._meta.label})
+    _check_taken_over(refs, survivor, plan.moves)
     plan.conflicts = find_conflicts(rule, members, plan.moves)
     resolve(plan.conflicts, survivor, resolutions or {})
     count_collapsed(plan)
+    check_indexes(rule.database, plan)
     plan.token = _token(plan, members)
     return plan

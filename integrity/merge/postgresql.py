@@ -20,6 +20,8 @@ from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Func, IntegerField
 
+from integrity.db import escaped, quote
+
 LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -42,6 +44,11 @@ def table_name(connection: BaseDatabaseWrapper, db_table: str) -> str:
     return connection.ops.quote_name(db_table.replace('"', '""'))
 
 
+def _name(name: str) -> str:
+    """A column name in a statement with parameters: quoted, ``%`` doubled."""
+    return escaped(quote(name))
+
+
 def _is_busy(exc: BaseException) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
@@ -52,7 +59,8 @@ def set_lock_timeout(cursor: Any, ms: int) -> None:
 
 def lock_rows(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[Any]:
     """``SELECT pk … FOR UPDATE`` of the given rows; the primary keys found. ``RowsBusy`` on timeout."""
-    qn = cursor.db.ops.quote_name
+    table = escaped(table)  # spliced into a statement with parameters
+    qn = _name
     try:
         cursor.execute(
             f"SELECT {qn(pk)} FROM {table} WHERE {qn(pk)} = ANY(%s) ORDER BY {qn(pk)} FOR UPDATE",  # noqa: S608
@@ -122,9 +130,10 @@ def snapshot(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[dict[
     A column's number that no Python number holds exactly (a long ``numeric``, -0)
     comes as its text, so that a restore puts back the very value.
     """
+    table = escaped(table)  # spliced into a statement with parameters
     if not pks:
         return []
-    qn = cursor.db.ops.quote_name
+    qn = _name
     # t.* (not t): a column named t would win over the whole row. As text, so
     # that numbers are read here rather than rounded to floats by the driver.
     cursor.execute(
@@ -144,8 +153,13 @@ def repoint(
     olds: Sequence[Any],
     content_type: tuple[str, int] | None = None,
 ) -> list[tuple[Any, Any]]:
-    """Set ``column`` to ``new`` where it holds one of ``olds``: one statement; ``(pk, old value)`` per row."""
-    qn = cursor.db.ops.quote_name
+    """Set ``column`` to ``new`` where it holds one of ``olds``: one statement; ``(pk, old value)`` per row.
+
+    The primary key returned is the row's after the update: the column may be
+    (part of) the key itself, and the undo finds the row by it.
+    """
+    table = escaped(table)  # spliced into a statement with parameters
+    qn = _name
 
     def where(alias: str) -> str:
         ct = f" AND {alias}{qn(content_type[0])} = %s" if content_type is not None else ""
@@ -168,7 +182,7 @@ def repoint(
     else:
         statement = (
             f"UPDATE {table} t SET {qn(column)} = %s FROM (SELECT {qn(pk)} AS pk, {qn(column)} AS old "  # noqa: S608
-            f"FROM {table} WHERE {where('')}) o WHERE t.{qn(pk)} = o.pk AND {where('t.')} RETURNING o.pk, o.old"
+            f"FROM {table} WHERE {where('')}) o WHERE t.{qn(pk)} = o.pk AND {where('t.')} RETURNING t.{qn(pk)}, o.old"
         )
         params = [*params, *params]
     cursor.execute(statement, [new, *params])
@@ -177,9 +191,10 @@ def repoint(
 
 def delete(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> int:
     """``DELETE`` exactly these rows, nothing else (no cascade: the caller checked the references)."""
+    table = escaped(table)  # spliced into a statement with parameters
     if not pks:
         return 0
-    qn = cursor.db.ops.quote_name
+    qn = _name
     cursor.execute(f"DELETE FROM {table} WHERE {qn(pk)} = ANY(%s)", [list(pks)])  # noqa: S608
     return int(cursor.rowcount)
 
@@ -197,8 +212,9 @@ def restore(cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> int:
     """Insert snapshotted rows back with their own primary keys and values; the number inserted."""
     if not rows:
         return 0
-    qn = cursor.db.ops.quote_name
+    qn = _name
     columns = ", ".join(qn(c) for c in _insertable_columns(cursor, table))
+    table = escaped(table)  # spliced into a statement with parameters
     cursor.execute(
         f"INSERT INTO {table} ({columns}) OVERRIDING SYSTEM VALUE "  # noqa: S608
         f"SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json)",
@@ -209,9 +225,10 @@ def restore(cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> int:
 
 def restore_columns(cursor: Any, table: str, pk: str, row: dict[str, Any], columns: Sequence[str]) -> int:
     """Set ``columns`` of one row back to the snapshotted values in ``row``."""
+    table = escaped(table)  # spliced into a statement with parameters
     if not columns:
         return 0
-    qn = cursor.db.ops.quote_name
+    qn = _name
     names = ", ".join(qn(c) for c in columns)
     cursor.execute(
         f"UPDATE {table} t SET ({names}) = (SELECT {names} FROM json_populate_record(NULL::{table}, %s::json)) "  # noqa: S608
@@ -242,9 +259,10 @@ def move_back(
     content_type: Sequence[Any] | None = None,
 ) -> int:
     """Point rows ``pks`` back from ``new`` to ``old``, only where they still hold ``new``; how many were."""
-    qn = cursor.db.ops.quote_name
+    qn = _name
     # Values come back from JSON (a UUID as text): cast them to the columns' own types.
     pk_type, col_type = _column_type(cursor, table, pk), _column_type(cursor, table, column)
+    table = escaped(table)  # spliced into a statement with parameters
     where = f"{qn(pk)} = ANY(CAST(%s AS {pk_type}[])) AND {qn(column)} = CAST(%s AS {col_type})"
     params: list[Any] = [old, [str(p) for p in pks], str(new)]
     if content_type:

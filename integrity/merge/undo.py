@@ -82,13 +82,14 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
             # The merged rows first (their children point at them), then the
             # moved references, and only then the children deleted by conflict
             # resolutions, whose unique slots the moved rows held.
-            merged = [d for d in data["deleted"] if d["model"] == record.model]
-            for deleted in merged:
+            # A chain of multi-table inheritance comes back from its root table down.
+            merged = [d for d in data["deleted"] if _merged(record, d)]
+            for deleted in sorted(merged, key=lambda d: -d.get("level", 0)):
                 _restore(cursor, alias, deleted)
             for moved in data["moved"]:
                 _move_back(cursor, moved)
             for deleted in data["deleted"]:
-                if deleted["model"] != record.model:
+                if not _merged(record, deleted):
                     _restore(cursor, alias, deleted)
             record.undone_at = timezone.now()
             record.undone_by = user if getattr(user, "pk", None) is not None else None
@@ -104,6 +105,11 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
         f"Undid the merge of {record.model} {', '.join(record.removed)} into {record.survivor}",
     )
     return record
+
+
+def _merged(record: MergeRecord, deleted: dict[str, Any]) -> bool:
+    """Whether a deleted entry holds merged rows (records before chains were merged have no ``level``)."""
+    return "level" in deleted or deleted["model"] == record.model
 
 
 def _restore(cursor: Any, alias: str, deleted: dict[str, Any]) -> None:
