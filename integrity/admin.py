@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from integrity.dashboard import views as dashboard
 from integrity.duplicates import views as duplicates
 from integrity.events import views as events
+from integrity.guard import GuardedPageAdmin
 from integrity.merge import views as merge
 from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
 from integrity.pages import PageAdmin
@@ -21,6 +22,7 @@ from integrity.sequences import views as sequences
 __all__ = [
     "DuplicateRuleAdmin",
     "EventGroupAdmin",
+    "GuardedPageAdmin",
     "MergeRecordAdmin",
     "PageAdmin",
     "SequenceAdmin",
@@ -29,7 +31,7 @@ __all__ = [
 
 
 @admin.register(Sequence)
-class SequenceAdmin(PageAdmin):
+class SequenceAdmin(GuardedPageAdmin):
     home_url_name = "sequences_url"
     refused_template = "integrity/error.html"
     refused_retarget = "#integrity-messages"  # the page's messages, above the table
@@ -45,7 +47,7 @@ class SequenceAdmin(PageAdmin):
 
 
 @admin.register(DuplicateRule)
-class DuplicateRuleAdmin(PageAdmin):
+class DuplicateRuleAdmin(GuardedPageAdmin):
     home_url_name = "rules_url"
     refused_template = "integrity/duplicates_error.html"
     refused_fragment_template = "integrity/duplicates_error_fragment.html"  # in place of a lazy count
@@ -63,7 +65,7 @@ class DuplicateRuleAdmin(PageAdmin):
 
 
 @admin.register(SequenceResync)
-class SequenceResyncAdmin(PageAdmin):
+class SequenceResyncAdmin(GuardedPageAdmin):
     list_display = (
         "created_at",
         "user",
@@ -80,7 +82,7 @@ class SequenceResyncAdmin(PageAdmin):
 
 
 @admin.register(MergeRecord)
-class MergeRecordAdmin(PageAdmin):
+class MergeRecordAdmin(GuardedPageAdmin):
     """The merge log: every merge, who made it, what it removed; each record's page has the Undo."""
 
     list_display = ("created_at", "user", "model", "survivor", "merged", "repointed", "deleted", "status")
@@ -105,7 +107,7 @@ class MergeRecordAdmin(PageAdmin):
 
 
 @admin.register(EventGroup)
-class EventGroupAdmin(PageAdmin):
+class EventGroupAdmin(GuardedPageAdmin):
     """The events pages: the groups of recorded IntegrityErrors, and one group with its samples."""
 
     home_url_name = "events_url"

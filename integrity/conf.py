@@ -43,6 +43,26 @@ class Settings:
         return int(self._get("LOCK_TIMEOUT_MS", 2000))
 
     @property
+    def READ_LOCK_TIMEOUT_MS(self) -> int:
+        """How long a read of the pages and the command waits for a table lock, in ms (default 1000)."""
+        return max(int(self._get("READ_LOCK_TIMEOUT_MS", 1000)), 1)
+
+    @property
+    def READ_STATEMENT_TIMEOUT_MS(self) -> int:
+        """How long one read of the pages and the command may run, in ms (default 10000)."""
+        return max(int(self._get("READ_STATEMENT_TIMEOUT_MS", 10000)), 1)
+
+    @property
+    def EVENT_WRITE_TIMEOUT_MS(self) -> int:
+        """How long recording an IntegrityError may wait for a lock or run, in ms (default 50)."""
+        return max(int(self._get("EVENT_WRITE_TIMEOUT_MS", 50)), 1)
+
+    @property
+    def EVENT_VALUE_CHARS(self) -> int:
+        """Characters kept of each text an event stores (a key value, the detail); the rest is cut (default 1000)."""
+        return max(int(self._get("EVENT_VALUE_CHARS", 1000)), 1)
+
+    @property
     def CAPACITY_WARNING(self) -> float:
         """Fraction of a sequence's range used that shows a warning (default 0.75)."""
         return float(self._get("CAPACITY_WARNING", 0.75))

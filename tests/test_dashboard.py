@@ -175,10 +175,11 @@ def test_dashboard_without_view_permission_shows_no_cards(trouble: None) -> None
 
 
 @DB
-def test_dashboard_for_staff_without_any_permission_is_404(trouble: None) -> None:
+def test_dashboard_for_staff_without_any_permission_is_403(trouble: None) -> None:
+    """As the README says (issue 11: the admin's app index answered 404)."""
     response = client_for("staff").get(DASHBOARD)
 
-    assert response.status_code == 404
+    assert response.status_code == 403
     assert "integrity-card" not in response.content.decode()
 
 

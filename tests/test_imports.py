@@ -39,6 +39,9 @@ CORE = {
     "models",
     "migrations",
     "transactions",
+    "reads",
+    "inputs",
+    "guard",
 }
 
 

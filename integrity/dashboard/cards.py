@@ -7,12 +7,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError
+from django.db import DatabaseError, router
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from integrity import reads
 from integrity.conf import settings
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
@@ -24,7 +25,7 @@ from integrity.sequences import service as sequences
 @dataclass
 class Card:
     title: str
-    value: int
+    value: int | None  # None: not known (not read in time)
     detail: str
     level: str  # "ok", "warning" or "critical"
     query: str  # filter query string for the detail page
@@ -34,15 +35,21 @@ def sequence_cards() -> list[Card]:
     """Cards for the sequences: how many are behind, how many near overflow."""
     rows = [info for report in sequences.collect() for info in report.sequences]
     behind = sum(r.status == sequences.BEHIND for r in rows)
+    busy = sum(r.status == sequences.BUSY for r in rows)
     critical = sum(r.capacity_level == "critical" for r in rows)
     near = sum(r.capacity_level != "ok" for r in rows)
+    detail = _("the next insert collides") if behind else _("of %(n)d sequences") % {"n": len(rows)}
+    if busy:
+        detail += " · " + ngettext(
+            "%(n)d not read (table locked or slow)", "%(n)d not read (tables locked or slow)", busy
+        ) % {"n": busy}
     return [
         Card(
             _("Sequences behind"),
             behind,
-            _("the next insert collides") if behind else _("of %(n)d sequences") % {"n": len(rows)},
-            "critical" if behind else "ok",
-            "status=behind",
+            detail,
+            "critical" if behind else ("warning" if busy else "ok"),
+            "status=busy" if busy and not behind else "status=behind",
         ),
         Card(
             _("Near overflow"),
@@ -147,6 +154,14 @@ def event_cards(now: datetime | None = None) -> list[Card]:
     queries. Critical when one of them was not handled by the application
     (it reached the user as an error), a warning when all were.
     """
+    try:
+        with reads.bounded(router.db_for_read(EventGroup)):
+            return _event_cards(now)
+    except reads.ReadBusy as exc:
+        return [Card(_("IntegrityError groups, 24 h"), None, exc.reason, "warning", "range=24h")]
+
+
+def _event_cards(now: datetime | None) -> list[Card]:
     since = (now or timezone.now()) - timedelta(hours=24)
     recent = EventGroup.objects.filter(last_seen__gte=since)
     totals = recent.aggregate(

@@ -4,7 +4,7 @@ Per alias: one query for the unique indexes of every table involved, one for
 which tables exist, plus one probe (on an empty temporary table) per rule on
 expressions or with a condition. Missing rules get a reason: an unapplied
 migration that adds them, ``managed = False``, a missing table, or drift.
-Reading the catalogs locks nothing for longer than ``INTEGRITY_LOCK_TIMEOUT_MS``:
+Reading the catalogs waits for no lock longer than ``INTEGRITY_READ_LOCK_TIMEOUT_MS``:
 a table held by a migration is reported as not compared, never waited for.
 """
 
@@ -169,7 +169,7 @@ def _indexes_by_table(
 ) -> Mapping[str, list[UniqueIndex] | None]:
     """The unique indexes of each table (one query); ``None`` for a table another transaction holds."""
     try:
-        found = backend.unique_indexes(tables, settings.LOCK_TIMEOUT_MS)
+        found = backend.unique_indexes(tables, settings.READ_LOCK_TIMEOUT_MS)
     except TableLocked:
         # Some table is locked (a migration?): ask table by table, so that only that one is left out.
         return {table: _indexes_or_none(backend, table) for table in tables}
@@ -181,7 +181,7 @@ def _indexes_by_table(
 
 def _indexes_or_none(backend: PostgresUniqueBackend, table: str) -> list[UniqueIndex] | None:
     try:
-        return backend.unique_indexes([table], settings.LOCK_TIMEOUT_MS)
+        return backend.unique_indexes([table], settings.READ_LOCK_TIMEOUT_MS)
     except TableLocked:
         return None
 
@@ -208,7 +208,7 @@ def _classify(
     if _needs_probe(rule):
         assert rule.constraint is not None
         try:
-            shape = backend.probe(rule.model, rule.constraint, settings.LOCK_TIMEOUT_MS)
+            shape = backend.probe(rule.model, rule.constraint, settings.READ_LOCK_TIMEOUT_MS)
         except TableLocked:
             return _locked()
         matches = [i for i in indexes if shape is not None and _shape_match(shape, i)]

@@ -17,6 +17,8 @@ from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, UniqueConstraint
 
+from integrity import reads
+from integrity.conf import settings
 from integrity.db import quote, quote_table
 
 UNIQUE_INDEXES_SQL = """
@@ -144,12 +146,12 @@ class PostgresUniqueBackend:
         """
         try:
             with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_ms)}ms"])
+                reads.set_timeouts(cursor, lock_timeout_ms, settings.READ_STATEMENT_TIMEOUT_MS)
                 raise _Rollback(work(cursor))
         except _Rollback as done:
             return cast(T, done.value)
         except DatabaseError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            if getattr(exc.__cause__, "sqlstate", None) in (LOCK_NOT_AVAILABLE, reads.QUERY_CANCELED):
                 raise TableLocked(tables) from exc
             raise
 

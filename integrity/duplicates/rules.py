@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections
 from django.db.models import F, Func, Model, Q, UniqueConstraint, Value
 from django.db.models.functions import Lower, Trim
-from django.utils.translation import gettext as _
 
 from integrity.conf import settings
 from integrity.db import models_for_alias
+from integrity.inputs import BadValue, pk_value
 
 FIELD, TOGETHER, CONSTRAINT, CONFIGURED = "unique field", "unique_together", "UniqueConstraint", "configured"
 
@@ -29,8 +29,8 @@ class RuleNotFound(LookupError):
     """No rule with that key."""
 
 
-class InvalidPk(ValueError):
-    """A value that cannot be a primary key of the rule's model; ``str()`` says so."""
+# A value that cannot be a primary key of the rule's model; ``str()`` says so.
+InvalidPk = BadValue
 
 
 @dataclass(eq=False)
@@ -276,17 +276,12 @@ def rules_for(
 
 
 def parse_pk(rule: Rule, raw: Any) -> Any:
-    """``raw`` as a primary key of the rule's model; ``InvalidPk`` (which says so) if it cannot be one."""
-    pk_field: Any = rule.model._meta.pk
-    try:
-        value = pk_field.to_python(raw)
-    except (ValidationError, TypeError, ValueError):
-        value = None
-    if value is None or value == "":
-        raise InvalidPk(
-            _("%(pk)r is not a valid primary key of %(model)s.") % {"pk": raw, "model": rule.label}
-        )
-    return value
+    """``raw`` as a primary key of the rule's model; ``InvalidPk`` (which says so) if it cannot be one.
+
+    Checked by :func:`integrity.inputs.pk_value`: type, range (the field's
+    validators), NUL bytes.
+    """
+    return pk_value(rule.model, raw)
 
 
 def get_rule(key: str) -> Rule:

@@ -17,6 +17,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Aggregate, Count, F, Field, Model, QuerySet
 from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
 
+from integrity import reads
 from integrity.conf import settings
 from integrity.db import quote
 from integrity.duplicates.rules import Rule
@@ -208,7 +209,8 @@ def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) ->
                 cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
             return rows
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED:
+        if getattr(exc.__cause__, "sqlstate", None) in (QUERY_CANCELED, reads.LOCK_NOT_AVAILABLE):
+            # A lock not granted in time (INTEGRITY_READ_LOCK_TIMEOUT_MS) is a scan that could not finish too.
             raise ScanTimedOut(rule.key) from exc
         raise
 

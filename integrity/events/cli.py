@@ -22,11 +22,12 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management.base import OutputWrapper
+from django.core.management.base import CommandError, OutputWrapper
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import router
 from django.utils import timezone
 
+from integrity import reads
 from integrity.cli import UsageError, format_table, resolve_database
 from integrity.events import explain as explaining
 from integrity.events import retention, violations
@@ -83,7 +84,12 @@ def parse_duration(text: str, *, allow_all: bool = False) -> timedelta | None:
     if match is None:
         accepted = "30m, 24h, 7d, 2w" + (" or all" if allow_all else "")
         raise UsageError(f"Bad duration {text!r}: use a whole number and a unit, such as {accepted}.")
-    return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+    try:
+        delta = timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
+        timezone.now() - delta  # the cutoff must be a date too
+    except OverflowError:
+        raise UsageError(f"Duration {text.strip()!r} is too long: it reaches before the year 1.") from None
+    return delta
 
 
 def parse_kind(text: str | None) -> str | None:
@@ -142,11 +148,15 @@ def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outpu
     if alias is not None:
         groups = groups.filter(database=alias)
     found = []
-    for group in groups:
-        explanation = explaining.explain(group)
-        cause = str(explanation.cause) if explanation is not None else ""
-        code = str(getattr(explanation, "code", "")) if explanation is not None else ""
-        found.append((group, cause, code))
+    try:
+        with reads.bounded(router.db_for_read(EventGroup)):
+            for group in groups:
+                explanation = explaining.explain(group)
+                cause = str(explanation.cause) if explanation is not None else ""
+                code = str(getattr(explanation, "code", "")) if explanation is not None else ""
+                found.append((group, cause, code))
+    except reads.ReadBusy as exc:
+        raise CommandError(f"The events could not be read: {exc}.", returncode=1) from exc
     if options["json"]:
         payload = [group_json(g, cause, code) for g, cause, code in found]
         stdout.write(json.dumps(payload, indent=2, cls=DjangoJSONEncoder))

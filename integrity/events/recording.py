@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.apps import apps
 from django.contrib.auth import SESSION_KEY
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from integrity.conf import settings
 from integrity.models import Event, EventGroup
+from integrity.reads import set_timeouts
 
 if TYPE_CHECKING:
     from integrity.events import violations
@@ -151,6 +152,27 @@ def kept_values(v: violations.Violation, mode: str | None = None) -> list[Any]:
     return kept
 
 
+def no_nul(text: str) -> str:
+    """``text`` with every NUL shown as ``\\x00``: PostgreSQL text (and jsonb) cannot hold NUL."""
+    return text.replace("\x00", "\\x00")
+
+
+def cut(value: Any, limit: int | None = None) -> Any:
+    """A stored text: NUL escaped, at most ``limit`` characters (``INTEGRITY_EVENT_VALUE_CHARS``), saying where it was cut.
+
+    Lists are cut item by item; other values are kept as they are.
+    """
+    if isinstance(value, list | tuple):
+        return [cut(item, limit) for item in value]
+    if not isinstance(value, str):
+        return value
+    limit = settings.EVENT_VALUE_CHARS if limit is None else limit
+    text = no_nul(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (cut at {limit:,} of {len(text):,} characters)"
+
+
 def _message(v: violations.Violation, mode: str) -> str:
     # PostgreSQL's primary message names the constraint, never a value; other
     # databases' messages may quote the values (MySQL's "Duplicate entry 'x'").
@@ -168,10 +190,10 @@ def request_context(request: Any) -> dict[str, str]:
     if match is not None:
         view = match.view_name or getattr(match, "_func_path", "") or ""
     return {
-        "method": str(getattr(request, "method", "") or "")[:10],
-        "path": str(getattr(request, "path", "") or "")[:2000],
-        "view": view[:300],
-        "user_pk": _user_pk(request)[:100],
+        "method": no_nul(str(getattr(request, "method", "") or ""))[:10],
+        "path": no_nul(str(getattr(request, "path", "") or ""))[:2000],
+        "view": no_nul(view)[:300],
+        "user_pk": no_nul(_user_pk(request))[:100],
     }
 
 
@@ -211,10 +233,18 @@ def _safe_to_load(session: Any) -> bool:
 
 @contextmanager
 def _writer(alias: str) -> Iterator[Any]:
-    """A cursor outside any transaction of the caller's: the connection itself, or one of its own."""
+    """A cursor outside any transaction of the caller's: the connection itself, or one of its own.
+
+    Best effort, never a wait: the writes run in one transaction whose lock
+    and statement timeouts are ``INTEGRITY_EVENT_WRITE_TIMEOUT_MS`` (``SET
+    LOCAL``: they end with it), so a locked events table costs the response
+    that much, then a warning.
+    """
+    ms = settings.EVENT_WRITE_TIMEOUT_MS
     connection = connections[alias]
     if not connection.in_atomic_block and connection.get_autocommit():
-        with connection.cursor() as cursor:
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            set_timeouts(cursor, ms, ms)
             yield cursor
         return
     # Closed at once: a connection kept for later would outlive its thread
@@ -222,6 +252,8 @@ def _writer(alias: str) -> Iterator[Any]:
     side = connections.create_connection(alias)
     try:
         with side.cursor() as cursor:
+            # The connection's whole life is this one write: the settings end with it.
+            set_timeouts(cursor, ms, ms, local=False)
             yield cursor
     finally:
         side.close()
@@ -306,11 +338,11 @@ def write(
         "sqlstate": v.sqlstate or "",
         "constraint": v.constraint or "",
         "table": _table_name(v),
-        "columns": json.dumps(list(v.columns)),
+        "columns": json.dumps(cut(list(v.columns))),
         "model": v.model or "",
-        "fields": json.dumps(list(v.fields)),
+        "fields": json.dumps(cut(list(v.fields))),
         "primary_key": bool(v.primary_key),
-        "message": _message(v, mode),
+        "message": cut(_message(v, mode)),
         "handled": 1 if handled else 0,
         "first_slot": 1 if limit > 0 else 0,
         "now": now,
@@ -332,8 +364,8 @@ def write(
                 "database": alias,
                 "origin": origin,
                 "handled_flag": handled,
-                "values": json.dumps(kept_values(v, mode)),
-                "detail": (v.detail or "") if mode == "all" else "",
+                "values": json.dumps(cut(kept_values(v, mode))),
+                "detail": cut(v.detail or "") if mode == "all" else "",
             }
             cursor.execute(_insert_sample_sql(qn), sample)
     return int(group_id)

@@ -39,7 +39,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, OutputWrapper
-from django.db import router
+from django.db import connections, router
 from django.db.models import Model
 
 from integrity.cli import UsageError, resolve_database, resolve_model
@@ -102,6 +102,11 @@ def add_parsers(sub: Any) -> None:
 
 def _rules(model: type[Model], alias: str | None) -> list[Rule]:
     resolve_database(alias)
+    vendor = connections[alias or "default"].vendor
+    if vendor != "postgresql":
+        raise UsageError(
+            f"merge is not available for {vendor} databases ({alias or 'default'}): PostgreSQL only."
+        )
     try:
         return rules_for([alias] if alias else None, [model])
     except ImproperlyConfigured as exc:
@@ -336,7 +341,9 @@ def undo_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputW
     """``integrity undo RECORD_ID``: put back what one merge changed."""
     raw = options["record"]
     db = router.db_for_read(MergeRecord)
-    record = MergeRecord.objects.using(db).filter(pk=int(raw)).first() if raw.isdigit() else None
+    record = (
+        MergeRecord.objects.using(db).filter(pk=int(raw)).first() if raw.isascii() and raw.isdigit() else None
+    )
     if record is None:
         raise UsageError(f"No merge record {raw} (see the merge log in the admin).")
     try:

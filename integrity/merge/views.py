@@ -227,7 +227,7 @@ def record_view(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpR
 
 
 def _get_record(object_id: str) -> MergeRecord:
-    if not str(object_id).isdigit():
+    if not (str(object_id).isascii() and str(object_id).isdigit()):
         raise Http404(_("There is no merge record %(id)r.") % {"id": object_id})
     record = MergeRecord.objects.filter(pk=int(object_id)).first()
     if record is None:

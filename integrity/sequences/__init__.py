@@ -17,7 +17,9 @@ from integrity.sequences.backend import (
 from integrity.sequences.service import (
     AHEAD,
     BEHIND,
+    BUSY,
     EMPTY,
+    NOT_COMPARABLE,
     OK,
     STATUSES,
     UNREADABLE,
@@ -35,6 +37,8 @@ from integrity.sequences.service import (
 __all__ = [
     "AHEAD",
     "BEHIND",
+    "BUSY",
+    "NOT_COMPARABLE",
     "EMPTY",
     "OK",
     "STATUSES",

@@ -120,6 +120,9 @@ class SequenceBackend(Protocol):
     def states(self, links: Sequence[SequenceLink]) -> list[SequenceState]:
         """Return the state of every link, in order (one query)."""
 
+    def locked(self, relations: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``relations`` (schema, name) another transaction holds so that a read would wait."""
+
     def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
         """Lock the table against writers, then move the sequence.
 

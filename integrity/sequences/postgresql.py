@@ -128,6 +128,16 @@ JOIN pg_sequence s ON s.seqrelid = sc.oid
 ORDER BY w.ref, a.attnum, sn.nspname, sc.relname
 """
 
+LOCKED_SQL = """
+SELECT DISTINCT w.schema, w.name
+FROM unnest(%s::text[], %s::text[]) AS w(schema, name)
+JOIN pg_namespace n ON n.nspname = w.schema
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
+JOIN pg_locks l ON l.locktype = 'relation' AND l.relation = c.oid
+ AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+WHERE l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+"""
+
 LOCK_NOT_AVAILABLE = "55P03"
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -209,6 +219,18 @@ class PostgresSequenceBackend:
             cursor.execute(self._states_sql(links))
             rows = {r[0]: r[1:] for r in cursor.fetchall()}
         return [SequenceState(*rows[i]) for i in range(len(links))]
+
+    def locked(self, relations: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``relations`` (schema, name) another session holds or awaits in ACCESS EXCLUSIVE mode.
+
+        Only that mode blocks a plain read; a waiting request counts, since
+        later readers queue behind it. Reads ``pg_locks`` only: locks nothing.
+        """
+        if not relations:
+            return set()
+        with self.connection.cursor() as cursor:
+            cursor.execute(LOCKED_SQL, [[r[0] for r in relations], [r[1] for r in relations]])
+            return {(schema, name) for schema, name in cursor.fetchall()}
 
     def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
         """Lock every table the sequence feeds against writers (not readers), then move the sequence."""

@@ -8,6 +8,7 @@ asked explicitly, down to close a gap) under a table lock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
+from integrity import reads
 from integrity.conf import settings
 from integrity.db import models_for_alias
 from integrity.sequences.audit import record_resync
@@ -50,7 +52,8 @@ __all__ = [
 
 OK, AHEAD, BEHIND, EMPTY, UNREADABLE = "ok", "ahead", "behind", "empty", "unreadable"
 NOT_COMPARABLE = "not comparable"
-STATUSES = (BEHIND, UNREADABLE, NOT_COMPARABLE, AHEAD, EMPTY, OK)
+BUSY = "busy"  # not read in time: a lock another transaction holds, or a statement timeout
+STATUSES = (BEHIND, UNREADABLE, BUSY, NOT_COMPARABLE, AHEAD, EMPTY, OK)
 
 COLUMN_RANGES = {
     "smallint": (-(2**15), 2**15 - 1),
@@ -95,7 +98,8 @@ class SequenceInfo:
     capacity: float | None
     capacity_level: str
     type_mismatch: bool
-    # Why the column's values can't be compared with the sequence (status "not comparable").
+    # Why the status is what it is: the column's values can't be compared with the sequence
+    # ("not comparable"), or they could not be read in time ("busy").
     reason: str = ""
     # The other columns the same sequence feeds ("app.Model.column" or "schema.table.column").
     shared_with: list[str] = field(default_factory=list)
@@ -111,12 +115,12 @@ class SequenceInfo:
 
     @property
     def problem(self) -> bool:
-        return self.status in (BEHIND, UNREADABLE) or self.capacity_level != "ok" or self.type_mismatch
+        return self.status in (BEHIND, UNREADABLE, BUSY) or self.capacity_level != "ok" or self.type_mismatch
 
     def sort_key(self) -> tuple[Any, ...]:
         """Problems first: behind, unreadable, near overflow, type mismatch, then the rest."""
-        if self.status in (BEHIND, UNREADABLE):
-            rank = STATUSES.index(self.status)
+        if self.status in (BEHIND, UNREADABLE, BUSY):
+            rank = STATUSES.index(self.status) / 10
         elif self.capacity_level != "ok":
             rank = 2 if self.capacity_level == "critical" else 3
         elif self.type_mismatch:
@@ -222,10 +226,13 @@ def _info(
     alias: str,
     label: str,
     link: SequenceLink,
-    state: SequenceState,
+    state: SequenceState | reads.ReadBusy,
     thresholds: tuple[float, float],
     labels: dict[str, str] | None = None,
 ) -> SequenceInfo:
+    busy = state if isinstance(state, reads.ReadBusy) else None
+    if isinstance(state, reads.ReadBusy):
+        state = SequenceState(None, None, None)
     next_value = next_value_of(state, link.increment)
     extreme = state.column_extreme
     capacity, mismatch = _capacity(link, next_value, extreme)
@@ -244,11 +251,11 @@ def _info(
         sequence_max=link.max_value,
         next_value=next_value,
         max_value=extreme,
-        status=_status(link, next_value, extreme),
+        status=BUSY if busy else _status(link, next_value, extreme),
         capacity=None if capacity is None else round(capacity, 6),
         capacity_level=_level(capacity, thresholds),
         type_mismatch=mismatch,
-        reason="" if link.own.comparable else not_comparable_reason(link.own),
+        reason=busy.reason if busy else "" if link.own.comparable else not_comparable_reason(link.own),
         shared_with=[_feed_name(f, labels or {}) for f in link.others],
     )
 
@@ -267,8 +274,11 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
     report = AliasReport(database=alias, vendor=connection.vendor, supported=backend is not None)
     if backend is None:
         return report
-    labelled = _links(alias, models_for_alias(alias, models))
-    states = backend.states([link for _, link in labelled])
+    with reads.bounded(
+        alias, savepoint=False
+    ):  # the catalog query locks no table, but is bounded all the same
+        labelled = _links(alias, models_for_alias(alias, models))
+        states = _read_states(alias, backend, [link for _, link in labelled])
     thresholds = (settings.CAPACITY_WARNING, settings.CAPACITY_CRITICAL)  # read once, not per row
     labels = _table_labels(alias) if any(link.others for _, link in labelled) else {}
     report.sequences = [
@@ -277,6 +287,50 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
     ]
     report.sequences.sort(key=SequenceInfo.sort_key)
     return report
+
+
+def _read_states(
+    alias: str, backend: SequenceBackend, links: list[SequenceLink]
+) -> list[SequenceState | reads.ReadBusy]:
+    """Every link's state in one bounded statement; if it times out, each link apart, within one budget.
+
+    A link whose table (or sequence) another transaction holds, or that could
+    not be read before the budget (one statement timeout) was spent, gets a
+    ``ReadBusy`` saying why; every other link is read exactly.
+    """
+    try:
+        with reads.bounded(alias):
+            return list(backend.states(links))
+    except reads.ReadBusy:
+        pass
+    deadline = time.monotonic() + settings.READ_STATEMENT_TIMEOUT_MS / 1000
+    with reads.bounded(alias):
+        held = backend.locked(
+            [(lk.schema, lk.table) for lk in links] + [(lk.sequence_schema, lk.sequence) for lk in links]
+        )
+    locked = reads.ReadBusy(reads.locked_reason(), locked=True)
+    found: dict[int, SequenceState | reads.ReadBusy] = {
+        i: locked
+        for i, lk in enumerate(links)
+        if (lk.schema, lk.table) in held or (lk.sequence_schema, lk.sequence) in held
+    }
+    failed: dict[tuple[str, str], reads.ReadBusy] = {}  # a table that timed out is not tried again
+    for i, link in enumerate(links):
+        if i in found:
+            continue
+        left = int((deadline - time.monotonic()) * 1000)
+        table = (link.schema, link.table)
+        if table in failed or left <= 0:
+            found[i] = failed.get(table) or reads.ReadBusy(
+                _("not read: the time for reading was spent"), locked=False
+            )
+            continue
+        try:
+            with reads.bounded(alias, statement_ms=min(left, settings.READ_STATEMENT_TIMEOUT_MS)):
+                found[i] = backend.states([link])[0]
+        except reads.ReadBusy as exc:
+            found[i] = failed[table] = exc
+    return [found[i] for i in range(len(links))]
 
 
 def collect(

@@ -402,7 +402,7 @@ def test_each_rule_on_an_expression_or_a_condition_costs_one_probe():
     # A probe, in a savepoint that is rolled back: the real table is never indexed.
     probe = ["SAVEPOINT", "SELECT", "CREATE", "CREATE", "SELECT", "ROLLBACK", "RELEASE"]
     assert [s.split()[0] for s in two[6:13]] == probe
-    assert two[7] == "SELECT set_config('lock_timeout', '2000ms',"
+    assert two[7] == "SELECT set_config('lock_timeout', '1000ms',"  # INTEGRITY_READ_LOCK_TIMEOUT_MS
     assert (two[8], two[9]) == ("CREATE TEMP TABLE", "CREATE UNIQUE INDEX")
     assert [s.split()[0] for s in two[13:]] == probe
 

@@ -203,6 +203,8 @@ def test_in_autocommit_the_catalog_query_is_its_own_transaction(backend):
         backend.unique_indexes(["crm_company"])
     statements = [q["sql"] for q in captured.captured_queries]
     assert statements[0] == "BEGIN" and statements[-1] == "ROLLBACK"
-    assert statements[1] == "SELECT set_config('lock_timeout', '2000ms', true)"
+    assert statements[1] == (
+        "SELECT set_config('lock_timeout', '2000ms', true), set_config('statement_timeout', '10000ms', true)"
+    )
     assert len(statements) == 4
     assert connection.get_autocommit()

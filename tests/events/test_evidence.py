@@ -41,7 +41,11 @@ def test_a_primary_key_group_costs_a_bounded_number_of_queries() -> None:
     group = group_of(violation_of(lambda: Product.objects.create(name="Trackpad")))
     with CaptureQueriesContext(connection) as queries:
         explain.explain(group)
-    assert len(queries) <= 6, [q["sql"] for q in queries]
+    sql = [q["sql"] for q in queries.captured_queries]
+    # Savepoints apart (its own, and the bounded read's, issue 11): at most 6 reads plus the timeouts.
+    reads = [q for q in sql if q.split()[0] not in ("SAVEPOINT", "RELEASE", "ROLLBACK")]
+    assert len(reads) <= 6 + 1, sql
+    assert len(sql) - len(reads) <= 2 + 5, sql
 
 
 def test_a_page_of_groups_costs_the_same_queries_as_one() -> None:

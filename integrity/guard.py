@@ -1,0 +1,131 @@
+"""What every page of the app gets from its ModelAdmin: bounded reads, no NUL bytes, 403 on the dashboard.
+
+``guarded(admin, view)`` wraps each route (``PageAdmin.urls``): a request
+whose path or parameters hold a NUL character (no PostgreSQL text can hold
+one) is a 400 that says so; a GET runs, and renders, inside
+``reads.bounded_all()`` so that no read waits for a lock or runs without a
+limit, and a read that could not finish in time is a page that says so
+(HTTP 200, with a link to try again), never a hang or a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import URLPattern
+from django.utils.translation import gettext as _
+
+from integrity import reads
+from integrity.pages import PageAdmin, page_context
+
+READS = ("GET", "HEAD")
+
+
+def _values(request: HttpRequest, args: Iterable[Any], kwargs: dict[str, Any]) -> Iterable[str]:
+    yield request.path
+    yield from (str(a) for a in args)
+    yield from (str(v) for v in kwargs.values())
+    for data in (request.GET, request.POST) if request.method == "POST" else (request.GET,):
+        for key, values in data.lists():
+            yield key
+            yield from values
+
+
+def has_nul(request: HttpRequest, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None) -> bool:
+    """Does any part of the request the views read (path, parameters) hold a NUL character?"""
+    return any("\x00" in value for value in _values(request, args, kwargs or {}))
+
+
+def _answer(admin: Any, request: HttpRequest, message: str, status: int) -> HttpResponse:
+    if getattr(request, "htmx", False):
+        fragment = render_to_string("integrity/messages.html", {"error": message})
+        return HttpResponse(fragment, status=status)
+    context = page_context(
+        admin, request, title=_("Try again"), error=message, retry_url=request.get_full_path()
+    )
+    return render(request, "integrity/busy.html", context, status=status)
+
+
+def busy_message(exc: reads.ReadBusy) -> str:
+    return _("The page could not be read in time: %(reason)s.") % {"reason": exc.reason}
+
+
+def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """``view`` with NUL bytes refused (400) and, for reads, every query bounded (see the module)."""
+
+    @wraps(view)
+    def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if has_nul(request, args, kwargs):
+            message = _("The request holds a NUL character, which no database text can hold.")
+            return _answer(admin, request, message, 400)
+        if request.method not in READS:
+            return view(request, *args, **kwargs)
+        try:
+            with reads.bounded_all():
+                response = view(request, *args, **kwargs)
+                render_now = getattr(response, "render", None)
+                if callable(render_now) and not getattr(response, "is_rendered", True):
+                    render_now()  # a TemplateResponse reads its queryset while rendering: do it in here
+        except reads.ReadBusy as exc:
+            return _answer(admin, request, busy_message(exc), 200)
+        return response
+
+    return inner
+
+
+def guard_patterns(admin: Any, patterns: list[Any]) -> list[Any]:
+    """Every route of ``admin`` guarded."""
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern):
+            pattern.callback = guarded(admin, pattern.callback)
+    return patterns
+
+
+def guard_app_index(site: AdminSite, label: str) -> None:
+    """``/admin/<label>/`` (the dashboard): 403 for staff without any of the app's permissions, reads bounded.
+
+    The admin answers 404 when a user may see none of an app's models; the
+    dashboard promises 403. Wrapped once per AdminSite instance, before its
+    URLs are built (ModelAdmins are registered first).
+    """
+    if getattr(site, "_integrity_guarded", False):
+        return
+    original = site.app_index
+
+    def app_index(request: HttpRequest, app_label: str, extra_context: Any = None) -> HttpResponse:
+        if app_label != label:
+            return original(request, app_label, extra_context)
+        if not request.user.has_module_perms(label):
+            raise PermissionDenied
+        try:
+            with reads.bounded_all():
+                response = original(request, app_label, extra_context)
+                render_now = getattr(response, "render", None)
+                if callable(render_now):
+                    render_now()
+        except reads.ReadBusy as exc:  # each card says so itself; this is for anything else that waited
+            context = {**site.each_context(request), "title": _("Try again"), "error": busy_message(exc)}
+            return render(request, "integrity/busy.html", {**context, "retry_url": request.get_full_path()})
+        return response
+
+    site.app_index = app_index  # type: ignore[method-assign,assignment]
+    site._integrity_guarded = True  # type: ignore[attr-defined]
+
+
+class GuardedPageAdmin(PageAdmin):
+    """A ``PageAdmin`` whose every route is guarded (see the module), and the app index with it."""
+
+    def __init__(self, model: Any, admin_site: Any) -> None:
+        super().__init__(model, admin_site)
+        guard_app_index(admin_site, model._meta.app_label)
+
+    @property
+    def urls(self) -> list[URLPattern]:
+        return guard_patterns(self, self.get_urls())

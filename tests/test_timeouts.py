@@ -1,0 +1,160 @@
+"""Never wait forever: every read of the pages and the command is bounded by a lock and a statement timeout.
+
+Another connection holds a table in ACCESS EXCLUSIVE mode (what a migration
+or ``VACUUM FULL`` holds). The holder's session ends by itself after
+``HOLD_SECONDS`` (``idle_in_transaction_session_timeout``), so a read that
+waits for the lock would answer only then: each test asserts the answer came
+well before (the timeout setting plus a generous margin) and what it says.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client, override_settings
+
+from demo.shop.models import Product
+
+HOLD_SECONDS = 20  # the lock holder's session ends by itself then: a test that waits fails, never hangs
+MARGIN = 5.0  # seconds granted over the timeout setting
+TIMEOUTS = {"INTEGRITY_READ_LOCK_TIMEOUT_MS": 300, "INTEGRITY_READ_STATEMENT_TIMEOUT_MS": 3000}
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+@contextmanager
+def held(*tables: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[None]:
+    """Another session holds ``tables`` locked in ``mode`` for the block (at most ``HOLD_SECONDS``)."""
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=False)
+    try:
+        other.execute(f"SET idle_in_transaction_session_timeout = '{HOLD_SECONDS}s'")
+        for table in tables:
+            other.execute(f'LOCK TABLE "{table}" IN {mode} MODE')
+        yield
+    finally:
+        try:
+            other.rollback()
+        except psycopg.Error:
+            pass  # the server ended the session already (it held the lock past HOLD_SECONDS)
+        finally:
+            other.close()
+
+
+@contextmanager
+def prompt(limit_ms: int = TIMEOUTS["INTEGRITY_READ_STATEMENT_TIMEOUT_MS"]) -> Iterator[None]:
+    """The block must finish within ``limit_ms`` plus ``MARGIN``, far less than the lock is held."""
+    start = time.monotonic()
+    yield
+    elapsed = time.monotonic() - start
+    assert elapsed < limit_ms / 1000 + MARGIN < HOLD_SECONDS, f"answered after {elapsed:.1f} s"
+
+
+@pytest.fixture
+def admin_client() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", password="x"))
+    return client
+
+
+def command(*args: str) -> tuple[int, str, str]:
+    """``manage.py integrity …`` as a user runs it: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    try:
+        call_command("integrity", *args, stdout=out, stderr=err)
+    except SystemExit as exc:
+        code = exc.code
+    except CommandError as exc:
+        code = exc.returncode
+        err.write(str(exc))
+    return code, out.getvalue(), err.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# Sequences: the page, the command
+# ---------------------------------------------------------------------------
+
+
+@override_settings(**TIMEOUTS)
+def test_sequences_page_answers_with_the_locked_table_shown_busy(admin_client):
+    with held(Product._meta.db_table), prompt():
+        response = admin_client.get("/admin/integrity/sequence/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'data-status="busy"' in page
+    assert "table locked by another transaction" in page
+    assert 'data-status="ok"' in page or 'data-status="ahead"' in page or 'data-status="empty"' in page
+
+
+@override_settings(**TIMEOUTS)
+def test_sequences_command_reports_the_locked_table_and_exits_1():
+    with held(Product._meta.db_table), prompt():
+        code, out, err = command("sequences", "--json")
+    assert code == 1
+    rows = json.loads(out)
+    product = [r for r in rows if r["model"] == "shop.Product" and r["database"] == "default"]
+    assert [
+        (r["status"], r["reason"].startswith("table locked by another transaction")) for r in product
+    ] == [("busy", True)]
+    others = [r for r in rows if r["model"] != "shop.Product"]
+    assert others and all(r["status"] != "busy" for r in others)
+    assert "shop.Product" in err and "table locked by another transaction" in err
+
+
+@override_settings(**TIMEOUTS)
+def test_the_connection_settings_are_untouched_after_a_bounded_read(admin_client):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        before = cursor.fetchone()
+    assert admin_client.get("/admin/integrity/sequence/").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone() == before
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == ("0",)
+
+
+# ---------------------------------------------------------------------------
+# Every other page, and the events command: the page answers, saying what could not be read
+# ---------------------------------------------------------------------------
+
+LOCKED_PAGES = [
+    ("integrity_eventgroup", "/admin/integrity/eventgroup/"),
+    ("integrity_eventgroup", "/admin/integrity/eventgroup/group/?id=1"),
+    ("integrity_mergerecord", "/admin/integrity/mergerecord/"),
+    ("integrity_sequenceresync", "/admin/integrity/sequenceresync/"),
+    ("crm_company", "/admin/integrity/duplicaterule/"),
+    ("crm_company", "/admin/integrity/duplicaterule/rule/?rule=default:crm.Company:unique:vat_number"),
+    ("crm_company", "/admin/integrity/duplicaterule/group/?rule=default:crm.Company:unique:vat_number&pk=1"),
+    ("crm_company", "/admin/integrity/duplicaterule/count/?rule=default:crm.Company:unique:vat_number"),
+    ("integrity_eventgroup", "/admin/integrity/"),
+    ("shop_product", "/admin/integrity/"),
+]
+
+
+@override_settings(**TIMEOUTS)
+@pytest.mark.parametrize(("table", "url"), LOCKED_PAGES)
+def test_a_page_whose_table_is_locked_answers_promptly_and_says_so(admin_client, table, url):
+    with held(table), prompt():
+        response = admin_client.get(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "locked" in page or "timed out" in page.lower() or "could not" in page.lower(), page[-3000:]
+
+
+@override_settings(**TIMEOUTS)
+def test_events_command_exits_1_when_the_events_table_is_locked():
+    with held("integrity_eventgroup"), prompt():
+        code, _out, err = command("events", "--since", "all")
+    assert code == 1
+    assert "table locked by another transaction" in err
