@@ -4,18 +4,23 @@ The merge tests': the configured rule on ``merging.Person``, people with
 references, table dumps. The explain tests': real IntegrityErrors, parsed and
 stored as the event group (and samples) ``events.write`` would store, through
 the ORM so that the test's rollback removes them; sequence values are not
-transactional, so ``keep_sequences`` puts back those the tests move.
+transactional, so ``keep_sequences`` puts back those the tests move, and
+``restore_sequences`` (which a module turns on with
+``pytest.mark.usefixtures("restore_sequences")``) every sequence of both
+PostgreSQL databases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import connection, connections
 from django.test import override_settings
 
 from integrity.duplicates.rules import Rule, get_rule
+from tests.helpers import PG_ALIASES
 
 RULES = [
     {"model": "merging.Person", "fields": ["email"], "name": "email"},
@@ -69,3 +74,33 @@ def keep_sequences() -> Iterator[None]:
             conn.execute("SELECT setval(%s::regclass, %s, %s)", [name, last, called])
     finally:
         conn.close()
+
+
+# Sequences: every one of both PostgreSQL databases put back -----------------------------------
+
+
+def _sequence_values(conn: Any) -> dict[int, tuple[int, bool]]:
+    names = conn.execute("SELECT oid, oid::regclass::text FROM pg_class WHERE relkind = 'S'").fetchall()
+    if not names:
+        return {}
+    sql = " UNION ALL ".join(f"SELECT {oid:d}, last_value, is_called FROM {name}" for oid, name in names)
+    return {oid: (last, called) for oid, last, called in conn.execute(sql).fetchall()}
+
+
+@pytest.fixture
+def restore_sequences() -> Iterator[None]:
+    """Put every sequence back as it was (a separate connection: works even after a failed test)."""
+    saved = {}
+    for alias in PG_ALIASES:
+        wrapper = connections[alias]
+        conn = wrapper.get_new_connection(wrapper.get_connection_params())
+        conn.autocommit = True
+        saved[alias] = (conn, _sequence_values(conn))
+    yield
+    for conn, values in saved.values():
+        try:
+            conn.execute("SET lock_timeout = '5s'")
+            for oid, (last, called) in values.items():
+                conn.execute("SELECT setval(%s::regclass, %s, %s)", [oid, last, called])
+        finally:
+            conn.close()

@@ -1,4 +1,4 @@
-"""What the tests share: sequence state, users and clients, page parsing, events, browsers, merges.
+"""What the tests share: sequence state, users and clients, page parsing, events, browsers, merges, threads.
 
 Plain functions and constants (and the one autouse fixture ``clean_sequences``, which a module
 turns on by importing it); test modules import from here, never from each other.
@@ -10,6 +10,8 @@ import html
 import http.client
 import io
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +21,9 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import psycopg
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
@@ -34,12 +38,14 @@ from demo.clinic.models import Doctor
 from demo.helpdesk.models import Ticket
 from demo.metrics.models import ArchivedEntry, Entry, Invoice, LegacyCounter, Reading
 from demo.shop.models import Coupon, Product, Tag
+from integrity import merge, sequences
 from integrity.duplicates.rules import Rule
 from integrity.events import recording as events
 from integrity.events import violations
 from integrity.events.violations import Violation
 from integrity.merge import plan as merge_plan
 from integrity.models import Event, EventGroup, SequenceResync
+from integrity.sequences import SequenceInfo
 from tests.merging import models as merging
 
 # ---------------------------------------------------------------------------
@@ -151,6 +157,60 @@ def sequence_of(model: type[Model], column: str = "id", using: str = "default") 
 def set_next(model: type[Model], value: int, column: str = "id", using: str = "default") -> None:
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT setval(%s::regclass, %s, false)", [sequence_of(model, column, using), value])
+
+
+# By sequence name, in plain SQL on any alias, independent of the code under test.
+
+
+COUPON_SEQ = "public.shop_coupon_id_seq"
+
+
+def sql_rows(sql: str, params: Any = None, using: str = "default") -> list[tuple[Any, ...]]:
+    """Run ``sql`` on ``using``; the rows it returns (none for a statement without a result)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def set_sequence_next(sequence: str, value: int, using: str = "default") -> None:
+    """Make ``value`` the next value ``sequence`` hands out."""
+    sql_rows("SELECT setval(%s::regclass, %s, false)", [sequence, value], using)
+
+
+def next_of(sequence: str, using: str = "default") -> int:
+    """The next value ``sequence`` would hand out (read without consuming it)."""
+    last, called, step = sql_rows(
+        f"SELECT s.last_value, s.is_called, p.seqincrement FROM {sequence} s, pg_sequence p "
+        "WHERE p.seqrelid = %s::regclass",
+        [sequence],
+        using,
+    )[0]
+    return last + step if called else last
+
+
+def info(label: str, column: str = "id", using: str = "default") -> SequenceInfo:
+    """The service's report of one model column's sequence."""
+    report = sequences.collect_alias(using, [apps.get_model(label)])
+    matches = [i for i in report.sequences if i.column == column]
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def waiting_writers(table: str) -> int:
+    """How many lock requests on ``table`` are waiting."""
+    sql = "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted"
+    return sql_rows(sql, [table])[0][0]
+
+
+def sequences_command(*args: str) -> tuple[int, str, str]:
+    """Run ``integrity sequences <args>`` as a user would; return (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    try:
+        call_command("integrity", "sequences", *args, stdout=out, stderr=err)
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
 
 
 def reset_all_sequences() -> None:
@@ -654,10 +714,6 @@ def run(sql: str, params: Any = None) -> None:
         cursor.execute(sql, params)
 
 
-def set_sequence_next(sequence: str, value: int) -> None:
-    run("SELECT setval(%s::regclass, %s, false)", [sequence, value])
-
-
 def violation_of(write: Callable[[], Any]) -> violations.Violation:
     """The parsed IntegrityError that ``write`` raises (its savepoint rolled back)."""
     with pytest.raises(IntegrityError) as caught, transaction.atomic():
@@ -694,6 +750,57 @@ def group_of(
     return group
 
 
+# Concurrency: a call in a thread, a backend waiting on a lock, a merge paused while it holds its locks.
+
+
+def wait_for_lock_waiter(timeout: float = 10.0) -> bool:
+    """Whether another backend is waiting on a lock (polled on this thread's own connection)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False
+
+
+def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``target`` in a daemon thread; the dict gets its "result" or "error" (its connections closed)."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = target()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def merge_holding_its_locks(
+    rule: Rule, survivor: Any, dups: list[Any]
+) -> tuple[threading.Thread, dict[str, Any], threading.Event]:
+    """A merge in a thread, paused once it holds its locks, until the returned event is set."""
+    locked, go_on = threading.Event(), threading.Event()
+
+    def pause(name: str) -> None:
+        if name == "locked":
+            locked.set()
+            assert go_on.wait(20)
+
+    thread, out = in_thread(lambda: merge.merge(rule, survivor, dups, step=pause))
+    assert locked.wait(20)
+    return thread, out, go_on
+
+
 def integrity_command(*args: str, stderr: io.StringIO | None = None) -> tuple[int, str, str]:
     """Run ``integrity <args>`` as a user would; (exit status, stdout, stderr with the error message)."""
     out, err = io.StringIO(), stderr or io.StringIO()
@@ -707,3 +814,29 @@ def integrity_command(*args: str, stderr: io.StringIO | None = None) -> tuple[in
     except SystemExit as exc:
         code = exc.code
     return code, out.getvalue(), err.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# Another session holding locks, for the timeout tests
+# ---------------------------------------------------------------------------
+
+HOLD_SECONDS = 20  # the lock holder's session ends by itself then: a test that waits fails, never hangs
+MARGIN = 5.0  # seconds granted over the timeout setting
+
+
+@contextmanager
+def held(*tables: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[None]:
+    """Another session holds ``tables`` locked in ``mode`` for the block (at most ``HOLD_SECONDS``)."""
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=False)
+    try:
+        other.execute(f"SET idle_in_transaction_session_timeout = '{HOLD_SECONDS}s'")
+        for table in tables:
+            other.execute(f'LOCK TABLE "{table}" IN {mode} MODE')
+        yield
+    finally:
+        try:
+            other.rollback()
+        except psycopg.Error:
+            pass  # the server ended the session already (it held the lock past HOLD_SECONDS)
+        finally:
+            other.close()

@@ -21,6 +21,7 @@ from demo.shop.models import Coupon, Order, Product
 from integrity import sequences
 from integrity.duplicates.rules import rules_for
 from integrity.models import SequenceResync
+from tests.helpers import sequences_command as run
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTED_KEYS = {
@@ -37,17 +38,6 @@ DOCUMENTED_KEYS = {
 }
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """Run the command as a user would; return (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    try:
-        call_command("integrity", "sequences", *args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_json(*args: str) -> tuple[int, list[dict[str, Any]]]:

@@ -7,6 +7,10 @@ cycle it hides is a cycle. Imports under ``if TYPE_CHECKING:`` are left out
 (they never run; annotations may point anywhere). ``from integrity.x import y``
 is an edge to ``integrity.x.y`` when that is a module, else to
 ``integrity.x``.
+
+The tests are walked the same way for one rule: no module under ``tests``
+imports a test module (``test_*.py``); what tests share lives in
+``tests/helpers.py`` and the ``conftest.py`` files.
 """
 
 from __future__ import annotations
@@ -199,3 +203,47 @@ def test_a_cycle_is_found(monkeypatch):
     monkeypatch.setitem(GRAPH, "integrity.pages", [*GRAPH["integrity.pages"], "integrity.db"])
     cycle = find_cycle()
     assert cycle is not None and {"integrity.db", "integrity.pages"} <= set(cycle)
+
+
+# ---------------------------------------------------------------------------
+# The tests: no test module imports another
+# ---------------------------------------------------------------------------
+
+
+TESTS = ROOT.parent / "tests"
+
+
+def dotted_name(path: Path) -> str:
+    parts = ["tests", *path.relative_to(TESTS).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_by(path: Path) -> Iterator[tuple[str, int]]:
+    """``(module, line)`` for every module (or ``from`` source and name) ``path`` imports, lazy ones included."""
+    module = dotted_name(path)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            source = ".".join([*base, node.module] if node.module else base)
+            yield source, node.lineno
+            yield from ((f"{source}.{alias.name}", node.lineno) for alias in node.names)
+
+
+def test_no_test_module_is_imported_by_another_module():
+    """A test module's helpers and fixtures would run (autouse ones too) wherever it is imported."""
+    files = {dotted_name(p): p for p in sorted(TESTS.rglob("*.py"))}
+    test_modules = {m for m, p in files.items() if p.name.startswith("test_")}
+    seen = {m: list(imported_by(p)) for m, p in files.items()}
+    assert "tests.helpers" in {
+        t for imports in seen.values() for t, _line in imports
+    }  # the walk sees imports
+    wrong = [
+        f"{files[m].relative_to(ROOT.parent)}:{line} imports {target}"
+        for m, imports in seen.items()
+        for target, line in imports
+        if target in test_modules and target != m
+    ]
+    assert wrong == []

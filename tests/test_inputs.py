@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from demo.crm.models import Company
-from tests.test_timeouts import command as run_command
+from tests.helpers import integrity_command as run_command
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

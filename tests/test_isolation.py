@@ -24,11 +24,10 @@ from integrity.duplicates.rules import get_rule
 from integrity.merge import execute as merge
 from integrity.merge.plan import MergeRefused
 from integrity.models import MergeRecord
-from tests.helpers import client_for
+from tests.helpers import COUPON_SEQ, client_for, in_thread, wait_for_lock_waiter
+from tests.helpers import set_sequence_next as set_next
 from tests.keys.models import TextRef, UuidRef, UuidThing
-from tests.merge.test_execute import in_thread, wait_for_lock_waiter
 from tests.merging.models import Note, Person
-from tests.sequences.test_service import COUPON_SEQ, restore_sequences, set_next, waiting_writers  # noqa: F401
 
 LEVELS = [IsolationLevel.READ_COMMITTED, IsolationLevel.REPEATABLE_READ, IsolationLevel.SERIALIZABLE]
 RULES = [
@@ -38,7 +37,10 @@ RULES = [
 MERGE = "/admin/integrity/duplicaterule/merge/"
 UUID_KEY = "default:keys.UuidThing:configured:email"
 
-pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+pytestmark = [
+    pytest.mark.django_db(databases="__all__", transaction=True),
+    pytest.mark.usefixtures("restore_sequences"),
+]
 
 
 @pytest.fixture(params=LEVELS, ids=lambda level: level.name.lower())

@@ -9,45 +9,23 @@ well before (the timeout setting plus a generous margin) and what it says.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import psycopg
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client, override_settings
 
 from demo.shop.models import Product
+from tests.helpers import HOLD_SECONDS, MARGIN, held
+from tests.helpers import integrity_command as command
 
-HOLD_SECONDS = 20  # the lock holder's session ends by itself then: a test that waits fails, never hangs
-MARGIN = 5.0  # seconds granted over the timeout setting
 TIMEOUTS = {"INTEGRITY_READ_LOCK_TIMEOUT_MS": 300, "INTEGRITY_READ_STATEMENT_TIMEOUT_MS": 3000}
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-
-@contextmanager
-def held(*tables: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[None]:
-    """Another session holds ``tables`` locked in ``mode`` for the block (at most ``HOLD_SECONDS``)."""
-    other = psycopg.connect(**connection.get_connection_params(), autocommit=False)
-    try:
-        other.execute(f"SET idle_in_transaction_session_timeout = '{HOLD_SECONDS}s'")
-        for table in tables:
-            other.execute(f'LOCK TABLE "{table}" IN {mode} MODE')
-        yield
-    finally:
-        try:
-            other.rollback()
-        except psycopg.Error:
-            pass  # the server ended the session already (it held the lock past HOLD_SECONDS)
-        finally:
-            other.close()
 
 
 @contextmanager
@@ -64,20 +42,6 @@ def admin_client() -> Client:
     client = Client()
     client.force_login(User.objects.create_superuser("boss", password="x"))
     return client
-
-
-def command(*args: str) -> tuple[int, str, str]:
-    """``manage.py integrity …`` as a user runs it: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    try:
-        call_command("integrity", *args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        code = exc.code
-    except CommandError as exc:
-        code = exc.returncode
-        err.write(str(exc))
-    return code, out.getvalue(), err.getvalue()
 
 
 # ---------------------------------------------------------------------------

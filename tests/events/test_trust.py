@@ -23,7 +23,7 @@ from django.test import Client, RequestFactory, override_settings
 from demo.violations.models import Member
 from integrity.events import recording as events
 from integrity.models import Event, EventGroup
-from tests.test_timeouts import HOLD_SECONDS, MARGIN, held
+from tests.helpers import HOLD_SECONDS, MARGIN, held
 
 UNIQUE = "/demo/violations/unique/"
 WRITE = {"INTEGRITY_EVENT_WRITE_TIMEOUT_MS": 50}

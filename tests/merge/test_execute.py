@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime
 import threading
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from integrity import merge
@@ -31,8 +30,11 @@ from integrity.models import MergeRecord
 from tests.helpers import (
     choices,
     dump,
+    in_thread,
+    merge_holding_its_locks,
     person,
     populate,
+    wait_for_lock_waiter,
 )
 from tests.merging.models import (
     Badge,
@@ -605,53 +607,6 @@ def test_a_database_fault_changes_nothing(rule: Rule) -> None:
 # ---------------------------------------------------------------------------
 # Concurrency
 # ---------------------------------------------------------------------------
-
-
-def wait_for_lock_waiter(timeout: float = 10.0) -> bool:
-    """Whether another backend is waiting on a lock (polled on this thread's own connection)."""
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.02)
-    return False
-
-
-def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["result"] = target()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            out["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
-
-
-def merge_holding_its_locks(
-    rule: Rule, survivor: Any, dups: list[Any]
-) -> tuple[threading.Thread, dict[str, Any], threading.Event]:
-    """A merge in a thread, paused once it holds its locks, until the returned event is set."""
-    locked, go_on = threading.Event(), threading.Event()
-
-    def pause(name: str) -> None:
-        if name == "locked":
-            locked.set()
-            assert go_on.wait(20)
-
-    thread, out = in_thread(lambda: merge.merge(rule, survivor, dups, step=pause))
-    assert locked.wait(20)
-    return thread, out, go_on
 
 
 @pytest.mark.django_db(transaction=True)

@@ -25,9 +25,8 @@ from integrity.merge import execute as merge
 from integrity.merge import undo as merge_undo
 from integrity.merge.plan import MergeRefused, build_plan
 from integrity.models import MergeRecord
-from tests.helpers import client_for
+from tests.helpers import client_for, in_thread, merge_holding_its_locks, wait_for_lock_waiter
 from tests.keys.models import CodeThing, IntRef, TextRef, UuidRef, UuidThing
-from tests.merge.test_execute import in_thread, merge_holding_its_locks, wait_for_lock_waiter
 from tests.merging.models import Note, Tagged
 
 pytestmark = pytest.mark.django_db(databases="__all__")

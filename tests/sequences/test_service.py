@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.apps.registry import Apps
 from django.contrib.admin.models import LogEntry
 from django.core.management.color import no_style
@@ -30,79 +29,24 @@ from demo.shop.models import Coupon, Product, Tag
 from integrity import sequences
 from integrity.models import SequenceResync
 from integrity.sequences import SequenceInfo, SequenceNotFound, TableBusy
+from tests.helpers import COUPON_SEQ, PG_ALIASES, info, next_of, waiting_writers
+from tests.helpers import set_sequence_next as set_next
+from tests.helpers import sql_rows as run
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.usefixtures("restore_sequences")]
 
-PG_ALIASES = ("default", "other")
 INT4_MAX = 2**31 - 1
-COUPON_SEQ = "public.shop_coupon_id_seq"
 
 
 # --- helpers: plain SQL, independent of the code under test -----------------
-
-
-def run(sql: str, params: Any = None, using: str = "default") -> list[tuple[Any, ...]]:
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
 
 
 def serial_sequence(table: str, column: str = "id", using: str = "default") -> str:
     return run("SELECT pg_get_serial_sequence(%s, %s)", [table, column], using)[0][0]
 
 
-def set_next(sequence: str, value: int, using: str = "default") -> None:
-    """Make ``value`` the next value ``sequence`` hands out."""
-    run("SELECT setval(%s::regclass, %s, false)", [sequence, value], using)
-
-
-def next_of(sequence: str, using: str = "default") -> int:
-    """The next value ``sequence`` would hand out (read without consuming it)."""
-    last, called, step = run(
-        f"SELECT s.last_value, s.is_called, p.seqincrement FROM {sequence} s, pg_sequence p "
-        "WHERE p.seqrelid = %s::regclass",
-        [sequence],
-        using,
-    )[0]
-    return last + step if called else last
-
-
-def info(label: str, column: str = "id", using: str = "default") -> SequenceInfo:
-    report = sequences.collect_alias(using, [apps.get_model(label)])
-    matches = [i for i in report.sequences if i.column == column]
-    assert len(matches) == 1, matches
-    return matches[0]
-
-
 def audit_count() -> int:
     return sum(SequenceResync.objects.using(alias).count() for alias in PG_ALIASES)
-
-
-def _sequence_values(conn: Any) -> dict[int, tuple[int, bool]]:
-    names = conn.execute("SELECT oid, oid::regclass::text FROM pg_class WHERE relkind = 'S'").fetchall()
-    if not names:
-        return {}
-    sql = " UNION ALL ".join(f"SELECT {oid:d}, last_value, is_called FROM {name}" for oid, name in names)
-    return {oid: (last, called) for oid, last, called in conn.execute(sql).fetchall()}
-
-
-@pytest.fixture(autouse=True)
-def restore_sequences() -> Iterator[None]:
-    """Put every sequence back as it was (a separate connection: works even after a failed test)."""
-    saved = {}
-    for alias in PG_ALIASES:
-        wrapper = connections[alias]
-        conn = wrapper.get_new_connection(wrapper.get_connection_params())
-        conn.autocommit = True
-        saved[alias] = (conn, _sequence_values(conn))
-    yield
-    for conn, values in saved.values():
-        try:
-            conn.execute("SET lock_timeout = '5s'")
-            for oid, (last, called) in values.items():
-                conn.execute("SELECT setval(%s::regclass, %s, %s)", [oid, last, called])
-        finally:
-            conn.close()
 
 
 @pytest.fixture
@@ -543,10 +487,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.005)
     return True
-
-
-def waiting_writers(table: str) -> int:
-    return run("SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted", [table])[0][0]
 
 
 PREFILLED = 100_000  # far more than the inserters can burn through before the resync

@@ -2,7 +2,7 @@
 
 Every shape is built with plain SQL inside the test's transaction (rolled back
 afterwards); sequence values are not transactional, so ``restore_sequences``
-(from the sequence tests) puts them back.
+(tests/conftest.py) puts them back.
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ from django.test import Client
 
 from demo.shop.models import Coupon
 from integrity import sequences
+from tests.helpers import COUPON_SEQ, info, next_of
+from tests.helpers import sequences_command as command
+from tests.helpers import set_sequence_next as set_next
+from tests.helpers import sql_rows as run
 from tests.keys.models import OddName
-from tests.sequences.test_service import (  # noqa: F401 - restore_sequences is an autouse fixture
-    COUPON_SEQ,
-    info,
-    next_of,
-    restore_sequences,
-    run,
-    set_next,
-)
-from tests.test_command import run as command
 
-pytestmark = pytest.mark.django_db(databases="__all__")
+pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.usefixtures("restore_sequences")]
 
 LIST = "/admin/integrity/sequence/"
 RESYNC = "/admin/integrity/sequence/resync/"
