@@ -83,3 +83,20 @@ def check_base_managers(app_configs: Iterable[Any] | None = None, **kwargs: Any)
                 )
             )
     return warnings
+
+
+@register(Tags.compatibility)
+def check_after_migrate(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``INTEGRITY_AFTER_MIGRATE`` is one of the values it documents (a typo would silently mean "warn")."""
+    from integrity.sequences.after_migrate import MODES
+
+    value = getattr(settings, "INTEGRITY_AFTER_MIGRATE", "warn")
+    if value in MODES:
+        return []
+    return [
+        Error(
+            f"INTEGRITY_AFTER_MIGRATE is {value!r}; it must be one of {', '.join(map(repr, MODES))}.",
+            hint="What migrate does about a sequence it leaves behind its data; the default is 'warn'.",
+            id="integrity.E003",
+        )
+    ]

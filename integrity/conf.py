@@ -107,5 +107,12 @@ class Settings:
         """How often the events page asks for new events while the tab is visible (default 10)."""
         return max(int(self._get("EVENTS_POLL_SECONDS", 10)), 1)
 
+    @property
+    def AFTER_MIGRATE(self) -> str:
+        """What ``migrate`` does about a sequence it leaves behind its data: "warn" (the default), "fix", "error"
+        or "off". Another value counts as "warn" (and the system checks say so)."""
+        value = self._get("AFTER_MIGRATE", "warn")
+        return value if value in ("warn", "fix", "error", "off") else "warn"
+
 
 settings = Settings()
