@@ -12,6 +12,8 @@ Each runs for real in a subprocess on a fresh database.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import migrations
 from django.db.migrations.writer import MigrationWriter
@@ -23,7 +25,7 @@ from tests.migrate_run import Project, project
 CONSTRAINT = "dedupe_customer_email_ci"
 
 
-def dedupe_state(p: Project) -> dict[str, object]:
+def dedupe_state(p: Project) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the dedupe app, and what integrity logged."""
     return {
         "customers": p.query("SELECT id, email, name FROM dedupe_customer ORDER BY id"),
