@@ -70,7 +70,7 @@ def instrument_check() -> None:
         finally:
             CHECK_SECONDS.append(time.perf_counter() - start)
 
-    after_migrate.check = timed  # type: ignore[assignment]
+    after_migrate.check = timed
 
 
 def timed_migrate(mode: str) -> tuple[float, str]:
