@@ -1,69 +1,64 @@
-"""Admin registration: the sequences and duplicates pages (table-less models), the events pages and the audit log."""
+"""Admin registration: the sequences and duplicates pages (table-less models), the events pages and the audit log.
+
+The composition root: every route of every room is here, bound to its
+``<room>/views.py`` function by ``PageAdmin.route`` (``integrity.pages``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern
 from django.utils.translation import gettext_lazy as _
 
-from integrity.duplicates import views as views_duplicates
-from integrity.events import views as views_events
-from integrity.merge import views as views_merge
+from integrity.dashboard import views as dashboard
+from integrity.duplicates import views as duplicates
+from integrity.events import views as events
+from integrity.merge import views as merge
 from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
-from integrity.sequences import views
+from integrity.pages import PageAdmin
+from integrity.sequences import views as sequences
 
-
-class PageAdmin(admin.ModelAdmin):
-    """Base of table-less pages: no add, change or delete, only views."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def _route(self, suffix: str, view: Callable[..., HttpResponse], name: str) -> URLPattern:
-        def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            # As ModelAdmin's own views do: {% url 'admin:…' %} then resolves
-            # within this AdminSite instance, whatever its name.
-            request.current_app = self.admin_site.name
-            return view(self, request, *args, **kwargs)
-
-        opts = self.model._meta
-        return path(
-            suffix, self.admin_site.admin_view(bound), name=f"{opts.app_label}_{opts.model_name}_{name}"
-        )
+__all__ = [
+    "DuplicateRuleAdmin",
+    "EventGroupAdmin",
+    "MergeRecordAdmin",
+    "PageAdmin",
+    "SequenceAdmin",
+    "SequenceResyncAdmin",
+]
 
 
 @admin.register(Sequence)
 class SequenceAdmin(PageAdmin):
+    home_url_name = "sequences_url"
+    refused_template = "integrity/error.html"
+    refused_retarget = "#integrity-messages"  # the page's messages, above the table
+    refused_title = _("Nothing was changed")
+
     def get_urls(self) -> list[URLPattern]:
         return [
-            self._route("", views.sequence_list, "changelist"),
-            self._route("resync/", views.sequence_resync, "resync"),
-            self._route("resync-all/", views.sequence_resync_all, "resync_all"),
-            self._route("lower/", views.sequence_lower, "lower"),
+            self.route("", sequences.sequence_list, "changelist"),
+            self.route("resync/", sequences.sequence_resync, "resync"),
+            self.route("resync-all/", sequences.sequence_resync_all, "resync_all"),
+            self.route("lower/", sequences.sequence_lower, "lower"),
         ]
 
 
 @admin.register(DuplicateRule)
 class DuplicateRuleAdmin(PageAdmin):
+    home_url_name = "rules_url"
+    refused_template = "integrity/duplicates_error.html"
+    refused_fragment_template = "integrity/duplicates_error_fragment.html"  # in place of a lazy count
+
     def get_urls(self) -> list[URLPattern]:
         return [
-            self._route("", views_duplicates.rule_list, "changelist"),
-            self._route("count/", views_duplicates.rule_count, "count"),
-            self._route("rule/", views_duplicates.rule_detail, "rule"),
-            self._route("group/", views_duplicates.group_detail, "group"),
-            self._route("summary/", views_duplicates.summary_card, "summary"),
-            self._route("merge/", views_merge.merge_view, "merge"),
-            self._route("merge-all/", views_merge.merge_all_view, "merge_all"),
+            self.route("", duplicates.rule_list, "changelist"),
+            self.route("count/", duplicates.rule_count, "count"),
+            self.route("rule/", duplicates.rule_detail, "rule"),
+            self.route("group/", duplicates.group_detail, "group"),
+            self.route("summary/", dashboard.summary_card, "summary"),  # the app index's lazy card
+            self.route("merge/", merge.merge_view, "merge"),
+            self.route("merge-all/", merge.merge_all_view, "merge_all"),
         ]
 
 
@@ -103,8 +98,8 @@ class MergeRecordAdmin(PageAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         return [
-            self._route("<str:object_id>/undo/", views_merge.undo_view, "undo"),
-            self._route("<str:object_id>/change/", views_merge.record_view, "change"),
+            self.route("<str:object_id>/undo/", merge.undo_view, "undo"),
+            self.route("<str:object_id>/change/", merge.record_view, "change"),
             *super().get_urls(),
         ]
 
@@ -113,8 +108,11 @@ class MergeRecordAdmin(PageAdmin):
 class EventGroupAdmin(PageAdmin):
     """The events pages: the groups of recorded IntegrityErrors, and one group with its samples."""
 
+    home_url_name = "events_url"
+    refused_template = "integrity/events_error.html"
+
     def get_urls(self) -> list[URLPattern]:
         return [
-            self._route("", views_events.event_list, "changelist"),
-            self._route("group/", views_events.group_detail, "group"),
+            self.route("", events.event_list, "changelist"),
+            self.route("group/", events.group_detail, "group"),
         ]

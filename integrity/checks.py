@@ -1,4 +1,5 @@
-"""System checks: configuration errors (E0xx) and seed 000's bug (W001)."""
+"""System checks: configuration errors (E0xx), settings (E003, E004), the events middleware (W002, W003),
+and a base manager that filters rows (W001)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db.models import Model
+
+from integrity.db import filtering_base_manager
 
 REQUIRED_APPS = [
     "django.contrib.admin",
@@ -19,6 +21,8 @@ REQUIRED_APPS = [
     "django_tables2",
 ]
 HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
+EVENTS_MIDDLEWARE = "integrity.middleware.IntegrityErrorMiddleware"
+AUTHENTICATION_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 
 @register(Tags.compatibility)
@@ -46,16 +50,54 @@ def check_configuration(app_configs: Iterable[Any] | None = None, **kwargs: Any)
     return errors
 
 
-def _filtering_base_manager(model: type[Model]) -> str | None:
-    """Return the base manager's name when its ``get_queryset`` narrows rows."""
-    if not model._meta.base_manager_name:
-        return None
-    try:
-        query = model._base_manager.get_queryset().query
-    except Exception:  # noqa: BLE001 - a manager that needs a request context
-        return model._meta.base_manager_name
-    narrowed = bool(query.where) or query.is_sliced or query.distinct
-    return model._meta.base_manager_name if narrowed else None
+@register(Tags.compatibility)
+def check_settings(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """The ``INTEGRITY_*`` values can be read: at check time, rather than as a 500 (or a silent default) later."""
+    from integrity.conf import invalid_values
+    from integrity.duplicates.rules import configured_rule_errors
+
+    errors: list[CheckMessage] = [
+        Error(message, hint="See the README's Settings section.", id="integrity.E004")
+        for message in invalid_values()
+    ]
+    if not errors:  # a DUPLICATE_RULES that is not a list is E004 already
+        errors += [
+            Error(
+                message,
+                hint="Each rule: {'model': 'app_label.Model', 'fields': ['name', ...]} and, optionally, "
+                "'case_insensitive', 'trim', 'nulls_equal', 'name'.",
+                id="integrity.E003",
+            )
+            for message in configured_rule_errors()
+        ]
+    return errors
+
+
+@register(Tags.compatibility)
+def check_events_middleware(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``IntegrityErrorMiddleware`` is installed, after the authentication middleware (whose user it records)."""
+    middleware = list(settings.MIDDLEWARE)
+    if EVENTS_MIDDLEWARE not in middleware:
+        return [
+            Warning(
+                f"'{EVENTS_MIDDLEWARE}' is not in MIDDLEWARE: the events page stays empty.",
+                hint="Add it to MIDDLEWARE (after AuthenticationMiddleware) to record the IntegrityErrors "
+                "that escape views; integrity.capture() still records errors outside requests.",
+                id="integrity.W002",
+            )
+        ]
+    if AUTHENTICATION_MIDDLEWARE in middleware and middleware.index(EVENTS_MIDDLEWARE) < middleware.index(
+        AUTHENTICATION_MIDDLEWARE
+    ):
+        return [
+            Warning(
+                f"'{EVENTS_MIDDLEWARE}' comes before '{AUTHENTICATION_MIDDLEWARE}' in MIDDLEWARE.",
+                hint="Move it after AuthenticationMiddleware (the end of the list is best), where it sees "
+                "the request as the view saw it, its user included.",
+                id="integrity.W003",
+            )
+        ]
+    return []
 
 
 @register(Tags.models)
@@ -65,7 +107,7 @@ def check_base_managers(app_configs: Iterable[Any] | None = None, **kwargs: Any)
     warnings: list[CheckMessage] = []
     for config in configs:
         for model in config.get_models():
-            name = _filtering_base_manager(model)
+            name = filtering_base_manager(model)
             if name is None:
                 continue
             warnings.append(
@@ -83,20 +125,3 @@ def check_base_managers(app_configs: Iterable[Any] | None = None, **kwargs: Any)
                 )
             )
     return warnings
-
-
-@register(Tags.compatibility)
-def check_after_migrate(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """``INTEGRITY_AFTER_MIGRATE`` is one of the values it documents (a typo would silently mean "warn")."""
-    from integrity.sequences.after_migrate import MODES
-
-    value = getattr(settings, "INTEGRITY_AFTER_MIGRATE", "warn")
-    if value in MODES:
-        return []
-    return [
-        Error(
-            f"INTEGRITY_AFTER_MIGRATE is {value!r}; it must be one of {', '.join(map(repr, MODES))}.",
-            hint="What migrate does about a sequence it leaves behind its data; the default is 'warn'.",
-            id="integrity.E003",
-        )
-    ]

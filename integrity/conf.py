@@ -100,7 +100,7 @@ class Settings:
     def EVENT_VALUES(self) -> str:
         """Which key values an event stores: "keys" (primary and foreign keys; the default), "all" or "none"."""
         value = str(self._get("EVENT_VALUES", "keys"))
-        return value if value in ("keys", "all", "none") else "keys"
+        return value if value in EVENT_VALUE_CHOICES else "keys"
 
     @property
     def EVENTS_POLL_SECONDS(self) -> int:
@@ -112,7 +112,60 @@ class Settings:
         """What ``migrate`` does about a sequence it leaves behind its data: "warn" (the default), "fix", "error"
         or "off". Another value counts as "warn" (and the system checks say so)."""
         value = self._get("AFTER_MIGRATE", "warn")
-        return value if value in ("warn", "fix", "error", "off") else "warn"
+        return value if value in AFTER_MIGRATE_CHOICES else "warn"
 
 
 settings = Settings()
+
+EVENT_VALUE_CHOICES = ("keys", "all", "none")
+AFTER_MIGRATE_CHOICES = ("warn", "fix", "error", "off")
+# The whole-number settings and the smallest value each takes (a smaller one is raised to it).
+INTEGER_MINIMUMS = {
+    "LOCK_TIMEOUT_MS": 0,
+    "SEQUENCES_PER_PAGE": 1,
+    "SCAN_TIMEOUT_MS": 0,
+    "GROUP_SAMPLE_SIZE": 1,
+    "GROUPS_PER_PAGE": 1,
+    "MERGE_BATCH": 1,
+    "EVENT_SAMPLES": 0,
+    "EVENTS_POLL_SECONDS": 1,
+}
+FRACTIONS = ("CAPACITY_WARNING", "CAPACITY_CRITICAL")
+
+
+def _as(kind: type, value: Any) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def invalid_values() -> list[str]:
+    """What is wrong with the ``INTEGRITY_*`` values the project sets, one message each (the system check's).
+
+    A value the properties above cannot read would fail while a page is
+    served; one they would quietly replace (a typo in ``EVENT_VALUES``) would
+    hide the mistake. ``DUPLICATE_RULES`` is checked by the duplicates room.
+    """
+    problems = []
+    for name in INTEGER_MINIMUMS:
+        value = getattr(django_settings, f"INTEGRITY_{name}", _MISSING)
+        if value is not _MISSING and (isinstance(value, bool) or _as(int, value) is None):
+            problems.append(f"INTEGRITY_{name} must be a whole number, not {value!r}.")
+    for name in FRACTIONS:
+        value = getattr(django_settings, f"INTEGRITY_{name}", _MISSING)
+        number = None if value is _MISSING or isinstance(value, bool) else _as(float, value)
+        if value is not _MISSING and (number is None or not 0 <= number <= 1):
+            problems.append(f"INTEGRITY_{name} must be a fraction between 0 and 1, not {value!r}.")
+    values = getattr(django_settings, "INTEGRITY_EVENT_VALUES", _MISSING)
+    if values is not _MISSING and values not in EVENT_VALUE_CHOICES:
+        choices = ", ".join(repr(c) for c in EVENT_VALUE_CHOICES)
+        problems.append(f"INTEGRITY_EVENT_VALUES must be one of {choices}, not {values!r}.")
+    after = getattr(django_settings, "INTEGRITY_AFTER_MIGRATE", _MISSING)
+    if after is not _MISSING and after not in AFTER_MIGRATE_CHOICES:
+        choices = ", ".join(repr(c) for c in AFTER_MIGRATE_CHOICES)
+        problems.append(f"INTEGRITY_AFTER_MIGRATE must be one of {choices}, not {after!r}.")
+    rules = getattr(django_settings, "INTEGRITY_DUPLICATE_RULES", _MISSING)
+    if rules is not _MISSING and not isinstance(rules, list | tuple):
+        problems.append(f"INTEGRITY_DUPLICATE_RULES must be a list of rules, not {rules!r}.")
+    return problems

@@ -24,3 +24,4 @@ ROOT_URLCONF = "tests.urls"
 # Models with every kind of relation a merge must carry over (tests only).
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.merging.apps.MergingConfig"]
 INSTALLED_APPS += ["tests.shapes.apps.ShapesConfig"]  # schemas _meta does not fully describe
+INSTALLED_APPS += ["tests.keys.apps.KeysConfig"]  # typed keys, generic keys of every type, odd names

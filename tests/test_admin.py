@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from demo.shop.models import Coupon, Product
 from integrity.models import SequenceResync
-from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
+from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
     AUDIT,
     COUPON_KEY,
     DB,
@@ -19,7 +19,7 @@ from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fi
     PRODUCT_KEY,
     RESYNC,
     RESYNC_ALL,
-    _clean_sequences,
+    clean_sequences,
     client_for,
     login_redirect,
     make_ahead,

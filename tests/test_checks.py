@@ -15,7 +15,15 @@ from django.test import modify_settings, override_settings
 from django.test.utils import isolate_apps
 
 from demo.clinic.models import Doctor
-from integrity.checks import HTMX_MIDDLEWARE, REQUIRED_APPS, check_base_managers, check_configuration
+from integrity.checks import (
+    EVENTS_MIDDLEWARE,
+    HTMX_MIDDLEWARE,
+    REQUIRED_APPS,
+    check_base_managers,
+    check_configuration,
+    check_events_middleware,
+    check_settings,
+)
 
 
 def ids(messages) -> list[str]:
@@ -153,3 +161,98 @@ def test_w001_only_for_base_managers_that_narrow_rows():
         warnings = check_base_managers([_models_with_base_managers(registry)])
     assert sorted(w.obj.__name__ for w in warnings) == ["Excluded", "Filtered", "Sliced"]
     assert set(ids(warnings)) == {"integrity.W001"}
+
+
+# ---------------------------------------------------------------------------
+# Settings (E003, E004) and the events middleware (W002, W003)
+# ---------------------------------------------------------------------------
+
+
+def test_the_demo_settings_and_middleware_pass():
+    assert check_settings() == []
+    assert check_events_middleware() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        (
+            "INTEGRITY_EVENT_VALUES",
+            "key",
+            "INTEGRITY_EVENT_VALUES must be one of 'keys', 'all', 'none', not 'key'.",
+        ),
+        ("INTEGRITY_LOCK_TIMEOUT_MS", "2s", "INTEGRITY_LOCK_TIMEOUT_MS must be a whole number, not '2s'."),
+        ("INTEGRITY_MERGE_BATCH", None, "INTEGRITY_MERGE_BATCH must be a whole number, not None."),
+        (
+            "INTEGRITY_CAPACITY_WARNING",
+            75,
+            "INTEGRITY_CAPACITY_WARNING must be a fraction between 0 and 1, not 75.",
+        ),
+        (
+            "INTEGRITY_DUPLICATE_RULES",
+            {"model": "crm.Customer"},
+            "INTEGRITY_DUPLICATE_RULES must be a list of rules",
+        ),
+    ],
+)
+def test_e004_names_a_setting_value_that_cannot_be_used(setting, value, message):
+    with override_settings(**{setting: value}):
+        errors = check_settings()
+    assert ids(errors) == ["integrity.E004"]
+    assert errors[0].msg.startswith(message)
+
+
+def test_setting_values_that_can_be_read_pass():
+    with override_settings(
+        INTEGRITY_EVENT_VALUES="all", INTEGRITY_LOCK_TIMEOUT_MS="500", INTEGRITY_CAPACITY_CRITICAL=1
+    ):
+        assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"model": "crm.Customer"}, "needs 'model' and a non-empty list of 'fields'"),
+        ({"model": "crm.Customer", "fields": "email"}, "needs 'model' and a non-empty list of 'fields'"),
+        (
+            {"model": "crm.Customer", "fields": ["email"], "case_sensitive": True},
+            "unknown key(s) case_sensitive",
+        ),
+        ({"model": "crm.Nobody", "fields": ["email"]}, "unknown model 'crm.Nobody'"),
+        ({"model": "crm.Customer", "fields": ["emial"]}, "crm.Customer has no field 'emial'"),
+    ],
+)
+def test_e003_for_each_malformed_duplicate_rule(rule, message):
+    fine = {"model": "crm.Customer", "fields": ["email"], "name": "fine"}
+    with override_settings(INTEGRITY_DUPLICATE_RULES=[fine, rule]):
+        errors = check_settings()
+    assert ids(errors) == ["integrity.E003"]
+    assert message in errors[0].msg
+
+
+def test_manage_py_check_fails_on_a_typo_in_a_setting():
+    with override_settings(INTEGRITY_EVENT_VALUES="none "), pytest.raises(SystemCheckError) as excinfo:
+        call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+    assert "(integrity.E004)" in str(excinfo.value)
+
+
+def test_w002_when_the_events_middleware_is_missing():
+    without = [m for m in settings.MIDDLEWARE if m != EVENTS_MIDDLEWARE]
+    with override_settings(MIDDLEWARE=without):
+        warnings = check_events_middleware()
+    assert ids(warnings) == ["integrity.W002"]
+    assert isinstance(warnings[0], Warning)
+    assert EVENTS_MIDDLEWARE in warnings[0].msg
+
+
+def test_w003_when_the_events_middleware_comes_before_authentication():
+    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    others = [m for m in settings.MIDDLEWARE if m != EVENTS_MIDDLEWARE]
+    early = [*others[: others.index(auth)], EVENTS_MIDDLEWARE, *others[others.index(auth) :]]
+    with override_settings(MIDDLEWARE=early):
+        warnings = check_events_middleware()
+    assert ids(warnings) == ["integrity.W003"]
+    assert "AuthenticationMiddleware" in warnings[0].hint
+    last = [*others, EVENTS_MIDDLEWARE]
+    with override_settings(MIDDLEWARE=last):
+        assert check_events_middleware() == []

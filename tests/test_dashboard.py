@@ -19,11 +19,11 @@ from demo.shop.models import Coupon, Product, Tag
 from integrity.dashboard import count_groups, duplicate_cards, duplicate_groups_card, sequence_cards
 from integrity.duplicates import enforcement
 from integrity.duplicates.rules import rules_for
-from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
+from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
     DASHBOARD,
     DB,
     LIST,
-    _clean_sequences,
+    clean_sequences,
     client_for,
     fill,
     make_ahead,
@@ -352,7 +352,7 @@ def test_group_count_with_no_budget_counts_nothing_and_says_so() -> None:
 def test_each_page_s_cards_need_that_page_s_permission(role: str, titles: set[str]) -> None:
     if role == "duplicates_viewer":
         client = Client()
-        user = make_user("staff", "dup-viewer")
+        user = make_user("staff", username="dup-viewer")
         user.user_permissions.add(Permission.objects.get(codename="view_duplicaterule"))
         client.force_login(user)
     else:

@@ -17,10 +17,12 @@ from playwright.sync_api import expect
 
 from demo import seed, seed_crm
 from integrity.models import EventGroup
-from tests.test_browser import browser_page
-from tests.test_middleware import post
-from tests.test_views import text
-from tests.test_views_duplicates import client_for
+from tests.helpers import (
+    browser_page,
+    client_for,
+    post,
+    text,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -9,15 +9,12 @@ the connections' shared settings dicts, which every thread's connection reads.
 
 from __future__ import annotations
 
-import http.client
 import logging
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -34,12 +31,15 @@ from demo.helpdesk.models import Comment, Ticket
 from demo.violations.models import Member
 from demo.violations.views import TAKEN
 from integrity.models import Event, EventGroup
+from tests.helpers import (
+    TOKEN,
+    Answer,
+    post,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 MIDDLEWARE = "integrity.middleware.IntegrityErrorMiddleware"
-# Django takes an unmasked 32-character secret as the form token too: no page to fetch first.
-TOKEN = "integrityTestToken0123456789abcd"
 SECRET = "pw-Never-Stored-7f3a9c"
 PREFIX = "/demo/violations/"
 
@@ -55,30 +55,6 @@ PAGES: dict[str, tuple[str, str, str, str, bool]] = {
     "check": ("23514", "check", "violations_account_balance_gte_0", "violations.Account", False),
     "exclusion": ("23P01", "exclusion", "violations_booking_no_overlap", "violations.Booking", False),
 }
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-
-
-def post(base: str, path: str, data: dict[str, str] | None = None, session: str = "") -> Answer:
-    """A real form POST over HTTP with a valid CSRF cookie and token (and a session cookie, if any)."""
-    url = urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname or "localhost", url.port, timeout=30)
-    cookie = f"csrftoken={TOKEN}" + (f"; {settings.SESSION_COOKIE_NAME}={session}" if session else "")
-    try:
-        conn.request(
-            "POST",
-            path,
-            body=urlencode({"csrfmiddlewaretoken": TOKEN, **(data or {})}),
-            headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
-        )
-        response = conn.getresponse()
-        return Answer(response.status, response.read())
-    finally:
-        conn.close()
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from integrity.duplicates import Group
 from integrity.duplicates.rules import get_rule
 from integrity.duplicates.tables import GroupPages, GroupTable, dom_id, key_text
 from integrity.sequences.tables import SequenceTable
-from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
+from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
     COUPON_KEY,
     DB,
     LIST,
@@ -30,7 +30,7 @@ from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fi
     PRODUCT_KEY,
     RESYNC,
     Row,
-    _clean_sequences,
+    clean_sequences,
     client_for,
     fill,
     make_ahead,

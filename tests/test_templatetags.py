@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 
 from demo.helpdesk.models import Ticket
 from demo.shop.models import Product
-from tests.test_views import (  # noqa: F401 - _clean_sequences is an autouse fixture
+from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
     DASHBOARD,
     DB,
-    _clean_sequences,
+    clean_sequences,
     make_behind,
     make_user,
 )

@@ -36,6 +36,11 @@ ENFORCED, MISSING, INVALID, CONFIGURED_STATE, UNSUPPORTED = (
     "unsupported",
 )
 STATES = (MISSING, INVALID, CONFIGURED_STATE, ENFORCED, UNSUPPORTED)
+# The states of a rule the database does not enforce: the declared ones
+# (missing, invalid) and the project's configured ones.
+DECLARED_NOT_ENFORCED = (MISSING, INVALID)
+NOT_ENFORCED_STATES = (*DECLARED_NOT_ENFORCED, CONFIGURED_STATE)
+NOT_ENFORCED = "not_enforced"  # the rules page's filter value for all of them
 
 
 @dataclass

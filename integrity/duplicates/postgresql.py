@@ -17,7 +17,7 @@ from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, UniqueConstraint
 
-from integrity.sequences.backend import regclass_text
+from integrity.db import quote, quote_table
 
 UNIQUE_INDEXES_SQL = """
 WITH wanted AS (
@@ -87,7 +87,7 @@ class PostgresUniqueBackend:
 
     def tables_exist(self, tables: Sequence[str]) -> list[bool]:
         with self.connection.cursor() as cursor:
-            names = [regclass_text(t) for t in tables]
+            names = [quote_table(t) for t in tables]
             cursor.execute("SELECT to_regclass(n) IS NOT NULL FROM unnest(%s::text[]) AS n", [names])
             return [row[0] for row in cursor.fetchall()]
 
@@ -99,7 +99,7 @@ class PostgresUniqueBackend:
         """
         if not tables:
             return []
-        names = [regclass_text(t) for t in tables]
+        names = [quote_table(t) for t in tables]
 
         def read(cursor: Any) -> list[Any]:
             cursor.execute(
@@ -119,7 +119,7 @@ class PostgresUniqueBackend:
         only read by ``LIKE`` (an ACCESS SHARE lock), never indexed. Raises
         ``TableLocked`` when that lock is not granted within ``lock_timeout_ms``.
         """
-        qn = self.connection.ops.quote_name
+        qn = quote
         probe_table = "integrity_probe"
         with self.connection.schema_editor(atomic=False, collect_sql=False) as editor:
             statement: Any = constraint.create_sql(model, editor)
@@ -128,7 +128,7 @@ class PostgresUniqueBackend:
         statement.rename_table_references(model._meta.db_table, probe_table)
 
         def build(cursor: Any) -> IndexShape:
-            cursor.execute(f"CREATE TEMP TABLE {qn(probe_table)} (LIKE {qn(model._meta.db_table)})")
+            cursor.execute(f"CREATE TEMP TABLE {qn(probe_table)} (LIKE {quote_table(model._meta.db_table)})")
             cursor.execute(str(statement))
             cursor.execute(PROBE_SQL.format(nulls_not_distinct=self._nnd), [f"pg_temp.{probe_table}"])
             keys, predicate, nnd = cursor.fetchone()

@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.db.models import Count, Field, Model, Q, QuerySet
 
-from integrity.sequences.service import models_for_alias
+from integrity.db import models_for_alias
 
 FOREIGN_KEY, ONE_TO_ONE, MANY_TO_MANY, GENERIC = "foreign key", "one-to-one", "many-to-many", "generic"
+
+
+class NotStorable(ValueError):
+    """The column can't hold that value (a UUID in an integer object id): no row of it references it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +44,8 @@ class Relation:
     content_type_id: int | None = None
     parent_link: bool = False
     proxy: str = ""  # a generic relation's content type of a proxy model (``for_concrete_model=False``)
+    # A generic relation's referenced primary key field: what an object id resolves to.
+    target_field: Field[Any, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -70,25 +77,53 @@ class Relation:
 
     def matching(self, values: Iterable[Any]) -> Q:
         """``Q`` of the rows that reference one of ``values`` (the target attribute's values)."""
-        wanted = [self.stored(v) for v in values if v is not None]
-        q = Q(**{f"{self.field.attname}__in": wanted})
+        q = Q(**{f"{self.field.attname}__in": list(self.storable(values))})
         if self.content_type is not None:
             q &= Q(**{self.content_type.attname: self.content_type_id})
         return q
 
     def stored(self, value: Any) -> Any:
-        """The value as this column stores it (a generic relation's object id may be text)."""
-        if self.kind == GENERIC:
-            return self.field.to_python(value)
-        return value
+        """The value as this column stores it (a generic relation's object id may be text).
+
+        A generic object id column holds only some primary keys: ``NotStorable``
+        when this one can't be held (a UUID or ``'abc'`` in an integer column,
+        an integer out of its range, text too long) or would be held as another
+        value (``'012'`` in an integer column reads back as the key ``'12'``).
+        """
+        if self.kind != GENERIC:
+            return value
+        target = self.target_field
+        try:
+            held = self.field.to_python(value)
+            self.field.run_validators(held)
+            # What the held value resolves to must be this very key.
+            key, back = (
+                (value, value) if target is None else (target.to_python(value), target.to_python(held))
+            )
+        except (ValidationError, TypeError, ValueError, OverflowError) as exc:
+            raise NotStorable(value) from exc
+        if held is None or back != key:
+            raise NotStorable(value)
+        return held
+
+    def storable(self, values: Iterable[Any]) -> dict[Any, Any]:
+        """``{stored value: value}`` of the values this column can hold; the others can't be referenced by it."""
+        out = {}
+        for value in values:
+            if value is None:
+                continue
+            try:
+                out[self.stored(value)] = value
+            except NotStorable:
+                continue
+        return out
 
     def counts(self, alias: str, values: Iterable[Any]) -> dict[Any, int]:
         """How many rows reference each value (one query)."""
-        values = [v for v in values if v is not None]
-        if not values:
+        stored = self.storable(values)
+        if not stored:
             return {}
-        stored = {self.stored(v): v for v in values}
-        rows = self.rows(alias, values).values_list(self.field.attname).annotate(c=Count("*"))
+        rows = self.rows(alias, stored.values()).values_list(self.field.attname).annotate(c=Count("*"))
         return {stored[value]: c for value, c in rows if value in stored}
 
 
@@ -158,6 +193,7 @@ def _generic_relations(alias: str, model: type[Model], candidates: list[type[Mod
                         content_type=holder._meta.get_field(private.ct_field),  # type: ignore[arg-type]
                         content_type_id=ct.pk,
                         proxy=shape._meta.label if shape is not model else "",
+                        target_field=model._meta.pk,
                     )
                 )
     return found

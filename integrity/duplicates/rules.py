@@ -13,19 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.db import connections
 from django.db.models import F, Func, Model, Q, UniqueConstraint, Value
 from django.db.models.functions import Lower, Trim
+from django.utils.translation import gettext as _
 
 from integrity.conf import settings
-from integrity.sequences.service import models_for_alias
+from integrity.db import models_for_alias
 
 FIELD, TOGETHER, CONSTRAINT, CONFIGURED = "unique field", "unique_together", "UniqueConstraint", "configured"
 
 
 class RuleNotFound(LookupError):
     """No rule with that key."""
+
+
+class InvalidPk(ValueError):
+    """A value that cannot be a primary key of the rule's model; ``str()`` says so."""
 
 
 @dataclass(eq=False)
@@ -200,6 +205,26 @@ def _checked_spec(spec: Any) -> tuple[str, list[str]]:
     return label, list(fields)
 
 
+def _check_fields(label: str, model: type[Model], names: list[str]) -> None:
+    for name in names:
+        try:
+            model._meta.get_field(name)
+        except FieldDoesNotExist as exc:
+            raise ImproperlyConfigured(f"INTEGRITY_DUPLICATE_RULES: {label} has no field {name!r}.") from exc
+
+
+def configured_rule_errors() -> list[str]:
+    """What is wrong with ``INTEGRITY_DUPLICATE_RULES``, one message per broken entry (the system check's)."""
+    errors = []
+    for spec in settings.DUPLICATE_RULES:
+        try:
+            label, names = _checked_spec(spec)
+            _check_fields(label, apps.get_model(label), names)
+        except ImproperlyConfigured as exc:
+            errors.append(str(exc))
+    return errors
+
+
 def configured_rules(alias: str, models: Sequence[type[Model]]) -> list[Rule]:
     """Rules from ``INTEGRITY_DUPLICATE_RULES`` for the models living on ``alias``."""
     wanted = {m._meta.label_lower: m for m in models}
@@ -209,13 +234,7 @@ def configured_rules(alias: str, models: Sequence[type[Model]]) -> list[Rule]:
         model = wanted.get(label.lower())
         if model is None:
             continue
-        for name in names:
-            try:
-                model._meta.get_field(name)
-            except FieldDoesNotExist as exc:
-                raise ImproperlyConfigured(
-                    f"INTEGRITY_DUPLICATE_RULES: {label} has no field {name!r}."
-                ) from exc
+        _check_fields(label, model, names)
         ci, trim = bool(spec.get("case_insensitive")), bool(spec.get("trim"))
         expressions = tuple(_configured_expression(n, ci, trim) for n in names) if (ci or trim) else ()
         options = [o for o, on in (("case-insensitive", ci), ("trimmed", trim)) if on]
@@ -254,6 +273,20 @@ def rules_for(
     """Every rule on every alias in ``databases`` (default: all)."""
     model_list = None if models is None else list(models)
     return [rule for alias in (databases or list(connections)) for rule in rules_for_alias(alias, model_list)]
+
+
+def parse_pk(rule: Rule, raw: Any) -> Any:
+    """``raw`` as a primary key of the rule's model; ``InvalidPk`` (which says so) if it cannot be one."""
+    pk_field: Any = rule.model._meta.pk
+    try:
+        value = pk_field.to_python(raw)
+    except (ValidationError, TypeError, ValueError):
+        value = None
+    if value is None or value == "":
+        raise InvalidPk(
+            _("%(pk)r is not a valid primary key of %(model)s.") % {"pk": raw, "model": rule.label}
+        )
+    return value
 
 
 def get_rule(key: str) -> Rule:

@@ -9,7 +9,7 @@ a NULL key part is never anyone's duplicate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,19 @@ from django.db.models import Aggregate, Count, F, Field, Model, QuerySet
 from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
 
 from integrity.conf import settings
+from integrity.db import quote
 from integrity.duplicates.rules import Rule
 
 QUERY_CANCELED = "57014"
+GROUP_LIMIT = 100  # members of one group considered (merged, shown side by side) at most
+# How "merge every group" picks the row of each group that stays (integrity.merge.bulk).
+MOST_REFERENCED, OLDEST, NEWEST = "most-referenced", "oldest", "newest"
+POLICIES = (MOST_REFERENCED, OLDEST, NEWEST)
+
+
+def most_referenced(members: Sequence[Model], totals: Mapping[Any, int]) -> Any:
+    """The primary key of the member the most rows reference (``totals``, by pk); ties to the lowest pk."""
+    return min(members, key=lambda m: (-totals.get(m.pk, 0), m.pk)).pk
 
 
 class ScanTimedOut(Exception):
@@ -145,7 +155,7 @@ def scan(
     pk = rule.model._meta.pk.attname
     inner, params = groups_qs.query.sql_with_params()
     members, member_params = rows_qs.values(pk, *names).query.sql_with_params()
-    qn = connections[rule.database].ops.quote_name
+    qn = quote
     keys = ", ".join(f"p.{qn(n)}" for n in names)
     # NULLs-equal rules join NULL keys too: ARRAY[a] = ARRAY[b] is NULL-safe and, unlike
     # IS NOT DISTINCT FROM, can still be a hash join.

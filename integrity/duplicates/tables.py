@@ -26,7 +26,7 @@ from integrity.duplicates.enforcement import (
 )
 from integrity.duplicates.rules import Rule, describe
 from integrity.duplicates.service import Group, ScanResult
-from integrity.tables import breakable
+from integrity.tables import RowsTable, breakable, cells_html
 
 # ---------------------------------------------------------------------------
 # Duplicates: the rules page and a rule's groups
@@ -97,7 +97,7 @@ class RuleRow:
         return self.state != ENFORCED and self.enforcement.scannable
 
 
-class RuleTable(tables.Table):
+class RuleTable(RowsTable):
     """Every uniqueness rule, its enforcement, and (filled in lazily) its duplicate groups."""
 
     model = tables.Column(verbose_name=_("Model"), accessor="label", order_by=("label", "database"))
@@ -124,14 +124,6 @@ class RuleTable(tables.Table):
         super().__init__(*args, **kwargs)
         self.rule_url = rule_url
         self.count_url = count_url
-
-    def paginate(self, *args: Any, **kwargs: Any) -> RuleTable:
-        # As SequenceTable: a tampered per_page (0, negative) gets the default.
-        per_page = kwargs.get("per_page")
-        if per_page is None or per_page < 1:
-            kwargs["per_page"] = self._meta.per_page
-        super().paginate(*args, **kwargs)
-        return self
 
     @cached_property
     def _labels(self) -> dict[str, str]:
@@ -210,16 +202,11 @@ class RuleTable(tables.Table):
             self.render_groups(record),
             self.render_rows(record),
         )
-        tds = "".join(f'<td class="{cls}">{cell}</td>' for cls, cell in zip(RULE_CLASSES, cells, strict=True))
+        tds = cells_html(RULE_CLASSES, cells)
         return mark_safe(  # noqa: S308 - every part is escaped
             f'<tr id="{dom_id(record.key)}" data-rule="{escape(record.key)}" data-state="{escape(record.state)}">'
             f"{tds}</tr>"
         )
-
-    @property
-    def page_html(self) -> SafeString:
-        """Every row of the current page."""
-        return mark_safe("".join(self.row_html(row.record) for row in self.paginated_rows))  # noqa: S308
 
 
 RULE_CLASSES = ("model", "database", "rule", "kind", "enforcement", "num groups", "num rows")
@@ -268,7 +255,7 @@ class GroupPages(TableData):
         """The scan orders the groups (largest first); there is nothing to reorder here."""
 
 
-class GroupTable(tables.Table):
+class GroupTable(RowsTable):
     """One page of a rule's duplicate groups, largest first (ordered by the scan, not here)."""
 
     key = tables.Column(verbose_name=_("Key"), orderable=False)
@@ -323,14 +310,8 @@ class GroupTable(tables.Table):
             self.render_members(record),
             self.render_actions(record),
         )
-        tds = "".join(
-            f'<td class="{cls}">{cell}</td>' for cls, cell in zip(GROUP_CLASSES, cells, strict=True)
-        )
+        tds = cells_html(GROUP_CLASSES, cells)
         return mark_safe(f'<tr data-size="{int(record.size)}">{tds}</tr>')  # noqa: S308 - every part is escaped
-
-    @property
-    def page_html(self) -> SafeString:
-        return mark_safe("".join(self.row_html(row.record) for row in self.paginated_rows))  # noqa: S308
 
 
 GROUP_CLASSES = ("key", "num", "members", "actions")

@@ -13,75 +13,43 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django.contrib.admin.exceptions import NotRegistered
-from django.contrib.admin.utils import display_for_field, display_for_value, quote
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import display_for_field, display_for_value
 from django.db import DatabaseError, connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
-from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
-from integrity import dashboard
+from integrity import permissions
 from integrity.conf import settings
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.rules import Rule, RuleNotFound, describe, get_rule, rules_for
-from integrity.duplicates.service import ScanTimedOut
+from integrity.duplicates.forms import RuleFilterForm, merge_form, rule_from
+from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rules_for
+from integrity.duplicates.service import GROUP_LIMIT, POLICIES, ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
-from integrity.pages import Refused, methods, page_context, page_url, require
-
-if TYPE_CHECKING:
-    from integrity.admin import DuplicateRuleAdmin
+from integrity.pages import (
+    PageAdmin,
+    Refused,
+    change_url,
+    methods,
+    page_context,
+    page_url,
+    refused,
+    require,
+    with_query,
+)
 
 logger = logging.getLogger("integrity.views_duplicates")  # the name it had before the move
 
-VIEW_PERM = "integrity.view_duplicaterule"
-FILTERS = ("enforcement", "app", "database")
-NOT_ENFORCED = "not_enforced"
 PAGE_RE = re.compile(r"[0-9]{1,9}")
-GROUP_LIMIT = 100  # members shown side by side at most
-
-
-def _with(url: str, **params: Any) -> str:
-    return f"{url}?{urlencode(params)}"
-
-
-def _context(admin: DuplicateRuleAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return page_context(admin, request, rules_url=page_url(admin, "changelist"), **extra)
-
-
-def _refused(admin: DuplicateRuleAdmin, request: HttpRequest, exc: Refused, **extra: Any) -> HttpResponse:
-    """The 4xx page (or, for htmx, a small fragment) that says what was wrong with the request."""
-    if getattr(request, "htmx", False):
-        return HttpResponse(
-            render_to_string("integrity/duplicates_error_fragment.html", {"error": str(exc)}),
-            status=exc.status,
-        )
-    title = {404: _("Not found"), 409: _("Conflict")}.get(exc.status, _("Bad request"))
-    context = _context(admin, request, title=title, error=str(exc), **extra)
-    return render(request, "integrity/duplicates_error.html", context, status=exc.status)
 
 
 def _rule(request: HttpRequest) -> Rule:
     return rule_from(request.GET.get("rule", ""))
-
-
-def rule_from(key: str) -> Rule:
-    """The rule with this key, as a ``Refused`` 404 when there is none (or it is not on PostgreSQL)."""
-    try:
-        rule = get_rule(key)
-    except RuleNotFound:
-        raise Refused(_("There is no duplicate rule %(key)r.") % {"key": key}, 404) from None
-    if connections[rule.database].vendor != "postgresql":
-        raise Refused(_("Duplicates can only be checked on PostgreSQL databases."), 404)
-    return rule
 
 
 # ---------------------------------------------------------------------------
@@ -96,10 +64,9 @@ def rule_rows() -> list[RuleRow]:
     return sorted((RuleRow(rule, states[rule.key]) for rule in found), key=lambda row: row.sort_key)
 
 
-def _filtered(request: HttpRequest, rows: list[RuleRow]) -> list[RuleRow]:
-    wanted = {name: request.GET.get(name, "") for name in FILTERS}
-    if wanted["enforcement"] == NOT_ENFORCED:
-        rows = [r for r in rows if r.state in dashboard.NOT_ENFORCED_STATES]
+def _filtered(wanted: dict[str, str], rows: list[RuleRow]) -> list[RuleRow]:
+    if wanted["enforcement"] == enforcement.NOT_ENFORCED:
+        rows = [r for r in rows if r.state in enforcement.NOT_ENFORCED_STATES]
     elif wanted["enforcement"]:
         rows = [r for r in rows if r.state == wanted["enforcement"]]
     if wanted["app"]:
@@ -118,25 +85,26 @@ def _unsupported() -> list[tuple[str, str]]:
 
 
 @methods("GET")
-def rule_list(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The rules page: every rule and its enforcement at once; groups counted lazily (htmx)."""
-    require(request, VIEW_PERM)
+    require(request, permissions.VIEW_DUPLICATES)
+    wanted = RuleFilterForm(request.GET).values()
     rows = rule_rows()
     table = RuleTable(
-        _filtered(request, rows), rule_url=page_url(admin, "rule"), count_url=page_url(admin, "count")
+        _filtered(wanted, rows), rule_url=page_url(admin, "rule"), count_url=page_url(admin, "count")
     )
     RequestConfig(request, paginate={"per_page": RuleTable._meta.per_page}).configure(table)
     counts = Counter(r.state for r in rows)
-    context = _context(
+    context = page_context(
         admin,
         request,
         title=_("Duplicates"),
         table=table,
         total=len(rows),
         counts={state: counts[state] for state in enforcement.STATES},
-        not_enforced=sum(counts[s] for s in dashboard.NOT_ENFORCED_STATES),
+        not_enforced=sum(counts[s] for s in enforcement.NOT_ENFORCED_STATES),
         unsupported=_unsupported(),
-        filters={name: request.GET.get(name, "") for name in FILTERS},
+        filters=wanted,
         state_choices=enforcement.STATES,
         apps=sorted({r.app_label for r in rows}),
         databases=sorted({r.database for r in rows}),
@@ -145,16 +113,16 @@ def rule_list(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
 
 
 @methods("GET")
-def rule_count(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+def rule_count(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The groups and rows cells of one rule on the rules page: one scan (totals only)."""
-    require(request, VIEW_PERM)
+    require(request, permissions.VIEW_DUPLICATES)
     try:
         rule = _rule(request)
     except Refused as exc:
-        return _refused(admin, request, exc)
+        return refused(admin, request, exc)
     context: dict[str, Any] = {
-        "rule_url": _with(page_url(admin, "rule"), rule=rule.key),
-        "count_url": _with(page_url(admin, "count"), rule=rule.key),
+        "rule_url": with_query(page_url(admin, "rule"), rule=rule.key),
+        "count_url": with_query(page_url(admin, "count"), rule=rule.key),
         "rows_id": f"{dom_id(rule.key)}-rows",
         "timeout_ms": settings.SCAN_TIMEOUT_MS,
     }
@@ -170,15 +138,6 @@ def rule_count(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
     return render(request, "integrity/duplicates_count.html", context)
 
 
-@methods("GET")
-def summary_card(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
-    """The dashboard's "Duplicate groups" card, filled in lazily (it scans, within one time budget)."""
-    require(request, VIEW_PERM)
-    card = dashboard.duplicate_groups_card()
-    url = _with(page_url(admin, "changelist"), enforcement=NOT_ENFORCED)
-    return render(request, "integrity/duplicates_card.html", {"card": card, "url": url})
-
-
 # ---------------------------------------------------------------------------
 # A rule's groups
 # ---------------------------------------------------------------------------
@@ -192,7 +151,7 @@ def _page_number(request: HttpRequest, field: str) -> int:
 
 
 def _groups_table(
-    admin: DuplicateRuleAdmin, request: HttpRequest, rule: Rule
+    admin: PageAdmin, request: HttpRequest, rule: Rule
 ) -> tuple[GroupTable, duplicates.ScanResult]:
     """One page of groups from one scan; raises ``ScanTimedOut`` or ``Refused`` (a page past the last)."""
     per_page = max(settings.GROUPS_PER_PAGE, 1)
@@ -209,17 +168,17 @@ def _groups_table(
 
 
 @methods("GET")
-def rule_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+def rule_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """One rule: its enforcement, then its groups (largest first, paginated); enforced rules scan on demand."""
-    require(request, VIEW_PERM)
+    require(request, permissions.VIEW_DUPLICATES)
     try:
         rule = _rule(request)
     except Refused as exc:
-        return _refused(admin, request, exc)
+        return refused(admin, request, exc)
     state = enforcement.classify([rule])[rule.key]
     verify = request.GET.get("verify") == "1"
-    rule_url = _with(page_url(admin, "rule"), rule=rule.key)
-    context = _context(
+    rule_url = with_query(page_url(admin, "rule"), rule=rule.key)
+    context = page_context(
         admin,
         request,
         title=f"{rule.label}: {rule.description}",
@@ -227,12 +186,12 @@ def rule_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse
         db_table=rule.model._meta.db_table,
         enforcement=state,
         verify=verify,
-        verify_url=_with(page_url(admin, "rule"), rule=rule.key, verify="1"),
+        verify_url=with_query(page_url(admin, "rule"), rule=rule.key, verify="1"),
         timeout_ms=settings.SCAN_TIMEOUT_MS,
         merge_all_url=page_url(admin, "merge_all")
-        if request.user.has_perm("integrity.merge_duplicates")
+        if request.user.has_perm(permissions.MERGE_DUPLICATES)
         else None,
-        policies=("most-referenced", "oldest", "newest"),
+        policies=POLICIES,
     )
     if state.scannable and (state.state != enforcement.ENFORCED or verify):
         try:
@@ -240,7 +199,7 @@ def rule_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse
         except ScanTimedOut:
             context["timed_out"] = True
         except Refused as exc:
-            return _refused(admin, request, exc, back_url=rule_url, back_label=_("First page of the groups"))
+            return refused(admin, request, exc, back_url=rule_url, back_label=_("First page of the groups"))
         except DatabaseError as exc:
             logger.warning("Duplicate scan of %s failed: %s", rule.key, exc)
             context["error"] = str(exc).strip()
@@ -256,32 +215,10 @@ def _pk(request: HttpRequest, rule: Rule) -> Any:
     raw = request.GET.get("pk")
     if raw is None or raw == "":
         raise Refused(_("Which row? The pk parameter is missing."), 400)
-    pk_field = rule.model._meta.pk
-    assert pk_field is not None
     try:
-        return pk_field.to_python(raw)
-    except ValidationError:
-        message = _("%(pk)r is not a valid primary key of %(model)s.")
-        raise Refused(message % {"pk": raw, "model": rule.label}, 400) from None
-
-
-def _change_url(admin: DuplicateRuleAdmin, request: HttpRequest, obj: Model) -> str | None:
-    """The member's change page on this AdminSite, when its model is registered there and the user may see it."""
-    try:
-        model_admin = admin.admin_site.get_model_admin(type(obj))
-    except NotRegistered:
-        return None
-    if not model_admin.has_view_or_change_permission(request, obj):
-        return None
-    opts = obj._meta
-    try:
-        return reverse(
-            f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
-            args=[quote(obj.pk)],
-            current_app=admin.admin_site.name,
-        )
-    except NoReverseMatch:
-        return None
+        return parse_pk(rule, raw)
+    except InvalidPk as exc:
+        raise Refused(str(exc), 400) from None
 
 
 def _shown(value: Any, f: Any, empty: str) -> Any:
@@ -341,9 +278,9 @@ def _key_display(rule: Rule, pk: Any) -> str:
 
 
 @methods("GET")
-def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The members of one group side by side: differing fields highlighted, references counted, change links."""
-    require(request, VIEW_PERM)
+    require(request, permissions.VIEW_DUPLICATES)
     try:
         rule = _rule(request)
         pk = _pk(request, rule)
@@ -359,15 +296,13 @@ def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
             )
             raise Refused(message % {"model": rule.label, "pk": pk}, 404)
     except Refused as exc:
-        return _refused(admin, request, exc)
-    from integrity.merge.views import merge_form  # it builds on this module
-
+        return refused(admin, request, exc)
     refs = duplicates.references(rule, members)
     reference_rows = [{"label": r.label, "counts": [r.counts[m.pk] for m in members]} for r in refs]
     totals = [sum(r.counts[m.pk] for r in refs) for m in members]
     field_rows = _field_rows(rule, members)
-    rule_url = _with(page_url(admin, "rule"), rule=rule.key)
-    context = _context(
+    rule_url = with_query(page_url(admin, "rule"), rule=rule.key)
+    context = page_context(
         admin,
         request,
         title=_("Group of %(model)s row %(pk)s") % {"model": rule.label, "pk": pk},
@@ -379,7 +314,7 @@ def group_detail(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespons
         capped=len(members) >= GROUP_LIMIT,
         key_display=_key_display(rule, pk),
         columns=[
-            {"pk": m.pk, "pk_label": f"#{m.pk}", "text": str(m), "change_url": _change_url(admin, request, m)}
+            {"pk": m.pk, "pk_label": f"#{m.pk}", "text": str(m), "change_url": change_url(admin, request, m)}
             for m in members
         ],
         field_rows=field_rows,

@@ -22,12 +22,13 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.base import OutputWrapper
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, router
+from django.db import router
 from django.utils import timezone
 
-from integrity.cli import format_table
+from integrity.cli import UsageError, format_table, resolve_database
+from integrity.events import explain as explaining
 from integrity.events import retention, violations
 from integrity.models import EventGroup
 
@@ -53,10 +54,6 @@ COLUMNS = [
 ]
 
 
-def usage(message: str) -> CommandError:
-    return CommandError(message, returncode=2)
-
-
 def add_parsers(sub: Any) -> None:
     """The ``events`` and ``prune`` sub-parsers (``sub`` is the command's sub-parsers action)."""
     e = sub.add_parser("events", help="IntegrityError event groups seen recently, newest first.")
@@ -69,6 +66,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--older-than", default=None, metavar="DURATION", help="Required: 30d, 12h, 2w, ….")
     p.add_argument("--dry-run", action="store_true", help="Count what would be removed; remove nothing.")
     p.add_argument("--json", action="store_true", help="Print a JSON object.")
+    e.set_defaults(handler=events_command)
+    p.set_defaults(handler=prune_command)
 
 
 # ---------------------------------------------------------------------------
@@ -83,7 +82,7 @@ def parse_duration(text: str, *, allow_all: bool = False) -> timedelta | None:
     match = _DURATION.match(text)
     if match is None:
         accepted = "30m, 24h, 7d, 2w" + (" or all" if allow_all else "")
-        raise usage(f"Bad duration {text!r}: use a whole number and a unit, such as {accepted}.")
+        raise UsageError(f"Bad duration {text!r}: use a whole number and a unit, such as {accepted}.")
     return timedelta(**{UNITS[match.group(2).lower()]: int(match.group(1))})
 
 
@@ -93,27 +92,13 @@ def parse_kind(text: str | None) -> str | None:
         return None
     kind = re.sub(r"[-_\s]+", " ", text.strip().lower())
     if kind not in KINDS:
-        raise usage(f"Unknown kind {text!r}; known: {', '.join(KINDS)}.")
+        raise UsageError(f"Unknown kind {text!r}; known: {', '.join(KINDS)}.")
     return kind
-
-
-def parse_database(alias: str | None) -> str | None:
-    if alias is not None and alias not in connections:
-        raise usage(f"Unknown database alias {alias}; known: {', '.join(connections)}.")
-    return alias
 
 
 # ---------------------------------------------------------------------------
 # events
 # ---------------------------------------------------------------------------
-
-
-def _explainer() -> Any:
-    try:
-        from integrity.events.explain import explain
-    except ImportError:
-        return None
-    return explain
 
 
 def group_json(group: EventGroup, cause: str, code: str) -> dict[str, Any]:
@@ -148,7 +133,7 @@ def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outpu
     """``integrity events``: the groups last seen within ``--since``, newest first, with their cause."""
     since = parse_duration(options["since"], allow_all=True)
     kind = parse_kind(options["kind"])
-    alias = parse_database(options["database"])
+    alias = resolve_database(options["database"])
     groups = EventGroup.objects.using(router.db_for_read(EventGroup)).order_by("-last_seen", "-id")
     if since is not None:
         groups = groups.filter(last_seen__gte=timezone.now() - since)
@@ -156,10 +141,9 @@ def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outpu
         groups = groups.filter(kind=kind)
     if alias is not None:
         groups = groups.filter(database=alias)
-    explain = _explainer()
     found = []
     for group in groups:
-        explanation = explain(group) if explain is not None else None
+        explanation = explaining.explain(group)
         cause = str(explanation.cause) if explanation is not None else ""
         code = str(getattr(explanation, "code", "")) if explanation is not None else ""
         found.append((group, cause, code))
@@ -195,7 +179,7 @@ def _when(moment: datetime | None) -> str:
 def prune_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:
     """``integrity prune``: remove samples older than ``--older-than`` and the groups left empty."""
     if options["older_than"] is None:
-        raise usage("--older-than is required, such as --older-than 30d.")
+        raise UsageError("--older-than is required, such as --older-than 30d.")
     older_than = parse_duration(options["older_than"])
     assert older_than is not None  # "all" is not allowed here
     result = retention.prune(older_than, dry_run=options["dry_run"])

@@ -24,7 +24,7 @@ from django.db.models.functions import RowNumber
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from integrity.checks import _filtering_base_manager
+from integrity.db import filtering_base_manager
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import CONFIGURED, Rule, rules_for_alias
@@ -163,7 +163,7 @@ def related_label(model: type[models.Model] | None, group: EventGroup) -> str | 
 
 def manager_note(model: type[models.Model] | None) -> str | None:
     """Seed 000 in words, when ``checks`` flags the model's base manager: it turns save() into an INSERT."""
-    manager = _filtering_base_manager(model) if model is not None else None
+    manager = filtering_base_manager(model) if model is not None else None
     if manager is None:
         return None
     return _(

@@ -8,7 +8,7 @@ the rows of the page shown only, all of them at once.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import django_tables2 as tables
 from django.utils import timezone
@@ -18,30 +18,27 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from integrity.events import explain as explaining
+from integrity.events.explain import Explanation
 from integrity.models import Event, EventGroup
-
-if TYPE_CHECKING:
-    from integrity.events.explain import Explanation
+from integrity.tables import ClampedTable
 
 logger = logging.getLogger("integrity.tables_events")  # the name it had before the move
 
 PER_PAGE = 50
 SAMPLES_PER_PAGE = 50
+MAX_PER_PAGE = 500  # a larger page size asked for gets the default
 
 
 def explain_group(group: EventGroup) -> Explanation | None:
-    """``integrity.events.explain.explain(group)``, or None when that module is missing or fails on this group.
+    """``integrity.events.explain.explain(group)``, or None when it fails on this group.
 
-    Imported lazily: the explanations are optional for the pages (a group
-    still shows its message), and a failure to explain one group must not
-    take the whole events page down.
+    A failure to explain one group must not take the whole events page down:
+    the group still shows its message. (Looked up on the module at each call,
+    so a project or a test can replace it.)
     """
     try:
-        from integrity.events.explain import explain
-    except ImportError:
-        return None
-    try:
-        return explain(group)
+        return explaining.explain(group)
     except Exception:  # noqa: BLE001 - one group that cannot be explained is shown without a cause
         logger.warning("Could not explain event group %s", group.pk, exc_info=True)
         return None
@@ -54,11 +51,7 @@ def explain_groups(groups: list[EventGroup]) -> dict[Any, Explanation]:
     so that one group that cannot be explained costs only its own cause.
     """
     try:
-        from integrity.events.explain import explain_many
-    except ImportError:
-        return {}
-    try:
-        return {g.pk: e for g, e in zip(groups, explain_many(groups), strict=True)}
+        return {g.pk: e for g, e in zip(groups, explaining.explain_many(groups), strict=True)}
     except Exception:  # noqa: BLE001 - fall back to one group at a time
         logger.warning("Could not explain the event groups of a page together", exc_info=True)
     explained = {g.pk: explain_group(g) for g in groups}
@@ -78,20 +71,12 @@ def when(value: Any) -> str:
     return date_format(timezone.localtime(value), "Y-m-d H:i:s") if value else "—"
 
 
-def _clamped(table: tables.Table, default: int, kwargs: dict[str, Any]) -> None:
-    # As the other tables: a tampered per_page (0, negative) gets the default
-    # rather than a 500 (EmptyPage) or django-tables2's own 25.
-    per_page = kwargs.get("per_page")
-    if per_page is None or per_page < 1 or per_page > 500:
-        kwargs["per_page"] = default
-
-
 def _column_class(bound_column: Any) -> str:
     """Each cell carries its column's name as class, as the other tables' cells do."""
     return str(bound_column.name)
 
 
-class EventGroupTable(tables.Table):
+class EventGroupTable(ClampedTable):
     """The groups of IntegrityErrors, last seen first; a link to each group's page."""
 
     last_seen = tables.Column(verbose_name=_("Last seen"), order_by=("last_seen", "id"))
@@ -121,15 +106,12 @@ class EventGroupTable(tables.Table):
         empty_text = _("No IntegrityError has been recorded that matches these filters.")
         row_attrs = {"data-group": lambda record: record.pk, "data-kind": lambda record: record.kind}
 
+    max_per_page = MAX_PER_PAGE
+
     def __init__(self, *args: Any, group_url: str = "", **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.group_url = group_url
         self._explained: dict[Any, Explanation] | None = None
-
-    def paginate(self, *args: Any, **kwargs: Any) -> EventGroupTable:
-        _clamped(self, PER_PAGE, kwargs)
-        super().paginate(*args, **kwargs)
-        return self
 
     def url_for(self, record: EventGroup) -> str:
         return f"{self.group_url}?{urlencode({'id': record.pk})}"
@@ -169,7 +151,7 @@ class EventGroupTable(tables.Table):
         return mark_safe(f'<a class="integrity-link" href="{href}">{escape(_("Details"))}</a>')  # noqa: S308
 
 
-class SampleTable(tables.Table):
+class SampleTable(ClampedTable):
     """The samples kept of one group, newest first (the first occurrences get them, up to the limit)."""
 
     created_at = tables.Column(verbose_name=_("Time"), orderable=False)
@@ -192,14 +174,11 @@ class SampleTable(tables.Table):
         empty_text = _("No sample was kept (INTEGRITY_EVENT_SAMPLES is 0, or the samples were deleted).")
         row_attrs = {"data-sample": lambda record: record.pk}
 
+    max_per_page = MAX_PER_PAGE
+
     def __init__(self, *args: Any, columns: list[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.key_columns = [str(c) for c in columns or []]
-
-    def paginate(self, *args: Any, **kwargs: Any) -> SampleTable:
-        _clamped(self, SAMPLES_PER_PAGE, kwargs)
-        super().paginate(*args, **kwargs)
-        return self
 
     def render_created_at(self, value: Any) -> str:
         return when(value)

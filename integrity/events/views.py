@@ -10,62 +10,31 @@ polls it every ``INTEGRITY_EVENTS_POLL_SECONDS`` while the tab is visible.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django.apps import apps
 from django.db import connections
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django_tables2 import RequestConfig
 
+from integrity import permissions
 from integrity.conf import settings
 from integrity.events import violations
+from integrity.events.forms import HANDLED, RANGES, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
 from integrity.models import EventGroup
-from integrity.pages import Refused, methods, page_context, page_url, require
+from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 
-if TYPE_CHECKING:
-    from integrity.admin import EventGroupAdmin
-
-VIEW_PERM = "integrity.view_eventgroup"
-RESYNC_PERM = "integrity.resync_sequence"
-DUPLICATES_PERM = "integrity.view_duplicaterule"
-FILTERS = ("kind", "model", "database", "handled", "range")
-RANGES = {
-    "1h": (timedelta(hours=1), gettext_lazy("Last hour")),
-    "24h": (timedelta(hours=24), gettext_lazy("Last 24 hours")),
-    "7d": (timedelta(days=7), gettext_lazy("Last 7 days")),
-    "30d": (timedelta(days=30), gettext_lazy("Last 30 days")),
-    "all": (None, gettext_lazy("All time")),
-}
-HANDLED = {"yes": gettext_lazy("Some handled"), "no": gettext_lazy("None handled")}
 # The kinds the parser gives; kinds found in the data count too.
 KNOWN_KINDS = (*violations.SQLSTATES.values(), violations.UNKNOWN)
 ID_DIGITS = 18
-
-
-def _context(admin: EventGroupAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return page_context(admin, request, events_url=page_url(admin, "changelist"), **extra)
-
-
-def _refused(admin: EventGroupAdmin, request: HttpRequest, exc: Refused) -> HttpResponse:
-    """The 4xx page (for htmx, the message alone) that says what was wrong with the request."""
-    if getattr(request, "htmx", False):
-        fragment = render_to_string("integrity/messages.html", {"error": str(exc)})
-        return HttpResponse(fragment, status=exc.status)
-    title = _("Not found") if exc.status == 404 else _("Bad request")
-    context = _context(admin, request, title=title, error=str(exc))
-    return render(request, "integrity/events_error.html", context, status=exc.status)
 
 
 # ---------------------------------------------------------------------------
@@ -83,32 +52,9 @@ def _choices() -> dict[str, list[str]]:
     }
 
 
-def _is_model(label: str) -> bool:
-    try:
-        apps.get_model(label)
-    except (LookupError, ValueError):
-        return False
-    return True
-
-
 def parse_filters(request: HttpRequest, choices: dict[str, list[str]]) -> dict[str, str]:
     """The filters asked for, each checked against its choices: a value that is not one is a ``Refused`` 400."""
-    wanted = {name: request.GET.get(name, "") for name in FILTERS}
-    problems = []
-    for name in ("kind", "database"):
-        if wanted[name] and wanted[name] not in choices[name]:
-            shown = ", ".join(f"“{c}”" for c in choices[name])
-            problems.append(_("%(name)s must be one of %(choices)s") % {"name": name, "choices": shown})
-    if wanted["model"] and wanted["model"] not in choices["model"] and not _is_model(wanted["model"]):
-        problems.append(_("model must be an installed model, as app_label.ModelName"))
-    if wanted["handled"] and wanted["handled"] not in HANDLED:
-        problems.append(_("handled must be “yes” or “no”"))
-    if wanted["range"] and wanted["range"] not in RANGES:
-        problems.append(_("range must be one of %(choices)s") % {"choices": ", ".join(RANGES)})
-    if problems:
-        message = _("Invalid filter: %(problems)s.") % {"problems": "; ".join(problems)}
-        raise Refused(message, 400)
-    return wanted
+    return EventFilterForm(request.GET, choices).values()
 
 
 def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
@@ -132,7 +78,7 @@ def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
 # ---------------------------------------------------------------------------
 
 
-def _table(admin: EventGroupAdmin, request: HttpRequest, qs: QuerySet[EventGroup]) -> EventGroupTable:
+def _table(admin: PageAdmin, request: HttpRequest, qs: QuerySet[EventGroup]) -> EventGroupTable:
     table = EventGroupTable(qs.order_by("-last_seen", "-id"), group_url=page_url(admin, "group"))
     RequestConfig(request, paginate={"per_page": EventGroupTable._meta.per_page}).configure(table)
     return table
@@ -144,20 +90,20 @@ def _totals(qs: QuerySet[EventGroup]) -> dict[str, int]:
 
 
 @methods("GET")
-def event_list(admin: EventGroupAdmin, request: HttpRequest) -> HttpResponse:
+def event_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The groups of IntegrityErrors, last seen first; htmx requests (the poll) get the table only."""
-    require(request, VIEW_PERM)
+    require(request, permissions.VIEW_EVENTS)
     choices = _choices()
     try:
         wanted = parse_filters(request, choices)
     except Refused as exc:
-        return _refused(admin, request, exc)
+        return refused(admin, request, exc)
     if wanted["model"] and wanted["model"] not in choices["model"]:
         choices["model"] = sorted([*choices["model"], wanted["model"]])  # an installed model, no event yet
     qs = filtered(wanted)
     base = page_url(admin, "changelist")
     query = request.GET.urlencode()
-    context = _context(
+    context = page_context(
         admin,
         request,
         title=_("IntegrityError events"),
@@ -172,7 +118,7 @@ def event_list(admin: EventGroupAdmin, request: HttpRequest) -> HttpResponse:
         updated=when(timezone.now()),
         filtered=any(wanted.values()),
     )
-    if getattr(request, "htmx", False):
+    if is_htmx(request):
         response = render(request, "integrity/events_live.html", context)
     else:
         response = render(request, "integrity/events.html", context)
@@ -205,28 +151,28 @@ def _counted(sources: Any) -> list[tuple[str, int]]:
     return sorted(((str(k), int(v)) for k, v in sources.items()), key=lambda item: (-item[1], item[0]))
 
 
-def _reverse(admin: EventGroupAdmin, name: str) -> str | None:
+def _reverse(admin: PageAdmin, name: str) -> str | None:
     try:
         return reverse(f"{admin.admin_site.name}:{name}")
     except NoReverseMatch:
         return None
 
 
-def fix_context(admin: EventGroupAdmin, request: HttpRequest, fix: Any) -> dict[str, Any] | None:
+def fix_context(admin: PageAdmin, request: HttpRequest, fix: Any) -> dict[str, Any] | None:
     """What the page offers for the explanation's fix: a resync form, a link to the rule, or the label alone."""
     if fix is None:
         return None
     shown: dict[str, Any] = {"label": fix.label, "kind": fix.kind}
     if fix.kind == "resync" and fix.sequence_key:
         url = _reverse(admin, "integrity_sequence_resync")
-        if url and request.user.has_perm(RESYNC_PERM):
+        if url and request.user.has_perm(permissions.RESYNC_SEQUENCE):
             shown["resync_url"] = url
             shown["sequence_key"] = fix.sequence_key
         else:
             shown["missing"] = _("Resyncing a sequence needs the permission integrity.resync_sequence.")
     elif fix.kind == "duplicates" and fix.rule_key:
         url = _reverse(admin, "integrity_duplicaterule_rule")
-        if url and request.user.has_perm(DUPLICATES_PERM):
+        if url and request.user.has_perm(permissions.VIEW_DUPLICATES):
             shown["rule_url"] = f"{url}?{urlencode({'rule': fix.rule_key})}"
         else:
             shown["missing"] = _("Seeing duplicates needs the permission integrity.view_duplicaterule.")
@@ -234,18 +180,18 @@ def fix_context(admin: EventGroupAdmin, request: HttpRequest, fix: Any) -> dict[
 
 
 @methods("GET")
-def group_detail(admin: EventGroupAdmin, request: HttpRequest) -> HttpResponse:
+def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """One group: its explanation and fix, counts, where it came from, and the samples kept."""
-    require(request, VIEW_PERM)
+    require(request, permissions.VIEW_EVENTS)
     try:
         group = _group(request)
     except Refused as exc:
-        return _refused(admin, request, exc)
+        return refused(admin, request, exc)
     explanation = explain_group(group)
     samples = SampleTable(group.samples.order_by("-created_at", "-id"), columns=list(group.columns or []))
     RequestConfig(request, paginate={"per_page": SampleTable._meta.per_page}).configure(samples)
     group_url = f"{page_url(admin, 'group')}?{urlencode({'id': group.pk})}"
-    context = _context(
+    context = page_context(
         admin,
         request,
         title=_("%(kind)s violation: %(target)s") % {"kind": group.kind, "target": target_text(group)},

@@ -19,9 +19,9 @@ from django.apps import apps
 from django.db import DatabaseError, connections
 from django.db.models import Model
 
+from integrity.db import models_for_alias
 from integrity.duplicates.enforcement import classify
 from integrity.duplicates.rules import CONFIGURED, FIELD, Rule, rules_for_alias
-from integrity.sequences.service import models_for_alias
 
 UNIQUE, FOREIGN_KEY, NOT_NULL, CHECK, EXCLUSION = "unique", "foreign key", "not null", "check", "exclusion"
 UNKNOWN = "unknown"

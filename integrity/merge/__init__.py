@@ -9,18 +9,17 @@ the ``integrity merge`` / ``integrity undo`` sub-commands. It builds on
 """
 
 from integrity.merge.bulk import MergeAllResult, merge_all
-from integrity.merge.execute import merge
-from integrity.merge.plan import (
+from integrity.merge.exceptions import (
     BadChoice,
     GroupGone,
     MergeBusy,
     MergeRefused,
     NeedsChoice,
     NotDuplicates,
-    Plan,
     StalePreview,
-    build_plan,
 )
+from integrity.merge.execute import merge
+from integrity.merge.plan import Plan, build_plan
 from integrity.merge.undo import UndoRefused
 
 __all__ = [

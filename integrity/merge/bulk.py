@@ -15,13 +15,20 @@ from typing import Any
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
+from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import Rule
+from integrity.duplicates.service import (
+    GROUP_LIMIT,
+    MOST_REFERENCED,
+    NEWEST,
+    OLDEST,
+    POLICIES,
+    most_referenced,
+)
+from integrity.merge.exceptions import MergeRefused
 from integrity.merge.execute import merge
-from integrity.merge.plan import GROUP_LIMIT, MergeRefused, Plan, build_plan
+from integrity.merge.plan import Plan, build_plan
 from integrity.models import MergeRecord
-
-MOST_REFERENCED, OLDEST, NEWEST = "most-referenced", "oldest", "newest"
-POLICIES = (MOST_REFERENCED, OLDEST, NEWEST)
 
 
 def choose_survivor(plan: Plan, policy: str) -> Any:
@@ -29,10 +36,10 @@ def choose_survivor(plan: Plan, policy: str) -> Any:
 
     Age is ``Meta.get_latest_by`` when it names one field, else the primary key.
     """
+    check_policy(policy)
     members = plan.members
     if policy == MOST_REFERENCED:
-        totals = plan.reference_totals()
-        return min(members, key=lambda m: (-totals[m.pk], m.pk)).pk
+        return most_referenced(members, plan.reference_totals())
     latest = plan.rule.model._meta.get_latest_by
     name = latest.lstrip("-") if isinstance(latest, str) else None
 
@@ -41,12 +48,17 @@ def choose_survivor(plan: Plan, policy: str) -> Any:
 
     if policy == OLDEST:
         return min(members, key=lambda m: (when(m) is None, when(m), m.pk)).pk
-    if policy == NEWEST:
-        return max(members, key=lambda m: (when(m) is not None, when(m), m.pk)).pk
-    raise MergeRefused(
-        _("Unknown survivor policy %(policy)r; use one of %(all)s.")
-        % {"policy": policy, "all": ", ".join(POLICIES)}
-    )
+    assert policy == NEWEST
+    return max(members, key=lambda m: (when(m) is not None, when(m), m.pk)).pk
+
+
+def check_policy(policy: str) -> None:
+    """``MergeRefused`` unless ``policy`` is one of ``POLICIES``."""
+    if policy not in POLICIES:
+        raise MergeRefused(
+            _("Unknown survivor policy %(policy)r; use one of %(all)s.")
+            % {"policy": policy, "all": ", ".join(POLICIES)}
+        )
 
 
 @dataclass
@@ -73,13 +85,7 @@ def merge_all(
     a stop between groups leaves every finished merge complete and every other
     group untouched.
     """
-    from integrity.duplicates import service as duplicates
-
-    if policy not in POLICIES:
-        raise MergeRefused(
-            _("Unknown survivor policy %(policy)r; use one of %(all)s.")
-            % {"policy": policy, "all": ", ".join(POLICIES)}
-        )
+    check_policy(policy)
     result = MergeAllResult()
     skipped = {str(pk) for pk in skip}
     while True:

@@ -147,6 +147,10 @@ class TableRelation:
     def stored(self, value: Any) -> Any:
         return value
 
+    def storable(self, values: Iterable[Any]) -> dict[Any, Any]:
+        """As ``Relation.storable``: a foreign key's column holds every key of the column it references."""
+        return {v: v for v in values if v is not None}
+
 
 def tally(alias: str, rel: TableRelation, values: Sequence[Any]) -> list[tuple[Any, int, int]]:
     """Per referenced value: how many rows reference it, and the summed hash of their primary keys."""

@@ -37,12 +37,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, OutputWrapper
-from django.db import connections, router
+from django.db import router
 from django.db.models import Model
 
+from integrity.cli import UsageError, resolve_database, resolve_model
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import Rule, rules_for
@@ -50,7 +50,8 @@ from integrity.merge import bulk as merge_all
 from integrity.merge import execute as merge
 from integrity.merge import plan as merge_plan
 from integrity.merge import undo as merge_undo
-from integrity.merge.plan import BadChoice, MergeRefused, NotDuplicates, Plan
+from integrity.merge.exceptions import BadChoice, MergeRefused, NotDuplicates
+from integrity.merge.plan import Plan
 from integrity.merge.report import (
     dumps,
     plans_json,
@@ -68,10 +69,6 @@ from integrity.models import MergeRecord
 SCAN_PAGE = 500  # groups read per statement when --all plans every group
 
 
-def usage(message: str) -> CommandError:
-    return CommandError(message, returncode=2)
-
-
 def refused(exc: MergeRefused) -> CommandError:
     """The service's refusal as the command's: 2 when the arguments are wrong, 1 when the data says no."""
     return CommandError(str(exc), returncode=2 if isinstance(exc, BadChoice | NotDuplicates) else 1)
@@ -86,7 +83,7 @@ def add_parsers(sub: Any) -> None:
     m.add_argument("--rule", help="Rule name (configured:email, unique:vat_number, …) or full key.")
     m.add_argument("--database", default=None, metavar="ALIAS", help="Default: 'default'.")
     m.add_argument("--all", action="store_true", help="Merge every group of --rule.")
-    m.add_argument("--survivor", choices=merge_all.POLICIES, help="Which row of each group stays (--all).")
+    m.add_argument("--survivor", choices=duplicates.POLICIES, help="Which row of each group stays (--all).")
     m.add_argument("--dry-run", action="store_true", help="Show what would happen; change nothing.")
     m.add_argument("--json", action="store_true", help="Print a JSON object instead of tables.")
     m.add_argument("--keep-child", nargs="+", action="extend", default=[], metavar="CONFLICT_ID=PK")
@@ -94,6 +91,8 @@ def add_parsers(sub: Any) -> None:
     u = sub.add_parser("undo", help="Undo a merge, from its merge record.")
     u.add_argument("record", metavar="RECORD_ID")
     u.add_argument("--json", action="store_true", help="Print a JSON object.")
+    m.set_defaults(handler=merge_command)
+    u.set_defaults(handler=undo_command)
 
 
 # ---------------------------------------------------------------------------
@@ -101,20 +100,12 @@ def add_parsers(sub: Any) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _model(label: str) -> type[Model]:
-    found = next((m for m in apps.get_models() if m._meta.label_lower == label.lower()), None)
-    if found is None:
-        raise usage(f"Unknown model {label} (use app_label.ModelName).")
-    return found
-
-
 def _rules(model: type[Model], alias: str | None) -> list[Rule]:
-    if alias is not None and alias not in connections:
-        raise usage(f"Unknown database alias {alias}; known: {', '.join(connections)}.")
+    resolve_database(alias)
     try:
         return rules_for([alias] if alias else None, [model])
     except ImproperlyConfigured as exc:
-        raise usage(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
 
 
 def _named_rule(model: type[Model], name: str, alias: str | None) -> Rule:
@@ -128,14 +119,14 @@ def _named_rule(model: type[Model], name: str, alias: str | None) -> Rule:
             return rule
     names = sorted({r.name for r in found if r.database == (alias or "default")})
     known = f"; its rules: {', '.join(names)}" if names else ""
-    raise usage(f"{model._meta.label} has no rule {name!r} on {alias or 'default'}{known}.")
+    raise UsageError(f"{model._meta.label} has no rule {name!r} on {alias or 'default'}{known}.")
 
 
 def _guess_rule(model: type[Model], alias: str, keep: str, remove: Sequence[str]) -> Rule:
     """The first rule under which every given row is a duplicate of the others; not enforced ones first."""
     found = _rules(model, alias)
     if not found:
-        raise usage(f"{model._meta.label} has no uniqueness rule on {alias}.")
+        raise UsageError(f"{model._meta.label} has no uniqueness rule on {alias}.")
     states = enforcement.classify(found)
     ordered = sorted(found, key=lambda r: states[r.key].state == enforcement.ENFORCED)
     keep_pk, remove_pks = _pks(ordered[0], keep, remove)
@@ -148,7 +139,7 @@ def _guess_rule(model: type[Model], alias: str, keep: str, remove: Sequence[str]
             raise refused(exc) from exc
         return rule
     rows = ", ".join(map(str, [keep_pk, *remove_pks]))
-    raise usage(
+    raise UsageError(
         f"{model._meta.label} rows {rows} are not duplicates of each other under any of its rules "
         f"({', '.join(r.name for r in ordered)}); pass --rule."
     )
@@ -166,7 +157,7 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
     for value in values:
         name, sep, pk = value.partition("=")
         if not sep or not name or not pk:
-            raise usage(f"{option} takes NAME=PK, not {value!r}.")
+            raise UsageError(f"{option} takes NAME=PK, not {value!r}.")
         pairs[name] = pk
     return pairs
 
@@ -176,14 +167,14 @@ def _check_options(options: dict[str, Any]) -> None:
         extra = [o for o in ("keep", "remove", "keep_child", "take") if options[o]]
         if extra:
             names = ", ".join("--" + o.replace("_", "-") for o in extra)
-            raise usage(f"--all merges every group by --survivor: {names} cannot be used with it.")
+            raise UsageError(f"--all merges every group by --survivor: {names} cannot be used with it.")
         if not options["rule"] or not options["survivor"]:
-            raise usage("--all needs --rule RULE and --survivor " + "|".join(merge_all.POLICIES) + ".")
+            raise UsageError("--all needs --rule RULE and --survivor " + "|".join(duplicates.POLICIES) + ".")
     else:
         if options["survivor"]:
-            raise usage("--survivor chooses the row to keep with --all; use --keep PK otherwise.")
+            raise UsageError("--survivor chooses the row to keep with --all; use --keep PK otherwise.")
         if not options["keep"] or not options["remove"]:
-            raise usage("Name the rows: --keep PK --remove PK [PK ...] (or --all --survivor POLICY).")
+            raise UsageError("Name the rows: --keep PK --remove PK [PK ...] (or --all --survivor POLICY).")
 
 
 def _needs_choice(count: int) -> CommandError:
@@ -201,7 +192,7 @@ def _needs_choice(count: int) -> CommandError:
 def merge_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:
     """``integrity merge``: one group (``--keep``/``--remove``) or every group of a rule (``--all``)."""
     _check_options(options)
-    model = _model(options["model"])
+    model = resolve_model(options["model"])
     alias = options["database"]
     if options["all"]:
         rule = _named_rule(model, options["rule"], alias)
@@ -219,7 +210,7 @@ def merge_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Output
         plan = merge_plan.build_plan(rule, survivor, dups, fields=fields, resolutions=choices)
         unknown = sorted(set(choices) - {c.id for c in plan.conflicts})
         if unknown:
-            raise usage(f"No conflict {', '.join(unknown)} in this merge (see --dry-run).")
+            raise UsageError(f"No conflict {', '.join(unknown)} in this merge (see --dry-run).")
         if options["dry_run"] or plan.unresolved:
             _write_preview(plan, options["json"], options["dry_run"], stdout)
             if plan.unresolved:
@@ -249,7 +240,7 @@ def plan_every_group(rule: Rule, policy: str) -> list[Plan]:
     plans = []
     offset = 0
     while True:
-        page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=merge_plan.GROUP_LIMIT)
+        page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=duplicates.GROUP_LIMIT)
         for group in page.groups:
             plan = merge_plan.build_plan(rule, group.pks[0], group.pks[1:])
             survivor = merge_all.choose_survivor(plan, policy)
@@ -347,7 +338,7 @@ def undo_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputW
     db = router.db_for_read(MergeRecord)
     record = MergeRecord.objects.using(db).filter(pk=int(raw)).first() if raw.isdigit() else None
     if record is None:
-        raise usage(f"No merge record {raw} (see the merge log in the admin).")
+        raise UsageError(f"No merge record {raw} (see the merge log in the admin).")
     try:
         record = merge_undo.undo(record)
     except MergeRefused as exc:

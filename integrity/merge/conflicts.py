@@ -22,6 +22,7 @@ from django.db.models import Aggregate, Case, Count, F, Field, Func, Model, Q, Q
 from django.utils.translation import gettext as _
 
 from integrity.duplicates.rules import Rule, declared_rules
+from integrity.merge.exceptions import BadChoice
 
 if TYPE_CHECKING:
     from integrity.merge.plan import Move, Plan
@@ -83,11 +84,9 @@ def find_conflicts(rule: Rule, members: list[Model], moves: list[Move]) -> list[
     owners = {}
     for move in moves:
         for m in members:
-            value = getattr(m, move.relation.target)
-            if value is not None:
-                owners[
-                    (move.relation.field.attname, move.relation.holder, str(move.relation.stored(value)))
-                ] = m.pk
+            # Only values the column can hold (a UUID is in no integer object id).
+            for stored in move.relation.storable([getattr(m, move.relation.target)]):
+                owners[(move.relation.field.attname, move.relation.holder, str(stored))] = m.pk
     found: list[Conflict] = []
     for holder, holder_moves in by_holder.items():
         by_field = {m.relation.field.name: m for m in holder_moves}
@@ -169,9 +168,6 @@ def _rule_conflicts(
 
 def resolve(conflicts: list[Conflict], survivor: Model, resolutions: Mapping[str, Any]) -> None:
     """Keep the survivor's row of each pure conflict; the chosen row of the others (``BadChoice`` if not theirs)."""
-    # The merge's exceptions live with the plan, which imports this module.
-    from integrity.merge.plan import BadChoice
-
     for conflict in conflicts:
         chosen = resolutions.get(conflict.id)
         if chosen is not None:

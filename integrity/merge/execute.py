@@ -15,33 +15,30 @@ rule, one transaction each, is :mod:`integrity.merge.bulk`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext as _
 
+from integrity.audit import log_entry
 from integrity.conf import settings
 from integrity.duplicates.relations import GENERIC, Relation, relations_to
 from integrity.duplicates.rules import Rule
 from integrity.merge import catalog
 from integrity.merge import postgresql as sql
 from integrity.merge.catalog import TableRelation
-from integrity.merge.plan import (
-    MergeBusy,
-    MergeRefused,
-    NeedsChoice,
-    Plan,
-    StalePreview,
-    build_plan,
-    to_pk,
-)
+from integrity.merge.exceptions import MergeBusy, MergeRefused, NeedsChoice, StalePreview
+from integrity.merge.plan import Plan, build_plan, to_pk
 from integrity.merge.references import chain, location, references
 from integrity.models import MergeRecord
+from integrity.transactions import writing
 
 Step = Callable[[str], None]
 logger = logging.getLogger("integrity.merge")  # the name it had before the move: LOGGING configs name it
@@ -126,26 +123,33 @@ def _repoint(
     """
     ct = None if rel.content_type is None else (str(rel.content_type.column), int(rel.content_type_id or 0))
     table, pk = location(alias, rel)
-    rows = sql.repoint(cursor, table, pk, rel.column, rel.stored(new), [rel.stored(v) for v in olds], ct)
+    rows = sql.repoint(cursor, table, pk, rel.column, rel.stored(new), list(rel.storable(olds)), ct)
     if not rows:
         return None
     if isinstance(rel, TableRelation):
         model, name = rel.label, rel.column
     else:
         model, name = rel.holder._meta.label, rel.field.name
-    return {
-        "relation": rel.label,
-        "model": model,
-        "field": name,
-        "table": table,
-        "pk_column": pk,
-        "column": rel.column,
-        "content_type": list(ct) if ct else None,
-        "new": rel.stored(new),
-        "count": len(rows),
-        # Grouped by the value each row held: [[old, [pk, ...]], ...] (half the size of pairs).
-        "from": [[old, pks] for old, pks in _by_old(rows).items()],
-    }
+    return _plain(
+        {
+            "relation": rel.label,
+            "model": model,
+            "field": name,
+            "table": table,
+            "pk_column": pk,
+            "column": rel.column,
+            "content_type": list(ct) if ct else None,
+            "new": rel.stored(new),
+            "count": len(rows),
+            # Grouped by the value each row held: [[old, [pk, ...]], ...] (half the size of pairs).
+            "from": [[old, pks] for old, pks in _by_old(rows).items()],
+        }
+    )
+
+
+def _plain(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` as the record's JSON holds it (a UUID key as its text; undo casts it back)."""
+    return dict(json.loads(json.dumps(entry, cls=DjangoJSONEncoder)))
 
 
 def _by_old(rows: Iterable[Sequence[Any]]) -> dict[Any, list[Any]]:
@@ -273,7 +277,7 @@ def merge(
     alias = rule.database
     survivor_pk = to_pk(rule, survivor_pk)
     dups = [to_pk(rule, pk) for pk in duplicate_pks]
-    with transaction.atomic(using=alias):
+    with writing(alias, MergeBusy):
         _lock(rule, [survivor_pk, *dups])
         step("locked")
         plan = build_plan(rule, survivor_pk, dups, fields=fields, resolutions=resolutions)
@@ -292,7 +296,10 @@ def merge(
         survivor = writer.update_survivor()
         record = _record(plan, writer, survivor, fields or {}, user)
         step("recorded")
-    _sweep_generic(rule, record)
+        # After the real commit, whatever transaction encloses this one (ATOMIC_REQUESTS,
+        # a caller's atomic): only then are the writers that queued behind the locks let in.
+        # Robust: the merge is committed by then; a failure of the sweep is logged, never raised.
+        transaction.on_commit(lambda: _sweep_generic(rule, record), using=alias, robust=True)
     return record
 
 
@@ -311,16 +318,31 @@ def _sweep_generic(rule: Rule, record: MergeRecord) -> None:
         return
     removed = [to_pk(rule, pk) for pk in record.removed]
     survivor = to_pk(rule, record.survivor)
+    # Only columns that can hold a removed key can reference it; the plan refused a survivor
+    # whose key a referencing column can't hold, a late row there can only be reported.
+    generic = [r for r in generic if r.storable(removed)]
+    unmovable = [r for r in generic if not r.storable([survivor])]
+    generic = [r for r in generic if r not in unmovable]
     try:
-        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        with writing(alias, MergeBusy), connections[alias].cursor() as cursor:
             sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
-            sql.lock_tables(cursor, sorted({_table(alias, r.holder) for r in generic}))
+            sql.lock_tables(cursor, sorted({_table(alias, r.holder) for r in generic + unmovable}))
+            for rel in unmovable:
+                if rel.rows(alias, removed).exists():
+                    logger.warning(
+                        "Merge record %s: rows of %s written during the merge reference %s, and its column "
+                        "cannot hold the survivor's key %s: they were left as they are.",
+                        record.pk,
+                        rel.label,
+                        ", ".join(record.removed),
+                        record.survivor,
+                    )
             late = [e for e in (_repoint(cursor, alias, r, survivor, removed) for r in generic) if e]
             if late:
                 record.data["moved"].extend(late)
                 record.repointed += sum(e["count"] for e in late)
                 record.save(update_fields=["data", "repointed"])
-    except sql.RowsBusy:
+    except (sql.RowsBusy, MergeBusy):
         logger.warning(
             "Merge record %s: generic references written during the merge could not be checked "
             "(a table stayed locked); rows of %s may still reference %s.",
@@ -352,15 +374,10 @@ def _record(
         deleted=sum(len(d["rows"]) for d in writer.deleted),
         data=data,
     )
-    _log(
+    log_entry(
         user,
         record,
         DELETION if not plan.changes else CHANGE,
         f"Merged {rule.label} {', '.join(record.removed)} into {record.survivor}",
     )
     return record
-
-
-def _log(user: Any, record: MergeRecord, action: int, message: str) -> None:
-    if getattr(user, "pk", None) is not None:
-        LogEntry.objects.log_actions(user.pk, [record], action, change_message=message, single_object=True)

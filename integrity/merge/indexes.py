@@ -20,6 +20,7 @@ from django.db import DatabaseError, connections, transaction
 from django.utils.translation import gettext as _
 
 from integrity.db import escaped, quote
+from integrity.merge.exceptions import Unsupported
 from integrity.merge.references import location
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ def _name(name: str) -> str:
 
 
 def _refused(message: str, **what: Any) -> Exception:
-    from integrity.merge.plan import Unsupported  # the plan imports this module
-
     return Unsupported(message % what)
 
 

@@ -16,66 +16,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.relations import Relation
-from integrity.duplicates.rules import Rule
+from integrity.duplicates.relations import GENERIC, Relation
+from integrity.duplicates.rules import InvalidPk, Rule, parse_pk
+from integrity.duplicates.service import GROUP_LIMIT
 from integrity.merge import catalog
 from integrity.merge.catalog import TableRelation
 from integrity.merge.conflicts import Conflict, count_collapsed, find_conflicts, resolve
+from integrity.merge.exceptions import (
+    BadChoice,
+    GroupGone,
+    MergeRefused,
+    NotDuplicates,
+    Unsupported,
+)
 from integrity.merge.indexes import check_indexes
 from integrity.merge.postgresql import RowHash
 from integrity.merge.references import References, references
-
-GROUP_LIMIT = 100  # members of one group considered at most
-
-
-class MergeRefused(Exception):
-    """The merge (or undo) cannot go ahead; nothing was changed. ``status`` is the HTTP answer."""
-
-    status = 400
-
-    def __init__(self, message: str, plan: Plan | None = None) -> None:
-        super().__init__(message)
-        self.plan = plan
-
-
-class GroupGone(MergeRefused):
-    status = 404
-
-
-class NotDuplicates(MergeRefused):
-    status = 400
-
-
-class BadChoice(MergeRefused):
-    status = 400
-
-
-class StalePreview(MergeRefused):
-    """The data changed since the preview; ``plan`` is the new one."""
-
-    status = 409
-
-
-class NeedsChoice(MergeRefused):
-    """Conflicts between rows that carry their own data: the admin must choose; ``plan`` lists them."""
-
-    status = 409
-
-
-class MergeBusy(MergeRefused):
-    status = 409
-
-
-class Unsupported(MergeRefused):
-    """A reference the merge cannot re-point and record exactly: refused before anything is written."""
-
-    status = 409
 
 
 @dataclass
@@ -149,15 +110,10 @@ class Plan:
 
 def to_pk(rule: Rule, raw: Any) -> Any:
     """``raw`` as a primary key of the rule's model; ``BadChoice`` if it cannot be one."""
-    pk_field: Any = rule.model._meta.pk
     try:
-        value = pk_field.to_python(raw)
-    except (ValidationError, TypeError, ValueError):
-        value = None
-    if value is None or value == "":
-        message = _("%(pk)r is not a valid primary key of %(model)s.")
-        raise BadChoice(message % {"pk": raw, "model": rule.label})
-    return value
+        return parse_pk(rule, raw)
+    except InvalidPk as exc:
+        raise BadChoice(str(exc)) from None
 
 
 def load_members(
@@ -284,12 +240,21 @@ def _moves(
         new = _final(survivor, changes, rel.target)
         counts: dict[Any, int] = {}
         digest = 0
-        if values:
-            stored = {rel.stored(v): v for v in values}
-            for value, c, h in _tally(rule.database, rel, list(values)):
+        # Only the values the column can hold can be referenced by it (a UUID is in no integer column).
+        stored = rel.storable(values)
+        if stored:
+            for value, c, h in _tally(rule.database, rel, list(stored.values())):
                 counts[values[stored[value]]] = c
                 digest += h
-        olds = [v for v in values if v != new]
+        olds = [v for v in stored.values() if v != new]
+        if olds and rel.kind == GENERIC and not rel.storable([new]):
+            if any(counts.get(values[v]) for v in olds):
+                message = _(
+                    "Rows of %(rel)s reference the duplicates, but its column %(column)s cannot hold "
+                    "the survivor's %(value)r: keep a row whose key it can hold."
+                )
+                raise MergeRefused(message % {"rel": rel.label, "column": rel.column, "value": new})
+            olds = []  # nothing references the duplicates by it: nothing to move
         moves.append(Move(rel, counts, olds, new, [values[v] for v in olds], digest))
     return moves
 

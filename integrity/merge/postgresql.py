@@ -20,7 +20,7 @@ from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Func, IntegerField
 
-from integrity.db import escaped, quote
+from integrity.db import escaped, quote, quote_table
 
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -37,11 +37,8 @@ class RowHash(Func):
 
 
 def table_name(connection: BaseDatabaseWrapper, db_table: str) -> str:
-    """The quoted table name; ``"schema"."table"`` names (already quoted) are kept as they are."""
-    if db_table.startswith('"'):
-        return db_table
-    # quote_name does not double an embedded quote, which would end the identifier early.
-    return connection.ops.quote_name(db_table.replace('"', '""'))
+    """The quoted table name (:func:`integrity.db.quote_table`); ``"schema"."table"`` names are kept as they are."""
+    return quote_table(db_table)
 
 
 def _name(name: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from integrity.cli import format_table
+from integrity.cli import format_table, value_text
 from integrity.duplicates.rules import Rule
 from integrity.merge.bulk import MergeAllResult
 from integrity.merge.conflicts import Conflict
@@ -24,20 +24,14 @@ from integrity.models import MergeRecord
 UNDO_HINT = "python manage.py integrity undo {id}"
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def _key_text(key: dict[str, Any]) -> str:
-    return ", ".join(f"{name}={_text(value)}" for name, value in key.items())
+    return ", ".join(f"{name}={value_text(value)}" for name, value in key.items())
 
 
 def _other_values(conflict: Conflict, values: dict[str, Any]) -> str:
     meta = conflict.holder._meta
     hidden = {str(meta.pk.attname)} | {str(getattr(meta.get_field(n), "attname", n)) for n in conflict.key}
-    return ", ".join(f"{k}={_text(v)}" for k, v in values.items() if k not in hidden)
+    return ", ".join(f"{k}={value_text(v)}" for k, v in values.items() if k not in hidden)
 
 
 def _action(conflict: Conflict, pk: Any) -> str:
@@ -141,7 +135,9 @@ def preview_lines(plan: Plan, *, done: bool = False) -> list[str]:
     columns = [("model", "DELETED"), ("n", "ROWS"), ("pks", "PKS"), ("why", "WHY")]
     lines += ["", format_table(deleted, columns)]
     if plan.changes:
-        changes = [{**c, "before": _text(c["before"]), "after": _text(c["after"])} for c in data["changes"]]
+        changes = [
+            {**c, "before": value_text(c["before"]), "after": value_text(c["after"])} for c in data["changes"]
+        ]
         columns = [("field", "FIELD"), ("from", "FROM ROW"), ("before", "BEFORE"), ("after", "AFTER")]
         lines += ["", format_table(changes, columns)]
     moved, gone = plan.moving, sum(d["n"] for d in deleted)

@@ -17,11 +17,12 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from integrity.audit import log_entry
 from integrity.conf import settings
 from integrity.merge import postgresql as sql
-from integrity.merge.execute import _log
-from integrity.merge.plan import MergeRefused
+from integrity.merge.exceptions import MergeRefused
 from integrity.models import MergeRecord
+from integrity.transactions import writing
 
 
 class UndoRefused(MergeRefused):
@@ -55,8 +56,8 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
     record_db = record._state.db or router.db_for_write(MergeRecord)
     try:
         with (
-            transaction.atomic(using=record_db),
-            transaction.atomic(using=alias),
+            writing(record_db, UndoRefused),
+            writing(alias, UndoRefused),
             connections[alias].cursor() as cursor,
         ):
             # Two undos of one record: the second waits here, then sees the first.
@@ -98,7 +99,7 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
         raise UndoRefused(
             _("The undo would break a constraint: %(error)s") % {"error": str(exc).strip()}
         ) from exc
-    _log(
+    log_entry(
         user,
         record,
         CHANGE,

@@ -9,99 +9,56 @@ and the database unchanged; a stale preview is a 409 that shows the new one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.db.models import Model
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from integrity import permissions
 from integrity.conf import settings
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.views import VIEW_PERM, _change_url, _context, _refused, _with, rule_from
+from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
+from integrity.duplicates.rules import Rule
+from integrity.duplicates.service import POLICIES
 from integrity.merge import bulk as merge_all
 from integrity.merge import execute as merge
 from integrity.merge import plan as merge_plan
 from integrity.merge import undo as merge_undo
-from integrity.merge.plan import MergeRefused, Plan
+from integrity.merge.exceptions import MergeRefused, NeedsChoice, StalePreview
+from integrity.merge.plan import Plan
 from integrity.models import MergeRecord
-from integrity.pages import Refused, methods, page_context, page_url, require
+from integrity.pages import (
+    PageAdmin,
+    Refused,
+    change_url,
+    is_htmx,
+    methods,
+    page_context,
+    page_url,
+    refusal,
+    refused,
+    require,
+    with_query,
+)
 
-if TYPE_CHECKING:
-    from integrity.admin import DuplicateRuleAdmin, MergeRecordAdmin
-
-MERGE_PERM = "integrity.merge_duplicates"
-FIELD_PREFIX, KEEP_PREFIX = "field-", "keep-"
-
-
-def can_merge(request: HttpRequest) -> bool:
-    return bool(request.user.has_perm(VIEW_PERM) and request.user.has_perm(MERGE_PERM))
-
-
-def _require_merge(request: HttpRequest) -> None:
-    require(request, VIEW_PERM)
-    require(request, MERGE_PERM)
-
-
-def default_survivor(members: list[Model], totals: Mapping[Any, int]) -> Any:
-    """The member with the most referencing rows; ties to the lowest primary key."""
-    return min(members, key=lambda m: (-totals.get(m.pk, 0), m.pk)).pk
+MERGE_PERMS = (permissions.VIEW_DUPLICATES, permissions.MERGE_DUPLICATES)
 
 
-def merge_form(
-    request: HttpRequest,
-    admin: DuplicateRuleAdmin,
-    members: list[Model],
-    totals: Mapping[Any, int],
-    field_rows: list[dict[str, Any]],
-) -> dict[str, Any] | None:
-    """What the group page's Merge form needs, or None when the user may not merge."""
-    if not can_merge(request):
-        return None
-    fields = [
-        {
-            **row,
-            "input": f"{FIELD_PREFIX}{row['name']}",
-            "options": list(zip([m.pk for m in members], row["values"], strict=True)),
-        }
-        for row in field_rows
-        if row["differs"]
-    ]
-    return {"url": page_url(admin, "merge"), "default": default_survivor(members, totals), "fields": fields}
-
-
-# ---------------------------------------------------------------------------
-# Parsing the form
-# ---------------------------------------------------------------------------
-
-
-def _parsed(request: HttpRequest) -> tuple[Any, Any, list[Any], dict[str, Any], dict[str, Any]]:
+def _parsed(request: HttpRequest) -> tuple[Rule, Any, list[Any], dict[str, Any], dict[str, Any]]:
     """(rule, survivor, duplicates, field choices, conflict resolutions) from the POST; ``Refused`` on bad input."""
-    data = request.POST
-    rule = rule_from(data.get("rule", ""))
-    try:
-        survivor = merge_plan.to_pk(rule, data.get("survivor", ""))
-        dups = [merge_plan.to_pk(rule, raw) for raw in data.getlist("remove")]
-        fields = {
-            key[len(FIELD_PREFIX) :]: merge_plan.to_pk(rule, value)
-            for key, value in data.items()
-            if key.startswith(FIELD_PREFIX) and value
-        }
-    except MergeRefused as exc:
-        raise Refused(str(exc), exc.status) from None
-    resolutions = {
-        key[len(KEEP_PREFIX) :]: value for key, value in data.items() if key.startswith(KEEP_PREFIX) and value
-    }
-    return rule, survivor, dups, fields, resolutions
+    form = MergeForm(request.POST)
+    if not form.is_valid():
+        raise refusal(form)
+    data = form.cleaned_data
+    return data["rule"], data["survivor"], data["remove"], data["fields"], data["resolutions"]
 
 
 def _preview(
-    admin: DuplicateRuleAdmin,
+    admin: PageAdmin,
     request: HttpRequest,
     plan: Plan,
     fields: dict[str, Any],
@@ -110,13 +67,13 @@ def _preview(
     error: str = "",
 ) -> HttpResponse:
     rule = plan.rule
-    group_url = _with(page_url(admin, "group"), rule=rule.key, pk=plan.survivor.pk)
-    context = _context(
+    group_url = with_query(page_url(admin, "group"), rule=rule.key, pk=plan.survivor.pk)
+    context = page_context(
         admin,
         request,
         title=_("Merge preview: %(model)s") % {"model": rule.label},
         rule=rule,
-        rule_url=_with(page_url(admin, "rule"), rule=rule.key),
+        rule_url=with_query(page_url(admin, "rule"), rule=rule.key),
         group_url=group_url,
         plan=plan,
         moves=[m for m in plan.moves if m.moving or m.collapsed],
@@ -131,13 +88,13 @@ def _preview(
 
 
 @methods("POST")
-def merge_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+def merge_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """``step=preview``: what the merge would do. ``step=confirm`` (with the preview's token): do it."""
-    _require_merge(request)
+    require(request, *MERGE_PERMS)
     try:
         rule, survivor, dups, fields, resolutions = _parsed(request)
     except Refused as exc:
-        return _refused(admin, request, exc)
+        return refused(admin, request, exc)
     step = request.POST.get("step", "preview")
     try:
         if step != "confirm":
@@ -147,15 +104,15 @@ def merge_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
         record = merge.merge(
             rule, survivor, dups, fields=fields, resolutions=resolutions, token=token, user=request.user
         )
-    except (merge_plan.StalePreview, merge_plan.NeedsChoice) as exc:
+    except (NeedsChoice, StalePreview) as exc:
         assert exc.plan is not None
         return _preview(admin, request, exc.plan, fields, status=exc.status, error=str(exc))
     except MergeRefused as exc:
-        return _refused(
+        return refused(
             admin,
             request,
             Refused(str(exc), exc.status),
-            back_url=_with(page_url(admin, "rule"), rule=rule.key),
+            back_url=with_query(page_url(admin, "rule"), rule=rule.key),
             back_label=_("Back to the groups of this rule"),
         )
     message = _(
@@ -185,38 +142,36 @@ def record_url(site: str, record: MergeRecord) -> str:
 
 
 @methods("POST")
-def merge_all_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpResponse:
+def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """``step=preview``: the rule's totals; ``step=run``: merge up to ``BATCH`` groups, then continue (htmx) or stop."""
-    _require_merge(request)
-    try:
-        rule = rule_from(request.POST.get("rule", ""))
-    except Refused as exc:
-        return _refused(admin, request, exc)
-    policy = request.POST.get("policy", merge_all.MOST_REFERENCED)
-    if policy not in merge_all.POLICIES:
-        return _refused(admin, request, Refused(_("Unknown survivor policy %(p)r.") % {"p": policy}, 400))
-    step = request.POST.get("step", "preview")
-    context = _context(
+    require(request, *MERGE_PERMS)
+    form = MergeAllForm(request.POST)
+    if not form.is_valid():
+        return refused(admin, request, refusal(form))
+    rule, policy, step = (
+        form.cleaned_data["rule"],
+        form.cleaned_data["policy"],
+        form.cleaned_data["step"] or "preview",
+    )
+    context = page_context(
         admin,
         request,
         title=_("Merge every group: %(model)s: %(rule)s") % {"model": rule.label, "rule": rule.description},
         rule=rule,
-        rule_url=_with(page_url(admin, "rule"), rule=rule.key),
+        rule_url=with_query(page_url(admin, "rule"), rule=rule.key),
         policy=policy,
-        policies=merge_all.POLICIES,
+        policies=POLICIES,
         url=page_url(admin, "merge_all"),
     )
     if step == "preview":
         context["groups"], context["rows"] = duplicates.totals(rule)
         return render(request, "integrity/merge_all.html", context)
-    skip = request.POST.getlist("skip")
-    done_raw = request.POST.get("done", "0")
-    done = int(done_raw) if done_raw.isdigit() else 0
+    skip, done = form.cleaned_data["skip"], form.cleaned_data["done"]
     stop = step == "stop"
     result = merge_all.merge_all(
         rule, policy, user=request.user, limit=0 if stop else settings.MERGE_BATCH, skip=skip
     )
-    skipped = [*request.POST.getlist("skipped"), *(f"{pk}: {why}" for pk, why in result.skipped)]
+    skipped = [*form.cleaned_data["skipped"], *(f"{pk}: {why}" for pk, why in result.skipped)]
     context.update(
         done=done + len(result.merged),
         remaining=result.remaining,
@@ -225,9 +180,7 @@ def merge_all_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespo
         finished=stop or result.remaining <= 0,
         stopped=stop,
     )
-    template = (
-        "integrity/merge_all_progress.html" if getattr(request, "htmx", False) else "integrity/merge_all.html"
-    )
+    template = "integrity/merge_all_progress.html" if is_htmx(request) else "integrity/merge_all.html"
     return render(request, template, context)
 
 
@@ -237,7 +190,7 @@ def merge_all_view(admin: DuplicateRuleAdmin, request: HttpRequest) -> HttpRespo
 
 
 def _record_context(
-    admin: MergeRecordAdmin, request: HttpRequest, record: MergeRecord, **extra: Any
+    admin: PageAdmin, request: HttpRequest, record: MergeRecord, **extra: Any
 ) -> dict[str, Any]:
     data = record.data or {}
     return page_context(
@@ -256,21 +209,19 @@ def _record_context(
     )
 
 
-def _survivor_url(admin: Any, request: HttpRequest, record: MergeRecord) -> str | None:
+def _survivor_url(admin: PageAdmin, request: HttpRequest, record: MergeRecord) -> str | None:
     try:
         model = apps.get_model(record.model)
     except LookupError:
         return None
     obj = model._base_manager.using(record.database).filter(pk=record.survivor).first()
-    return None if obj is None else _change_url(admin, request, obj)
+    return None if obj is None else change_url(admin, request, obj)
 
 
-def record_view(admin: MergeRecordAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+@methods("GET", "HEAD")  # as the merge log's other pages, Django's own change list among them
+def record_view(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """One merge: what it moved, deleted and changed; an Undo button."""
-    if request.method not in ("GET", "HEAD"):
-        return HttpResponseNotAllowed(["GET", "HEAD"])
-    if not request.user.has_perm("integrity.view_mergerecord"):
-        raise PermissionDenied
+    require(request, permissions.VIEW_MERGE_RECORDS)
     record = _get_record(object_id)
     return render(request, "integrity/merge_record.html", _record_context(admin, request, record))
 
@@ -284,11 +235,10 @@ def _get_record(object_id: str) -> MergeRecord:
     return record
 
 
-def undo_view(admin: MergeRecordAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+@methods("POST")
+def undo_view(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """POST without ``confirm``: what the undo will restore; with ``confirm=1``: undo it."""
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    _require_merge(request)
+    require(request, *MERGE_PERMS)
     record = _get_record(object_id)
     if request.POST.get("confirm") != "1":
         return render(request, "integrity/merge_undo.html", _record_context(admin, request, record))

@@ -29,7 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router, tran
 from django.db.migrations import Migration, RunPython, RunSQL
 from django.db.models import Model
 
-from integrity.conf import settings
+from integrity.conf import AFTER_MIGRATE_CHOICES, settings
 from integrity.sequences.service import (
     BEHIND,
     ResyncRefused,
@@ -41,7 +41,7 @@ from integrity.sequences.service import (
 )
 
 WARN, FIX, ERROR, OFF = "warn", "fix", "error", "off"
-MODES = (WARN, FIX, ERROR, OFF)
+MODES = AFTER_MIGRATE_CHOICES  # (WARN, FIX, ERROR, OFF)
 logger = logging.getLogger("integrity.migrate")
 
 Plan = Sequence[tuple[Migration, bool]]

@@ -9,18 +9,6 @@ from typing import Protocol
 from django.utils.translation import gettext as _
 
 
-def regclass_text(table: str) -> str:
-    """A ``db_table`` as text for ``to_regclass``: quoted, embedded quotes doubled.
-
-    ``db_table`` values already written as ``"schema"."table"`` are kept as they
-    are. (Django's ``quote_name`` does not double embedded quotes; PostgreSQL
-    before 16 then raises "invalid name syntax" instead of answering NULL.)
-    """
-    if table.startswith('"') and table.endswith('"'):
-        return table
-    return '"' + table.replace('"', '""') + '"'
-
-
 class ResyncRefused(Exception):
     """A resync could not be made and nothing was changed; ``str()`` says why."""
 
@@ -39,6 +27,29 @@ class NotPermitted(ResyncRefused):
 
 class OutOfRange(ResyncRefused, ValueError):
     """The value the sequence would need lies outside its MINVALUE..MAXVALUE."""
+
+
+class NotComparable(ResyncRefused):
+    """The sequence feeds a column whose values can't be compared with it (not an integer, or an expression)."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One column a sequence feeds, in any table of the database (model or not)."""
+
+    schema: str
+    table: str
+    column: str
+    column_type: str
+    integer: bool  # of an integer type (or a domain over one)
+    expression: str | None  # its default when that is more than the sequence's nextval() alone
+    readable: bool
+    own: bool  # the link's own column
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the column's MAX says anything about the sequence: integers from nextval() alone."""
+        return self.integer and self.expression is None
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,32 @@ class SequenceLink:
     # The vendor's own handle on the sequence (PostgreSQL: its OID), so
     # ``states`` can read it without a name lookup.
     sequence_id: int | None = None
+    # Every column the sequence feeds, this one included (empty: this one only, comparable).
+    feeds: tuple[Feed, ...] = ()
+
+    @property
+    def own(self) -> Feed:
+        """This link's own column as a feed."""
+        mine = [f for f in self.feeds if f.own]
+        if mine:
+            return mine[0]
+        return Feed(
+            self.schema, self.table, self.column, self.column_type, True, None, self.column_readable, True
+        )
+
+    @property
+    def others(self) -> list[Feed]:
+        """The other columns the same sequence feeds."""
+        return [f for f in self.feeds if not f.own]
+
+    @property
+    def compared(self) -> list[Feed]:
+        """The columns whose MAX the sequence must stay past (the comparable ones), own column first."""
+        return [f for f in [self.own, *self.others] if f.comparable]
+
+    @property
+    def extremes_readable(self) -> bool:
+        return all(f.readable for f in self.compared)
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,22 @@ name never get mixed up.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
+from integrity.db import qualified, quote, quote_table
 from integrity.sequences.backend import (
     ChooseNext,
+    Feed,
     NotPermitted,
     SequenceLink,
     SequenceState,
     TableBusy,
-    regclass_text,
 )
 
 # A sequence feeds a column when it is OWNED BY it (serial: deptype 'a';
@@ -63,6 +66,44 @@ links AS (
                 ELSE 'default' END AS kind
     FROM deps
     GROUP BY relid, attnum, seqid
+),
+-- Every column each of these sequences feeds, in every table (model or not):
+-- a sequence shared by two tables must stay past the MAX of both.
+feeds AS (
+    SELECT d.objid AS seqid, d.refobjid AS relid, d.refobjsubid AS attnum
+    FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass
+      AND d.refclassid = 'pg_class'::regclass
+      AND d.deptype IN ('a', 'i')
+      AND d.refobjsubid > 0
+      AND d.objid IN (SELECT seqid FROM links)
+    UNION
+    SELECT d.refobjid, ad.adrelid, ad.adnum
+    FROM pg_attrdef ad
+    JOIN pg_depend d
+      ON d.classid = 'pg_attrdef'::regclass
+     AND d.objid = ad.oid
+     AND d.refclassid = 'pg_class'::regclass
+    WHERE d.refobjid IN (SELECT seqid FROM links)
+),
+-- Comparable: an integer column whose default (if any) is the sequence's
+-- nextval() alone; 'INV-' || nextval(...) or nextval(...) * 10 is not.
+fed AS (
+    SELECT f.seqid, f.relid, f.attnum, n.nspname, c.relname, a.attname,
+           format_type(a.atttypid, a.atttypmod) AS type,
+           COALESCE(NULLIF(t.typbasetype, 0), a.atttypid)
+               IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) AS integer,
+           CASE WHEN ad.oid IS NULL OR a.attidentity <> '' THEN NULL
+                WHEN pg_get_expr(ad.adbin, ad.adrelid) = format('nextval(%%L::regclass)', f.seqid::regclass::text)
+                THEN NULL
+                ELSE pg_get_expr(ad.adbin, ad.adrelid) END AS expression,
+           has_schema_privilege(n.oid, 'USAGE') AND has_column_privilege(c.oid, a.attnum, 'SELECT') AS readable
+    FROM feeds f
+    JOIN pg_class c ON c.oid = f.relid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = f.relid AND a.attnum = f.attnum AND NOT a.attisdropped
+    JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = f.relid AND ad.adnum = f.attnum
 )
 SELECT w.ref, tn.nspname, tc.relname, a.attname,
        format_type(a.atttypid, a.atttypmod),
@@ -71,7 +112,11 @@ SELECT w.ref, tn.nspname, tc.relname, a.attname,
        l.kind,
        has_schema_privilege(sn.oid, 'USAGE') AND has_sequence_privilege(sc.oid, 'SELECT'),
        has_schema_privilege(tn.oid, 'USAGE') AND has_column_privilege(tc.oid, a.attnum, 'SELECT'),
-       sc.oid::bigint
+       sc.oid::bigint,
+       (SELECT json_agg(json_build_array(x.nspname, x.relname, x.attname, x.type, x.integer, x.expression,
+                                         x.readable, x.relid = l.relid AND x.attnum = l.attnum)
+                        ORDER BY x.nspname, x.relname, x.attnum)::text
+        FROM fed x WHERE x.seqid = l.seqid)
 FROM links l
 JOIN wanted w ON w.relid = l.relid
 JOIN pg_class tc ON tc.oid = l.relid
@@ -92,28 +137,35 @@ class PostgresSequenceBackend:
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
-        self.qn = connection.ops.quote_name
 
     def links(self, tables: Sequence[str]) -> list[SequenceLink]:
         """Return every sequence feeding a column of ``tables`` (one query)."""
         if not tables:
             return []
-        names = [regclass_text(t) for t in tables]
+        names = [quote_table(t) for t in tables]
         with self.connection.cursor() as cursor:
             cursor.execute(LINKS_SQL, [list(range(len(names))), names])
             rows = cursor.fetchall()
-        return [SequenceLink(*row) for row in rows]
-
-    def _relation(self, schema: str, name: str) -> str:
-        return f"{self.qn(schema)}.{self.qn(name)}"
+        return [replace(SequenceLink(*row[:16]), feeds=_feeds(row[16])) for row in rows]
 
     def _extreme_sql(self, link: SequenceLink) -> str:
-        """A one-row query of the column's MAX (MIN when descending) as ``v``."""
-        if not link.column_readable:
+        """A one-row query of the MAX (MIN when descending) over every comparable column fed, as ``v``.
+
+        NULL when the link's own column is not comparable or one of them is
+        not readable: no status is derived from a partial answer.
+        """
+        compared = link.compared
+        if not (link.column_readable and link.own.comparable and link.extremes_readable):
             return "SELECT NULL::bigint AS v"
         agg = "MAX" if link.increment > 0 else "MIN"
-        table = self._relation(link.schema, link.table)
-        return f"SELECT {agg}({self.qn(link.column)})::bigint AS v FROM {table}"  # noqa: S608 - quoted names
+        parts = [
+            f"SELECT {agg}({quote(f.column)})::bigint FROM {qualified(f.schema, f.table)}"  # noqa: S608 - quoted names
+            for f in compared
+        ]
+        if len(parts) == 1:
+            return parts[0].replace("::bigint FROM", "::bigint AS v FROM", 1)
+        pick = "GREATEST" if link.increment > 0 else "LEAST"
+        return f"SELECT {pick}({', '.join(f'({p})' for p in parts)}) AS v"
 
     def _state_sql(self, index: int, link: SequenceLink) -> str:
         extreme = self._extreme_sql(link)
@@ -121,7 +173,7 @@ class PostgresSequenceBackend:
         # select-list subqueries cost several times more to plan.
         if not link.sequence_readable:
             return f"SELECT {index:d}, NULL::bigint, NULL::bool, m.v FROM ({extreme}) m"  # noqa: S608
-        seq = self._relation(link.sequence_schema, link.sequence)
+        seq = qualified(link.sequence_schema, link.sequence)
         return f"SELECT {index:d}, s.last_value, s.is_called, m.v FROM {seq} s, ({extreme}) m"  # noqa: S608
 
     def _states_sql(self, links: Sequence[SequenceLink]) -> str:
@@ -159,15 +211,15 @@ class PostgresSequenceBackend:
         return [SequenceState(*rows[i]) for i in range(len(links))]
 
     def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
-        """Lock the table against writers (not readers), then move the sequence."""
-        table = self._relation(link.schema, link.table)
-        seq = self._relation(link.sequence_schema, link.sequence)
+        """Lock every table the sequence feeds against writers (not readers), then move the sequence."""
+        tables = sorted({qualified(f.schema, f.table) for f in link.compared})
+        seq = qualified(link.sequence_schema, link.sequence)
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_ms)}ms"])
             try:
                 # SHARE ROW EXCLUSIVE blocks INSERT/UPDATE/DELETE and other
-                # resyncs of the table, but not SELECT.
-                cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+                # resyncs of the tables, but not SELECT.
+                cursor.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
                 extreme_sql = self._extreme_sql(link)
                 cursor.execute(f"SELECT s.last_value, s.is_called, m.v FROM {seq} s, ({extreme_sql}) m")  # noqa: S608
                 last_value, is_called, extreme = cursor.fetchone()
@@ -176,15 +228,20 @@ class PostgresSequenceBackend:
                 target = choose(state)
                 if target is None or target == before:
                     return before, before
-                cursor.execute("SELECT setval(%s::regclass, %s, false)", [seq, target])
+                # By OID: no name of the sequence is parsed again.
+                cursor.execute("SELECT setval(%s::oid::regclass, %s, false)", [link.sequence_id, target])
             except DatabaseError as exc:
                 sqlstate = getattr(exc.__cause__, "sqlstate", None)
                 if sqlstate == LOCK_NOT_AVAILABLE:
-                    raise TableBusy(table) from exc
+                    raise TableBusy(", ".join(tables)) from exc
                 if sqlstate == INSUFFICIENT_PRIVILEGE:
                     raise NotPermitted(
                         _("The database user may not lock %(table)s or change %(seq)s.")
-                        % {"table": table, "seq": seq}
+                        % {"table": ", ".join(tables), "seq": seq}
                     ) from exc
                 raise
             return before, target
+
+
+def _feeds(raw: str | None) -> tuple[Feed, ...]:
+    return tuple(Feed(*item) for item in json.loads(raw or "[]"))

@@ -13,13 +13,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, router, transaction
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
 from integrity.conf import settings
+from integrity.db import models_for_alias
+from integrity.sequences.audit import record_resync
 from integrity.sequences.backend import (
+    Feed,
+    NotComparable,
     NotPermitted,
     OutOfRange,
     ResyncRefused,
@@ -29,6 +33,7 @@ from integrity.sequences.backend import (
     TableBusy,
 )
 from integrity.sequences.postgresql import PostgresSequenceBackend
+from integrity.transactions import writing
 
 __all__ = [
     "SequenceInfo",
@@ -37,14 +42,15 @@ __all__ = [
     "TableBusy",
     "ResyncRefused",
     "NotPermitted",
+    "NotComparable",
     "OutOfRange",
     "collect",
-    "models_for_alias",
     "resync",
 ]
 
 OK, AHEAD, BEHIND, EMPTY, UNREADABLE = "ok", "ahead", "behind", "empty", "unreadable"
-STATUSES = (BEHIND, UNREADABLE, AHEAD, EMPTY, OK)
+NOT_COMPARABLE = "not comparable"
+STATUSES = (BEHIND, UNREADABLE, NOT_COMPARABLE, AHEAD, EMPTY, OK)
 
 COLUMN_RANGES = {
     "smallint": (-(2**15), 2**15 - 1),
@@ -89,6 +95,10 @@ class SequenceInfo:
     capacity: float | None
     capacity_level: str
     type_mismatch: bool
+    # Why the column's values can't be compared with the sequence (status "not comparable").
+    reason: str = ""
+    # The other columns the same sequence feeds ("app.Model.column" or "schema.table.column").
+    shared_with: list[str] = field(default_factory=list)
 
     @property
     def app_label(self) -> str:
@@ -111,8 +121,10 @@ class SequenceInfo:
             rank = 2 if self.capacity_level == "critical" else 3
         elif self.type_mismatch:
             rank = 4
+        elif self.status == NOT_COMPARABLE:
+            rank = 5
         else:
-            rank = 5 + STATUSES.index(self.status)
+            rank = 6 + STATUSES.index(self.status)
         return (rank, self.database, self.model, self.column)
 
     def as_json(self) -> dict[str, Any]:
@@ -127,22 +139,6 @@ class AliasReport:
     vendor: str
     supported: bool
     sequences: list[SequenceInfo] = field(default_factory=list)
-
-
-def models_for_alias(alias: str, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:
-    """Concrete models (M2M through tables included) that live on ``alias``.
-
-    Unmanaged models count too (legacy tables have sequences); the router's
-    ``allow_migrate`` decides where each lives.
-    """
-    candidates = apps.get_models(include_auto_created=True) if models is None else models
-    return [
-        m
-        for m in candidates
-        if not m._meta.proxy
-        and not m._meta.swapped
-        and router.allow_migrate(alias, m._meta.app_label, model_name=m._meta.model_name, model=m)
-    ]
 
 
 def _capacity(link: SequenceLink, next_value: int | None, extreme: int | None) -> tuple[float | None, bool]:
@@ -169,7 +165,10 @@ def _capacity(link: SequenceLink, next_value: int | None, extreme: int | None) -
 
 
 def _status(link: SequenceLink, next_value: int | None, extreme: int | None) -> str:
-    if not (link.sequence_readable and link.column_readable) or next_value is None:
+    if not link.own.comparable:
+        return NOT_COMPARABLE
+    readable = link.sequence_readable and link.column_readable and link.extremes_readable
+    if not readable or next_value is None:
         return UNREADABLE
     if extreme is None:
         return EMPTY
@@ -194,8 +193,38 @@ def next_value_of(state: SequenceState, increment: int) -> int | None:
     return state.last_value + increment if state.is_called else state.last_value
 
 
+def not_comparable_reason(feed: Feed) -> str:
+    """Why a column's values say nothing about its sequence's next value."""
+    name = f"{feed.table}.{feed.column}"
+    if not feed.integer:
+        return _(
+            "%(column)s is %(type)s, not an integer: its values can't be compared with the sequence."
+        ) % {
+            "column": name,
+            "type": feed.column_type,
+        }
+    return _("The default of %(column)s is %(expr)s, not the sequence's nextval() alone.") % {
+        "column": name,
+        "expr": feed.expression,
+    }
+
+
+def _feed_name(feed: Feed, labels: dict[str, str]) -> str:
+    label = labels.get(feed.table)
+    return f"{label}.{feed.column}" if label else f"{feed.schema}.{feed.table}.{feed.column}"
+
+
+def _table_labels(alias: str) -> dict[str, str]:
+    return {str(m._meta.db_table): m._meta.label for m in models_for_alias(alias)}
+
+
 def _info(
-    alias: str, label: str, link: SequenceLink, state: SequenceState, thresholds: tuple[float, float]
+    alias: str,
+    label: str,
+    link: SequenceLink,
+    state: SequenceState,
+    thresholds: tuple[float, float],
+    labels: dict[str, str] | None = None,
 ) -> SequenceInfo:
     next_value = next_value_of(state, link.increment)
     extreme = state.column_extreme
@@ -219,6 +248,8 @@ def _info(
         capacity=None if capacity is None else round(capacity, 6),
         capacity_level=_level(capacity, thresholds),
         type_mismatch=mismatch,
+        reason="" if link.own.comparable else not_comparable_reason(link.own),
+        shared_with=[_feed_name(f, labels or {}) for f in link.others],
     )
 
 
@@ -239,8 +270,9 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
     labelled = _links(alias, models_for_alias(alias, models))
     states = backend.states([link for _, link in labelled])
     thresholds = (settings.CAPACITY_WARNING, settings.CAPACITY_CRITICAL)  # read once, not per row
+    labels = _table_labels(alias) if any(link.others for _, link in labelled) else {}
     report.sequences = [
-        _info(alias, label, link, state, thresholds)
+        _info(alias, label, link, state, thresholds, labels)
         for (label, link), state in zip(labelled, states, strict=True)
     ]
     report.sequences.sort(key=SequenceInfo.sort_key)
@@ -310,6 +342,21 @@ def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None
     return wanted
 
 
+def _check_comparable(link: SequenceLink, lower: bool) -> None:
+    """Refuse what can't be computed: a column whose values aren't the sequence's, or lowering past one."""
+    if not link.own.comparable:
+        raise NotComparable(not_comparable_reason(link.own))
+    blind = [f for f in link.others if not f.comparable]
+    if lower and blind:
+        message = _(
+            "%(seq)s also feeds %(columns)s, whose values can't be compared with it: lowering it could "
+            "hand out a value that column holds already."
+        )
+        raise NotComparable(
+            message % {"seq": link.sequence, "columns": ", ".join(f"{f.table}.{f.column}" for f in blind)}
+        )
+
+
 def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool = False) -> ResyncResult:
     """Move one sequence just past its column's MAX, holding a writer-blocking lock.
 
@@ -320,17 +367,16 @@ def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool
     database can't or won't; in every case nothing is changed. Every change
     is recorded.
     """
-    from integrity.audit import record_resync
-
     model, link = find(alias, label, column)
-    if not (link.sequence_readable and link.column_readable):
+    _check_comparable(link, lower)
+    if not (link.sequence_readable and link.column_readable and link.extremes_readable):
         raise NotPermitted(
-            _("The database user cannot read %(seq)s or %(table)s.%(column)s.")
+            _("The database user cannot read %(seq)s or every column it feeds (%(table)s.%(column)s).")
             % {"seq": link.sequence, "table": link.table, "column": link.column}
         )
     backend = for_connection(connections[alias])
     assert backend is not None
-    with transaction.atomic(using=alias):
+    with writing(alias, ResyncRefused):
         before, after = backend.set_next(link, settings.LOCK_TIMEOUT_MS, lambda s: _target(link, s, lower))
         record_id = None
         if before != after:

@@ -14,14 +14,14 @@ from django.utils.translation import gettext_lazy as _
 
 from integrity.conf import settings
 from integrity.sequences.service import AHEAD, BEHIND, EMPTY, SequenceInfo
-from integrity.tables import breakable
+from integrity.tables import RowsTable, breakable, cells_html
 
 
 def _number(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
-class SequenceTable(tables.Table):
+class SequenceTable(RowsTable):
     """Every sequence with its status; each behind row gets a Resync button."""
 
     model = tables.Column(verbose_name=_("Model"))
@@ -53,20 +53,8 @@ class SequenceTable(tables.Table):
         self.lower_url = lower_url
         self.can_resync = can_resync
 
-    def paginate(self, *args: Any, **kwargs: Any) -> SequenceTable:
-        # RequestConfig takes per_page from the query string as it is:
-        # "?seq-per_page=-1" would raise EmptyPage (a 500) and 0 would fall back
-        # to django-tables2's 25; both get the configured page size instead.
-        per_page = kwargs.get("per_page")
-        if per_page is None or per_page < 1:
-            kwargs["per_page"] = settings.SEQUENCES_PER_PAGE
-        super().paginate(*args, **kwargs)
-        return self
-
-    # Rows are rendered in one Python pass rather than cell by cell through
-    # django-tables2 (which inspects every render method's signature per
-    # cell): 100 rows went from ~300 ms to a few ms. django-tables2 still
-    # does the header, sorting and pagination.
+    def default_per_page(self) -> int:
+        return settings.SEQUENCES_PER_PAGE
 
     @cached_property
     def _labels(self) -> dict[str, str]:
@@ -94,7 +82,19 @@ class SequenceTable(tables.Table):
 
     def render_status(self, record: SequenceInfo) -> SafeString:
         status = escape(record.status)
-        return mark_safe(f'<span class="integrity-badge status-{status}">{status}</span>')  # noqa: S308
+        slug = escape(record.status.replace(" ", "-"))
+        title = f' title="{escape(record.reason)}"' if record.reason else ""
+        html = f'<span class="integrity-badge status-{slug}"{title}>{status}</span>'
+        if record.reason:
+            html += f'<div class="integrity-note">{escape(record.reason)}</div>'
+        return mark_safe(html)  # noqa: S308 - every part is escaped
+
+    def render_sequence(self, record: SequenceInfo) -> SafeString:
+        html = str(breakable(record.sequence))
+        if record.shared_with:
+            note = _("shared by %(columns)s") % {"columns": ", ".join(record.shared_with)}
+            html += f'<div class="integrity-note shared">{escape(note)}</div>'
+        return mark_safe(html)  # noqa: S308 - every part is escaped
 
     def render_next_value(self, value: int | None) -> str:
         return _number(value)
@@ -139,7 +139,7 @@ class SequenceTable(tables.Table):
             escape(record.database),
             breakable(record.table),
             escape(record.column),
-            breakable(record.sequence),
+            self.render_sequence(record),
             self.render_types(record),
             self.render_next_value(record.next_value),
             self.render_max_value(record.max_value),
@@ -147,13 +147,8 @@ class SequenceTable(tables.Table):
             self.render_capacity(record),
             self.render_actions(record),
         )
-        tds = "".join(f'<td class="{cls}">{cell}</td>' for cls, cell in zip(CELL_CLASSES, cells, strict=True))
+        tds = cells_html(CELL_CLASSES, cells)
         return mark_safe(f'<tr id="{escape(row_id)}" data-status="{escape(record.status)}">{tds}</tr>')  # noqa: S308
-
-    @property
-    def page_html(self) -> SafeString:
-        """Every row of the current page."""
-        return mark_safe("".join(self.row_html(row.record) for row in self.paginated_rows))  # noqa: S308
 
 
 CELL_CLASSES = (

@@ -6,8 +6,6 @@ checks its own permission, and changes data only on POST (CSRF protected).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -17,47 +15,19 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
+from integrity import permissions
 from integrity.conf import settings
-from integrity.pages import methods, page_context, page_url
-from integrity.pages import require as _require
+from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 from integrity.sequences import service as sequences
+from integrity.sequences.forms import SequenceFilterForm
 from integrity.sequences.service import ResyncRefused, SequenceInfo, SequenceNotFound
 from integrity.sequences.tables import SequenceTable
 
-if TYPE_CHECKING:
-    from integrity.admin import SequenceAdmin
 
-VIEW_PERM = "integrity.view_sequence"
-RESYNC_PERM = "integrity.resync_sequence"
-FILTERS = ("status", "app", "database", "capacity")
-
-
-def _context(admin: SequenceAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return page_context(admin, request, sequences_url=page_url(admin, "changelist"), **extra)
-
-
-def _error(admin: SequenceAdmin, request: HttpRequest, message: str, status: int) -> HttpResponse:
-    """A 4xx that says what went wrong: a message swap for htmx, a page otherwise."""
-    if getattr(request, "htmx", False):
-        response = HttpResponse(
-            render_to_string("integrity/messages.html", {"error": message}, request=request), status=status
-        )
-        response["HX-Retarget"] = "#integrity-messages"
-        response["HX-Reswap"] = "innerHTML"
-        return response
-    return render(
-        request,
-        "integrity/error.html",
-        _context(admin, request, title=_("Nothing was changed"), error=message),
-        status=status,
-    )
-
-
-def _filtered(request: HttpRequest, reports: list[sequences.AliasReport]) -> list[SequenceInfo]:
+def _filtered(wanted: dict[str, str], reports: list[sequences.AliasReport]) -> list[SequenceInfo]:
     # Each report is sorted on its own; sort across databases so that problem
     # rows of every database come before the fine rows of the first one.
     rows = sorted((info for report in reports for info in report.sequences), key=SequenceInfo.sort_key)
-    wanted = {name: request.GET.get(name, "") for name in FILTERS}
     if wanted["status"] == "problem":
         rows = [r for r in rows if r.problem]
     elif wanted["status"]:
@@ -73,25 +43,26 @@ def _filtered(request: HttpRequest, reports: list[sequences.AliasReport]) -> lis
     return rows
 
 
-def _table(admin: SequenceAdmin, request: HttpRequest, rows: list[SequenceInfo]) -> SequenceTable:
+def _table(admin: PageAdmin, request: HttpRequest, rows: list[SequenceInfo]) -> SequenceTable:
     return SequenceTable(
         rows,
         resync_url=page_url(admin, "resync"),
         lower_url=page_url(admin, "lower"),
-        can_resync=request.user.has_perm(RESYNC_PERM),
+        can_resync=request.user.has_perm(permissions.RESYNC_SEQUENCE),
     )
 
 
 @methods("GET")
-def sequence_list(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The sequences page: filters, a sortable paginated table, problem rows first."""
-    _require(request, VIEW_PERM)
+    require(request, permissions.VIEW_SEQUENCES)
     reports = sequences.collect()
-    rows = _filtered(request, reports)
+    wanted = SequenceFilterForm(request.GET).values()
+    rows = _filtered(wanted, reports)
     table = _table(admin, request, rows)
     RequestConfig(request, paginate={"per_page": settings.SEQUENCES_PER_PAGE}).configure(table)
     all_rows = [info for report in reports for info in report.sequences]
-    context = _context(
+    context = page_context(
         admin,
         request,
         title=_("Sequences"),
@@ -99,11 +70,11 @@ def sequence_list(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
         reports=reports,
         unsupported=[r for r in reports if not r.supported],
         behind_count=sum(r.status == sequences.BEHIND for r in all_rows),
-        filters={name: request.GET.get(name, "") for name in FILTERS},
+        filters=wanted,
         status_choices=sequences.STATUSES,
         apps=sorted({r.app_label for r in all_rows}),
         databases=[r.database for r in reports],
-        can_resync=request.user.has_perm(RESYNC_PERM),
+        can_resync=request.user.has_perm(permissions.RESYNC_SEQUENCE),
         resync_all_url=page_url(admin, "resync_all"),
     )
     return render(request, "integrity/sequences.html", context)
@@ -140,7 +111,7 @@ def _result_message(result: sequences.ResyncResult) -> str:
     }
 
 
-def _resynced_row(admin: SequenceAdmin, request: HttpRequest, result: sequences.ResyncResult) -> HttpResponse:
+def _resynced_row(admin: PageAdmin, request: HttpRequest, result: sequences.ResyncResult) -> HttpResponse:
     """The row swapped in place, plus out-of-band updates of the summary and messages."""
     table = _table(admin, request, [result.info])
     table.request = request
@@ -152,39 +123,39 @@ def _resynced_row(admin: SequenceAdmin, request: HttpRequest, result: sequences.
 
 
 @methods("POST")
-def sequence_resync(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+def sequence_resync(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """Resync one sequence forward; htmx gets the updated row, forms a redirect."""
-    _require(request, RESYNC_PERM)
+    require(request, permissions.RESYNC_SEQUENCE)
     try:
         result = _do_resync(request, request.POST.get("key", ""), lower=False)
     except SequenceNotFound as exc:
-        return _error(admin, request, str(exc), 400)
+        return refused(admin, request, Refused(str(exc), 400))
     except ResyncRefused as exc:
-        return _error(admin, request, str(exc), 409)
-    if getattr(request, "htmx", False):
+        return refused(admin, request, Refused(str(exc), 409))
+    if is_htmx(request):
         return _resynced_row(admin, request, result)
     messages.success(request, _result_message(result))
     return HttpResponseRedirect(_back(request, page_url(admin, "changelist")))
 
 
 @methods("GET", "POST")
-def sequence_resync_all(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """Confirmation page listing every behind sequence; POST resyncs them forward."""
-    _require(request, RESYNC_PERM)
+    require(request, permissions.RESYNC_SEQUENCE)
     if request.method == "GET":
         behind = [i for r in sequences.collect() for i in r.sequences if i.status == sequences.BEHIND]
         return render(
             request,
             "integrity/resync_all.html",
-            _context(admin, request, title=_("Resync all behind sequences"), behind=behind),
+            page_context(admin, request, title=_("Resync all behind sequences"), behind=behind),
         )
     keys = request.POST.getlist("key")
     if not keys:
-        return _error(admin, request, _("No sequences were selected."), 400)
+        return refused(admin, request, Refused(_("No sequences were selected."), 400))
     try:
         parsed = [_parse_key(k) for k in keys]
     except SequenceNotFound as exc:
-        return _error(admin, request, str(exc), 400)
+        return refused(admin, request, Refused(str(exc), 400))
     done, failed = 0, []
     for alias, label, column in parsed:
         try:
@@ -201,25 +172,25 @@ def sequence_resync_all(admin: SequenceAdmin, request: HttpRequest) -> HttpRespo
 
 
 @methods("GET", "POST")
-def sequence_lower(admin: SequenceAdmin, request: HttpRequest) -> HttpResponse:
+def sequence_lower(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """Close a gap: lower a sequence that is ahead of its data, after confirmation."""
-    _require(request, RESYNC_PERM)
+    require(request, permissions.RESYNC_SEQUENCE)
     key = request.POST.get("key", "") if request.method == "POST" else request.GET.get("key", "")
     try:
         alias, label, column = _parse_key(key)
         model, _link = sequences.find(alias, label, column)
     except SequenceNotFound as exc:
-        return _error(admin, request, str(exc), 400)
+        return refused(admin, request, Refused(str(exc), 400))
     info = next(i for i in sequences.collect_alias(alias, [model]).sequences if i.column == column)
     if request.method == "GET":
         return render(
             request,
             "integrity/lower.html",
-            _context(admin, request, title=_("Lower a sequence"), info=info, key=key),
+            page_context(admin, request, title=_("Lower a sequence"), info=info, key=key),
         )
     try:
         result = sequences.resync(alias, label, column, user=request.user, lower=True)
     except ResyncRefused as exc:
-        return _error(admin, request, str(exc), 409)
+        return refused(admin, request, Refused(str(exc), 409))
     messages.success(request, _result_message(result))
     return HttpResponseRedirect(page_url(admin, "changelist"))

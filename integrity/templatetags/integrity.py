@@ -9,10 +9,8 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
-from integrity.dashboard import duplicate_cards, event_cards, sequence_cards
-from integrity.duplicates.views import VIEW_PERM as DUPLICATES_PERM
-from integrity.events.views import VIEW_PERM as EVENTS_PERM
-from integrity.sequences.views import VIEW_PERM
+from integrity.dashboard.cards import duplicate_cards, event_cards, sequence_cards
+from integrity.permissions import VIEW_DUPLICATES, VIEW_EVENTS, VIEW_SEQUENCES
 
 register = template.Library()
 
@@ -67,11 +65,11 @@ def integrity_dashboard(context: template.Context) -> list[dict[str, Any]]:
         return []
     site = getattr(request, "current_app", None) or "admin"
     cards: list[dict[str, Any]] = []
-    if request.user.has_perm(VIEW_PERM):
+    if request.user.has_perm(VIEW_SEQUENCES):
         cards += _sequence_cards(site)
-    if request.user.has_perm(DUPLICATES_PERM):
+    if request.user.has_perm(VIEW_DUPLICATES):
         cards += _duplicate_cards(site)
-    if request.user.has_perm(EVENTS_PERM):
+    if request.user.has_perm(VIEW_EVENTS):
         cards += _event_cards(site)
     return cards
 

@@ -1,0 +1,25 @@
+"""The permissions the pages check, named once.
+
+Each is a Django permission of the app label ``integrity``: the models'
+default ``view_*`` permissions, plus the two the app declares itself
+(``resync_sequence`` on ``Sequence``, ``merge_duplicates`` on
+``DuplicateRule``). Views, template tags and tests import them from here.
+"""
+
+from __future__ import annotations
+
+VIEW_SEQUENCES = "integrity.view_sequence"
+RESYNC_SEQUENCE = "integrity.resync_sequence"
+VIEW_DUPLICATES = "integrity.view_duplicaterule"
+MERGE_DUPLICATES = "integrity.merge_duplicates"
+VIEW_MERGE_RECORDS = "integrity.view_mergerecord"
+VIEW_EVENTS = "integrity.view_eventgroup"
+
+__all__ = [
+    "MERGE_DUPLICATES",
+    "RESYNC_SEQUENCE",
+    "VIEW_DUPLICATES",
+    "VIEW_EVENTS",
+    "VIEW_MERGE_RECORDS",
+    "VIEW_SEQUENCES",
+]
