@@ -16,12 +16,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-from urllib.parse import urlsplit, urlunsplit
+from typing import IO, Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -52,6 +52,18 @@ def fresh_database(server_url: str, name: str) -> Iterator[str]:
         yield with_database(server_url, name)
     finally:
         _drop(admin_url, name, create=False)
+
+
+def server_url(db: Mapping[str, Any]) -> str:
+    """A libpq URL of the server of a Django ``DATABASES`` entry (TCP, or a socket directory as the host parameter)."""
+    user = quote(db.get("USER") or "postgres")
+    password = db.get("PASSWORD") or ""
+    auth = f"{user}:{quote(password)}" if password else user
+    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or "localhost"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/postgres?host={quote(host)}" + port.replace(":", "&port=")
+    return f"postgresql://{auth}@{host}{port}/postgres"
 
 
 def free_port() -> int:

@@ -9,10 +9,14 @@ class IntegrityConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_migrate
 
         from integrity import checks  # noqa: F401  (registers the checks)
         from integrity.events.recording import install
+        from integrity.sequences.after_migrate import on_post_migrate
 
         # Every connection notes which database raised an IntegrityError (and,
         # while a request collects them, hands them over): see integrity.events.
         connection_created.connect(install, dispatch_uid="integrity.events.install")
+        # After migrate (and so when a test database is built): sequences the run left behind their data.
+        post_migrate.connect(on_post_migrate, dispatch_uid="integrity.after_migrate")

@@ -127,10 +127,18 @@ class Settings:
         """How often the events page asks for new events while the tab is visible (default 10)."""
         return max(int(self._get("EVENTS_POLL_SECONDS", 10)), 1)
 
+    @property
+    def AFTER_MIGRATE(self) -> str:
+        """What ``migrate`` does about a sequence it leaves behind its data: "warn" (the default), "fix", "error"
+        or "off". Another value counts as "warn" (and the system checks say so)."""
+        value = self._get("AFTER_MIGRATE", "warn")
+        return value if value in AFTER_MIGRATE_CHOICES else "warn"
+
 
 settings = Settings()
 
 EVENT_VALUE_CHOICES = ("keys", "all", "none")
+AFTER_MIGRATE_CHOICES = ("warn", "fix", "error", "off")
 # The whole-number settings and the smallest value each takes (a smaller one is raised to it).
 INTEGER_MINIMUMS = {
     "LOCK_TIMEOUT_MS": 0,
@@ -173,6 +181,10 @@ def invalid_values() -> list[str]:
     if values is not _MISSING and values not in EVENT_VALUE_CHOICES:
         choices = ", ".join(repr(c) for c in EVENT_VALUE_CHOICES)
         problems.append(f"INTEGRITY_EVENT_VALUES must be one of {choices}, not {values!r}.")
+    after = getattr(django_settings, "INTEGRITY_AFTER_MIGRATE", _MISSING)
+    if after is not _MISSING and after not in AFTER_MIGRATE_CHOICES:
+        choices = ", ".join(repr(c) for c in AFTER_MIGRATE_CHOICES)
+        problems.append(f"INTEGRITY_AFTER_MIGRATE must be one of {choices}, not {after!r}.")
     rules = getattr(django_settings, "INTEGRITY_DUPLICATE_RULES", _MISSING)
     if rules is not _MISSING and not isinstance(rules, list | tuple):
         problems.append(f"INTEGRITY_DUPLICATE_RULES must be a list of rules, not {rules!r}.")

@@ -62,6 +62,7 @@ def test_values_are_coerced_to_their_documented_type(name, raw, expected):
 def test_every_setting_documents_its_default():
     names = [n for n in vars(type(settings)) if n.isupper()]
     assert sorted(names) == [
+        "AFTER_MIGRATE",
         "CAPACITY_CRITICAL",
         "CAPACITY_WARNING",
         "CAPTURE_HANDLED",

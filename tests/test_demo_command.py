@@ -21,21 +21,11 @@ from demo import live
 DATABASE = f"integrity_demo_command{os.environ.get('INTEGRITY_TEST_DB_SUFFIX', '')}"
 
 
-def server_url() -> str:
-    """A libpq URL of the server the tests use (TCP, or a socket directory as the host parameter)."""
-    db = settings.DATABASES["default"]
-    user = urllib.parse.quote(db.get("USER") or "postgres")
-    password = db.get("PASSWORD") or ""
-    auth = f"{user}:{urllib.parse.quote(password)}" if password else user
-    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or "localhost"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    if host.startswith("/"):
-        return f"postgresql://{auth}@/postgres?host={urllib.parse.quote(host)}" + port.replace(":", "&port=")
-    return f"postgresql://{auth}@{host}{port}/postgres"
-
-
 def test_the_readme_demo_command_serves_the_dashboard() -> None:
-    with live.fresh_database(server_url(), DATABASE) as url, live.demo_server(url) as demo:
+    with (
+        live.fresh_database(live.server_url(settings.DATABASES["default"]), DATABASE) as url,
+        live.demo_server(url) as demo,
+    ):
         output = demo.output
         assert "Admin login:  username 'admin'  password 'admin'" in output
         assert f"Open:         {demo.base}/admin/integrity/" in output

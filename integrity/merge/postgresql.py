@@ -267,3 +267,21 @@ def move_back(
         params.append(content_type[1])
     cursor.execute(f"UPDATE {table} SET {qn(column)} = CAST(%s AS {col_type}) WHERE {where}", params)  # noqa: S608
     return int(cursor.rowcount)
+
+
+def missing_columns(cursor: Any, wanted: dict[str, list[str]]) -> list[str]:
+    """``table.column`` for each of ``wanted`` (quoted table -> column names) that the database does not hold."""
+    if not wanted:
+        return []
+    cursor.execute(
+        "SELECT w.name, a.attname FROM unnest(%s::text[]) AS w(name) "
+        "JOIN pg_attribute a ON a.attrelid = to_regclass(w.name) AND a.attnum > 0 AND NOT a.attisdropped",
+        [list(wanted)],
+    )
+    present = {(name, column) for name, column in cursor.fetchall()}
+    return [
+        f"{table}.{column}"
+        for table, columns in wanted.items()
+        for column in columns
+        if (table, column) not in present
+    ]

@@ -12,11 +12,24 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 
 from demo import seed, seed_crm
 
 USERNAME = "admin"
 PASSWORD = "admin"
+PRODUCT_MIGRATION = "0002_initial_products"
+
+
+def replay_product_migration() -> None:
+    """Unapply shop's data migration on a database an earlier demo left, so that this run's migrate applies it.
+
+    It writes products with explicit ids: on every run, as on a fresh database,
+    ``migrate`` then warns that it left shop.Product's sequence behind.
+    """
+    if ("shop", PRODUCT_MIGRATION) in MigrationRecorder(connection).applied_migrations():
+        call_command("migrate", "shop", "0001", interactive=False, verbosity=0)
 
 
 class Command(BaseCommand):
@@ -29,6 +42,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Prepare the data, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        replay_product_migration()
         seed_crm.migrate_before_email_rule()
         seed.load()
         email_rule_error = seed_crm.apply_email_rule()

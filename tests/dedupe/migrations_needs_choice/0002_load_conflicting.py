@@ -1,0 +1,12 @@
+from django.db import migrations
+
+from integrity.operations import ResyncSequences
+from tests.dedupe.data import load_conflicting
+
+
+class Migration(migrations.Migration):
+    dependencies = [("dedupe", "0001_initial")]
+    operations = [
+        migrations.RunPython(load_conflicting, migrations.RunPython.noop),
+        ResyncSequences("dedupe"),
+    ]
