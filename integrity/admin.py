@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from integrity.dashboard import views as dashboard
 from integrity.duplicates import views as duplicates
+from integrity.events import actions as event_actions
 from integrity.events import views as events
 from integrity.guard import GuardedPageAdmin
 from integrity.merge import views as merge
@@ -117,4 +118,5 @@ class EventGroupAdmin(GuardedPageAdmin):
         return [
             self.route("", events.event_list, "changelist"),
             self.route("group/", events.group_detail, "group"),
+            self.route("state/", event_actions.group_state, "state"),
         ]

@@ -1,5 +1,7 @@
 """``IntegrityErrorMiddleware``: every IntegrityError that escapes a view becomes an event.
 
+So does the DataError of a sequence that ran out (``nextval: reached maximum
+value of sequence``, SQLSTATE 2200H; ``integer out of range``, 22003).
 The error then goes on exactly as without the middleware: ``process_exception``
 returns None, so the response, Django's logging and any other error reporting
 see the same exception. Requests that raise nothing cost nothing but a check
@@ -11,11 +13,12 @@ transaction). Sync and async capable.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import HttpRequest, HttpResponseBase
 
 from integrity.conf import settings
@@ -33,6 +36,8 @@ class IntegrityErrorMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
+        # When the request began (no query): failing requests that overlap in time are concurrent.
+        setattr(request, events.STARTED, time.time())
         if self.async_mode:
             return self.__acall__(request)
         if not settings.CAPTURE_HANDLED:  # the common case: nothing to do unless the view raises
@@ -54,5 +59,5 @@ class IntegrityErrorMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        if isinstance(exception, IntegrityError):
+        if isinstance(exception, IntegrityError | DataError):  # DataErrors: a sequence's only (record says)
             events.record(exception, request=request)

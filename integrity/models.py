@@ -142,9 +142,33 @@ class EventGroup(models.Model):
     last_seen = models.DateTimeField(_("last seen"), db_index=True)
     views = models.JSONField(_("views"), default=dict)
     paths = models.JSONField(_("paths"), default=dict)
+    # The sequence a "sequence limit" error (SQLSTATE 2200H) names.
+    sequence = models.CharField(_("sequence"), max_length=300, blank=True, default="")
+    # The lifecycle (integrity.events.lifecycle): unresolved, resolved, ignored, or regressed (it
+    # occurred again after being resolved).
+    state = models.CharField(_("state"), max_length=12, default="unresolved", db_index=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("resolved by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    regressed_at = models.DateTimeField(_("regressed"), null=True, blank=True)
+    ignored_until = models.DateTimeField(_("ignored until"), null=True, blank=True)
+    ignored_until_count = models.PositiveBigIntegerField(_("ignored until count"), null=True, blank=True)
+    # The cause as decided from the evidence at the time of the occurrences (integrity.events.causes):
+    # its code, the explanation then given, when, and the count it covers.
+    cause = models.CharField(_("cause"), max_length=40, blank=True, default="")
+    cause_evidence = models.JSONField(_("cause evidence"), default=dict)
+    cause_at = models.DateTimeField(_("cause decided"), null=True, blank=True)
+    cause_count = models.PositiveBigIntegerField(_("occurrences explained"), default=0)
 
     class Meta:
         default_permissions = ("view", "delete")
+        permissions = [("resolve_eventgroup", _("Can resolve, ignore and reopen event groups"))]
         ordering = ["-last_seen", "-id"]
         verbose_name = _("IntegrityError event group")
         verbose_name_plural = _("IntegrityError events")
@@ -164,6 +188,8 @@ class Event(models.Model):
     path = models.CharField(_("path"), max_length=2000, blank=True)
     view = models.CharField(_("view"), max_length=300, blank=True)
     user_pk = models.CharField(_("user"), max_length=100, blank=True)
+    # When the failing request (or capture() block) began: requests that overlap are concurrent.
+    started_at = models.DateTimeField(_("request started"), null=True, blank=True)
     handled = models.BooleanField(_("handled"), default=False)
     values = models.JSONField(_("key values"), default=list)
     detail = models.TextField(_("detail"), blank=True)
@@ -176,3 +202,31 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.method} {self.path}".strip()
+
+
+class EventActivity(models.Model):
+    """One entry of a group's timeline: resolved, ignored, reopened, regressed, or a fix applied."""
+
+    group = models.ForeignKey(EventGroup, on_delete=models.CASCADE, related_name="activity")
+    created_at = models.DateTimeField(_("when"), db_index=True)
+    action = models.CharField(_("action"), max_length=20)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("who"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    count = models.PositiveBigIntegerField(_("count then"), default=0)  # the group's count at that moment
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    detail = models.JSONField(_("detail"), default=dict)
+
+    class Meta:
+        default_permissions = ("view",)
+        ordering = ["created_at", "id"]
+        verbose_name = _("event group activity")
+        verbose_name_plural = _("event group activity")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action}"

@@ -1,9 +1,9 @@
 """The permissions the pages check, named once.
 
 Each is a Django permission of the app label ``integrity``: the models'
-default ``view_*`` permissions, plus the two the app declares itself
+default ``view_*`` permissions, plus the three the app declares itself
 (``resync_sequence`` on ``Sequence``, ``merge_duplicates`` on
-``DuplicateRule``). Views, template tags and tests import them from here.
+``DuplicateRule``, ``resolve_eventgroup`` on ``EventGroup``). Views, template tags and tests import them from here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ VIEW_DUPLICATES = "integrity.view_duplicaterule"
 MERGE_DUPLICATES = "integrity.merge_duplicates"
 VIEW_MERGE_RECORDS = "integrity.view_mergerecord"
 VIEW_EVENTS = "integrity.view_eventgroup"
+RESOLVE_EVENTS = "integrity.resolve_eventgroup"
 
 __all__ = [
     "MERGE_DUPLICATES",
+    "RESOLVE_EVENTS",
     "RESYNC_SEQUENCE",
     "VIEW_DUPLICATES",
     "VIEW_EVENTS",

@@ -723,9 +723,13 @@ def violation_of(write: Callable[[], Any]) -> violations.Violation:
 
 
 def group_of(
-    v: violations.Violation, samples: list[datetime] | None = None, handled: int = 0, fingerprint: str = ""
+    v: violations.Violation,
+    samples: list[datetime] | None = None,
+    handled: int = 0,
+    fingerprint: str = "",
+    started: list[datetime] | None = None,
 ) -> EventGroup:
-    """The group (and samples) ``events.write`` would have stored for ``v``."""
+    """The group (and samples) ``events.write`` would have stored for ``v``; ``started``: each request's start."""
     samples = samples if samples is not None else [timezone.now()]
     group = EventGroup.objects.create(
         fingerprint=fingerprint or events.fingerprint("default", v),
@@ -745,8 +749,11 @@ def group_of(
         first_seen=min(samples, default=timezone.now()),
         last_seen=max(samples, default=timezone.now()),
     )
-    for when in samples:
-        Event.objects.create(group=group, created_at=when, database="default", origin="request", path="/")
+    starts: list[datetime | None] = list(started) if started is not None else [None] * len(samples)
+    for when, began in zip(samples, starts, strict=True):
+        Event.objects.create(
+            group=group, created_at=when, started_at=began, database="default", origin="request", path="/"
+        )
     return group
 
 

@@ -46,6 +46,7 @@ CORE = {
     "reads",
     "inputs",
     "guard",
+    "signals",
 }
 
 

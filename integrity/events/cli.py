@@ -1,8 +1,10 @@
 """``manage.py integrity events`` and ``integrity prune``: recorded IntegrityErrors from the command line.
 
-``events [--since 24h] [--database ALIAS] [--kind KIND] [--json]`` lists the
-event groups last seen within the window, newest first, with the likely
-cause (``integrity.events.explain``). ``prune --older-than 30d [--dry-run]
+``events [--since 24h] [--database ALIAS] [--kind KIND] [--state open] [--json]``
+lists the event groups last seen within the window, newest first, with their
+state and cause (``integrity.events.explain``); ``--state`` takes
+``unresolved``, ``regressed``, ``resolved``, ``ignored`` (comma-separated),
+``open`` (the default: unresolved and regressed) or ``all``. ``prune --older-than 30d [--dry-run]
 [--json]`` removes old samples and the groups left empty that were not seen
 since (``integrity.events.retention``).
 
@@ -29,8 +31,8 @@ from django.utils import timezone
 
 from integrity import reads
 from integrity.cli import UsageError, format_table, resolve_database
+from integrity.events import causes, lifecycle, retention, violations
 from integrity.events import explain as explaining
-from integrity.events import retention, violations
 from integrity.models import EventGroup
 
 KINDS = (
@@ -39,14 +41,18 @@ KINDS = (
     violations.NOT_NULL,
     violations.CHECK,
     violations.EXCLUSION,
+    violations.SEQUENCE_LIMIT,
+    violations.OUT_OF_RANGE,
     violations.UNKNOWN,
 )
+STATE_CHOICES = ("open", *lifecycle.STATES, "all")  # open: unresolved and regressed
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
 COLUMNS = [
     ("last_seen", "LAST SEEN"),
     ("count", "COUNT"),
     ("handled", "HANDLED"),
+    ("state", "STATE"),
     ("kind", "KIND"),
     ("model", "MODEL"),
     ("target", "CONSTRAINT/TABLE"),
@@ -61,6 +67,12 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--since", default="24h", help="Last seen within: 30m, 24h (default), 7d, 2w or all.")
     e.add_argument("--database", default=None, metavar="ALIAS", help="Only errors raised on this database.")
     e.add_argument("--kind", default=None, help=f"Only this kind: {', '.join(KINDS)}.")
+    e.add_argument(
+        "--state",
+        default="open",
+        help="Only groups in these states, comma-separated: unresolved, regressed, resolved, ignored; "
+        "open (default: unresolved and regressed) or all.",
+    )
     e.add_argument("--json", action="store_true", help="Print a JSON list instead of a table.")
     p = sub.add_parser("prune", help="Remove old event samples and the groups left empty and not seen since.")
     # Checked by the sub-command rather than argparse, so a missing value exits 2 from call_command too.
@@ -92,6 +104,18 @@ def parse_duration(text: str, *, allow_all: bool = False) -> timedelta | None:
     return delta
 
 
+def parse_states(text: str) -> list[str] | None:
+    """``--state``: the states asked for; None for all. Unknown names: exit 2."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STATE_CHOICES]
+    if unknown or not names:
+        raise UsageError(f"Unknown state {text!r}; known: {', '.join(STATE_CHOICES)}.")
+    if "all" in names:
+        return None
+    states = {s for n in names for s in (lifecycle.OPEN if n == "open" else (n,))}
+    return [s for s in lifecycle.STATES if s in states]
+
+
 def parse_kind(text: str | None) -> str | None:
     """A kind as stored (``foreign key``); ``foreign-key`` and ``foreign_key`` are accepted too."""
     if text is None:
@@ -115,7 +139,7 @@ def group_json(group: EventGroup, cause: str, code: str) -> dict[str, Any]:
     """
     data = {f.attname: getattr(group, f.attname) for f in EventGroup._meta.concrete_fields}
     data = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
-    return {**data, "cause": cause, "cause_code": code}
+    return {**data, "state": lifecycle.state_of(group), "cause": cause, "cause_code": code}
 
 
 def _row(group: EventGroup, cause: str) -> dict[str, Any]:
@@ -123,6 +147,7 @@ def _row(group: EventGroup, cause: str) -> dict[str, Any]:
         "last_seen": timezone.localtime(group.last_seen).strftime("%Y-%m-%d %H:%M:%S"),
         "count": group.count,
         "handled": group.handled_count,
+        "state": lifecycle.state_of(group),
         "kind": group.kind,
         "model": group.model or None,
         "target": group.constraint or group.table or None,
@@ -139,6 +164,7 @@ def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outpu
     """``integrity events``: the groups last seen within ``--since``, newest first, with their cause."""
     since = parse_duration(options["since"], allow_all=True)
     kind = parse_kind(options["kind"])
+    states = parse_states(options.get("state") or "open")
     alias = resolve_database(options["database"])
     groups = EventGroup.objects.using(router.db_for_read(EventGroup)).order_by("-last_seen", "-id")
     if since is not None:
@@ -147,22 +173,24 @@ def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outpu
         groups = groups.filter(kind=kind)
     if alias is not None:
         groups = groups.filter(database=alias)
+    if states is not None:
+        groups = lifecycle.with_states(groups, states)
     found = []
     try:
         with reads.bounded(router.db_for_read(EventGroup)):
-            for group in groups:
-                explanation = explaining.explain(group)
-                cause = str(explanation.cause) if explanation is not None else ""
-                code = str(getattr(explanation, "code", "")) if explanation is not None else ""
-                found.append((group, cause, code))
+            listed = list(groups)
+            explained = explaining.explain_many(listed, keep=False)  # kept below: this block rolls back
+            for group, explanation in zip(listed, explained, strict=True):
+                found.append((group, str(explanation.cause), str(explanation.code), explanation))
     except reads.ReadBusy as exc:
         raise CommandError(f"The events could not be read: {exc}.", returncode=1) from exc
+    causes.keep((g, e) for g, _c, _k, e in found)
     if options["json"]:
-        payload = [group_json(g, cause, code) for g, cause, code in found]
+        payload = [group_json(g, cause, code) for g, cause, code, _e in found]
         stdout.write(json.dumps(payload, indent=2, cls=DjangoJSONEncoder))
         return
-    stdout.write(format_table([_row(g, cause) for g, cause, _ in found], COLUMNS))
-    total = sum(g.count for g, _, _ in found)
+    stdout.write(format_table([_row(g, cause) for g, cause, _k, _e in found], COLUMNS))
+    total = sum(g.count for g, _c, _k, _e in found)
     noun = "group" if len(found) == 1 else "groups"
     stdout.write(f"{len(found)} {noun} seen {_window(since, options['since'])}, {total} errors.")
 

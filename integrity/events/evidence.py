@@ -14,7 +14,7 @@ missing piece makes a vaguer explanation, never a broken page.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -28,12 +28,12 @@ from integrity.db import filtering_base_manager
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import CONFIGURED, Rule, rules_for_alias
-from integrity.events.violations import UNIQUE
+from integrity.events.violations import OUT_OF_RANGE, SEQUENCE_LIMIT, UNIQUE
 from integrity.models import Event, EventGroup
 from integrity.sequences import service as sequences
 
-RACE_WINDOW = timedelta(seconds=2)
-SAMPLES_READ = 50  # the first samples of each group the race heuristic looks at
+SAMPLES_READ = 50  # the first samples of each group the race evidence looks at
+Sample = tuple[datetime, str, datetime | None]  # failed at, view (or path), request started at
 
 _INTEGERS = (models.IntegerField, models.AutoField)
 
@@ -42,16 +42,28 @@ class Known:
     """What the explanations of several groups share, each read at most once."""
 
     def __init__(self, groups: list[EventGroup]) -> None:
-        self.groups = [g for g in groups if g.kind == UNIQUE]
+        self.groups = [g for g in groups if g.kind in (UNIQUE, SEQUENCE_LIMIT, OUT_OF_RANGE)]
+        self.incomplete = False  # a read failed: the explanations are vaguer than they could be
         self._sequences: dict[str, dict[tuple[str, str], sequences.SequenceInfo]] = {}
         self._totals: dict[str, tuple[int, int] | None] = {}
-        self._samples: dict[int, list[tuple[datetime, str]]] | None = None
+        self._samples: dict[int, list[Sample]] | None = None
 
     def sequence(self, group: EventGroup, model: type[models.Model] | None) -> sequences.SequenceInfo | None:
         """The sequence feeding the violated column: those of every model of these groups in two queries."""
         alias, column = group.database, _key_column(group, model)
         if model is None or column is None or not _postgresql(alias):
             return None
+        return self._read(alias).get((model._meta.label, column))
+
+    def sequences_of(
+        self, group: EventGroup, model: type[models.Model] | None
+    ) -> list[sequences.SequenceInfo]:
+        """Every sequence feeding a column of the group's model (the capacity rows of the sequences page)."""
+        if model is None or not _postgresql(group.database):
+            return []
+        return [i for (label, _c), i in self._read(group.database).items() if label == model._meta.label]
+
+    def _read(self, alias: str) -> dict[tuple[str, str], sequences.SequenceInfo]:
         if alias not in self._sequences:
             wanted = {m for g in self.groups if g.database == alias and (m := model_of(g)) is not None}
             self._sequences[alias] = {}
@@ -59,17 +71,22 @@ class Known:
                 with transaction.atomic(using=alias):
                     report = sequences.collect_alias(alias, sorted(wanted, key=lambda m: m._meta.label))
             except DatabaseError:
-                return None
+                self.incomplete = True
+                return {}
             self._sequences[alias] = {(i.model, i.column): i for i in report.sequences}
-        return self._sequences[alias].get((model._meta.label, column))
+        return self._sequences[alias]
 
     def totals(self, rule: Rule) -> tuple[int, int] | None:
         if rule.key not in self._totals:
-            self._totals[rule.key] = _duplicates(rule)
+            try:
+                self._totals[rule.key] = _duplicates(rule)
+            except _NotCounted:
+                self.incomplete = True
+                self._totals[rule.key] = None
         return self._totals[rule.key]
 
-    def sample_times(self, group: EventGroup) -> list[tuple[datetime, str]]:
-        """When the group's first samples were taken, and where from: those of every group in one query."""
+    def sample_times(self, group: EventGroup) -> list[Sample]:
+        """When the group's first samples failed, where from, and when their requests began: one query for all."""
         if self._samples is None:
             self._samples = {}
             ids = [g.pk for g in self.groups if not g.primary_key]
@@ -80,10 +97,10 @@ class Known:
                 .annotate(n=first)
                 .filter(n__lte=SAMPLES_READ)
                 .order_by("group_id", "created_at")
-                .values_list("group_id", "created_at", "view", "path")
+                .values_list("group_id", "created_at", "view", "path", "started_at")
             )
-            for group_id, created_at, view, path in rows:
-                self._samples.setdefault(group_id, []).append((created_at, view or path))
+            for group_id, created_at, view, path, started_at in rows:
+                self._samples.setdefault(group_id, []).append((created_at, view or path, started_at))
         return self._samples.get(group.pk, [])
 
 
@@ -135,9 +152,13 @@ def _duplicates(rule: Rule) -> tuple[int, int] | None:
         return None
     try:
         groups, rows = duplicates.totals(rule)
-    except (duplicates.ScanTimedOut, DatabaseError):
-        return None
+    except (duplicates.ScanTimedOut, DatabaseError) as exc:
+        raise _NotCounted from exc
     return (groups, rows) if groups else None
+
+
+class _NotCounted(Exception):
+    """The rule's duplicates could not be counted in time: that piece of evidence is missing."""
 
 
 def numbered(group: EventGroup, model: type[models.Model] | None) -> bool:
@@ -175,35 +196,30 @@ def manager_note(model: type[models.Model] | None) -> str | None:
 # Samples ---------------------------------------------------------------------------------------
 
 
-def race(group: EventGroup, samples: list[tuple[datetime, str]]) -> str | None:
-    """Why the errors look concurrent: samples of one view close together, or errors the application caught.
+def race(group: EventGroup, samples: list[Sample]) -> str | None:
+    """The evidence of concurrency, if any: failing requests of one view that ran at the same time.
 
-    Only samples from the same view (or path) count: the same value written
-    by two different pages shortly after each other is a duplicate value, not
-    two runs of one read-then-write racing.
+    Two failures overlap when one request began before the other failed.
+    Failures close together, one after the other (a user submitting a form
+    again), are no evidence, and neither is an error the application caught:
+    only samples that know when their request began count, and only those of
+    the same view (or path).
     """
-    by_source: dict[str, list[datetime]] = {}
-    for when, source in samples:
-        by_source.setdefault(source, []).append(when)
-    close = sum(
-        1
-        for times in by_source.values()
-        for a, b in zip(times, times[1:], strict=False)
-        if b - a <= RACE_WINDOW
-    )
-    if close:
-        return ngettext(
-            "%(n)d pair of samples of one view less than %(s)d seconds apart",
-            "%(n)d pairs of samples of one view less than %(s)d seconds apart",
-            close,
-        ) % {"n": close, "s": RACE_WINDOW.total_seconds()}
-    if group.handled_count:
-        return ngettext(
-            "the application caught %(n)d of these errors",
-            "the application caught %(n)d of these errors",
-            group.handled_count,
-        ) % {"n": group.handled_count}
-    return None
+    by_source: dict[str, list[tuple[datetime, datetime]]] = {}
+    for failed, source, started in samples:
+        if started is not None:
+            by_source.setdefault(source, []).append((started, failed))
+    overlapping = 0
+    for runs in by_source.values():
+        runs.sort(key=lambda run: run[1])
+        overlapping += sum(1 for a, b in zip(runs, runs[1:], strict=False) if b[0] < a[1])
+    if not overlapping:
+        return None
+    return ngettext(
+        "%(n)d failing request began before another one of the same view had failed",
+        "%(n)d failing requests began before another one of the same view had failed",
+        overlapping,
+    ) % {"n": overlapping}
 
 
 # The catalog -----------------------------------------------------------------------------------

@@ -1,96 +1,138 @@
-"""Why the IntegrityErrors of one event group happened, and the fix to offer: the events pages' explanation.
+"""Why the errors of one event group happened, and the fix to offer: the events pages' explanation.
 
-``explain(group)`` (``explain_many(groups)`` for a page of them) reasons from
-what the app knows now, as ``explain_evidence`` reads it with a bounded number
-of queries, in the admin, never inside the transaction that failed. This
-module decides which cause the evidence points to and says so, with the fix.
+``explain(group)`` (``explain_many(groups)`` for a page of them) decides a
+group's cause once, from what the app knows at the time (as ``evidence``
+reads it, with a bounded number of queries, in the admin, never inside the
+transaction that failed), and keeps it with the group (``causes``): later
+pages show that cause, and it is decided again only once the group has
+occurred since. A fix applied meanwhile (a resync, a merge) is then shown as
+a fix (``fixes``), not as a new cause.
 
 A unique violation is, in this order: "sequence behind" when a sequence feeds
 the (single) violated column and is behind its MAX; for a primary key, else,
 explicit ids or a filtering base manager (named when ``checks`` flags it);
-"existing duplicates" when the rule has duplicate groups; a race when two
-consecutive samples of one view were taken within
-``explain_evidence.RACE_WINDOW`` of each other, or when the application caught
-some of the errors (``handled_count > 0``: Django's ``get_or_create`` catches
-the IntegrityError of the request that lost a race); otherwise a plain
-duplicate value.
+"existing duplicates" when the rule has duplicate groups; a race only on
+evidence of concurrency (failing requests of one view that overlapped in
+time: one began before another had failed); otherwise a value already taken,
+to validate before saving. A sequence that ran out (SQLSTATE 2200H or 22003)
+is explained by ``outage``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from integrity.duplicates.rules import Rule
-from integrity.events import evidence
-from integrity.events.violations import CHECK, EXCLUSION, FOREIGN_KEY, NOT_NULL, UNIQUE
+from integrity.events import causes, evidence, outage
+from integrity.events.explanation import (
+    CHECK_FAILED,
+    DUPLICATE_VALUE,
+    DUPLICATES,
+    EXISTING_DUPLICATES,
+    EXPLICIT_IDS,
+    MISSING_PARENT,
+    MISSING_VALUE,
+    NONE,
+    OVERLAP,
+    RACE,
+    RESYNC,
+    SEQUENCE_BEHIND,
+    STILL_REFERENCED,
+    UNKNOWN_CAUSE,
+    WIDEN,
+    Explanation,
+    Fix,
+)
+from integrity.events.violations import (
+    CHECK,
+    EXCLUSION,
+    FOREIGN_KEY,
+    NOT_NULL,
+    OUT_OF_RANGE,
+    SEQUENCE_LIMIT,
+    UNIQUE,
+)
 from integrity.models import EventGroup
 from integrity.sequences import service as sequences
-
-RESYNC, DUPLICATES, NONE = "resync", "duplicates", "none"
-
-# Stable codes of the causes (Explanation.code), for templates and tests; ``cause`` is translated.
-SEQUENCE_BEHIND = "sequence_behind"
-EXPLICIT_IDS = "explicit_ids"
-RACE = "race"
-EXISTING_DUPLICATES = "existing_duplicates"
-DUPLICATE_VALUE = "duplicate_value"
-MISSING_PARENT = "missing_parent"
-STILL_REFERENCED = "still_referenced"
-MISSING_VALUE = "missing_value"
-CHECK_FAILED = "check_failed"
-OVERLAP = "overlap"
-UNKNOWN_CAUSE = "unknown"
 
 _DELETE = re.compile(r'^update or delete on table "(?P<parent>.+?)" violates .*? on table "(?P<child>.+?)"')
 
 
-@dataclass
-class Fix:
-    """The action the page offers: a resync of one sequence, or a rule's duplicate groups."""
+__all__ = [
+    "CHECK_FAILED",
+    "DUPLICATES",
+    "DUPLICATE_VALUE",
+    "EXISTING_DUPLICATES",
+    "EXPLICIT_IDS",
+    "MISSING_PARENT",
+    "MISSING_VALUE",
+    "NONE",
+    "OVERLAP",
+    "RACE",
+    "RESYNC",
+    "SEQUENCE_BEHIND",
+    "STILL_REFERENCED",
+    "UNKNOWN_CAUSE",
+    "WIDEN",
+    "Explanation",
+    "Fix",
+    "decide",
+    "existing_duplicates",
+    "explain",
+    "explain_many",
+    "sequence_behind",
+]
 
-    label: str
-    kind: str  # RESYNC, DUPLICATES or NONE
-    sequence_key: str | None = None  # the sequences page's resync form posts it as "key"
-    rule_key: str | None = None  # Rule.key: /admin/integrity/duplicaterule/rule/?rule=<key>
+
+def explain(group: EventGroup, *, keep: bool = False) -> Explanation:
+    """The cause of ``group``'s errors: the one kept with it, else decided now (and, with ``keep``, kept)."""
+    return explain_many([group], keep=keep)[0]
 
 
-@dataclass
-class Explanation:
-    """The likely cause of a group's errors, in words, with a fix and what to change in the code."""
-
-    cause: str
-    text: str
-    fix: Fix | None
-    suggestions: list[str] = field(default_factory=list)
-    code: str = UNKNOWN_CAUSE
-
-
-def explain(group: EventGroup) -> Explanation:
-    """The likely cause of ``group``'s IntegrityErrors, from the database's state now and its samples."""
-    return explain_many([group])[0]
-
-
-def explain_many(groups: Iterable[EventGroup]) -> list[Explanation]:
+def explain_many(groups: Iterable[EventGroup], *, keep: bool = False) -> list[Explanation]:
     """``explain`` for several groups (a page of the list), in order, reading what they share once.
 
-    Sequences: two queries per database; samples: one query; each rule's
-    enforcement and duplicate totals: once per rule.
+    Groups whose kept cause still covers every occurrence cost nothing; the
+    others are decided together (sequences: two queries per database;
+    samples: one query; each rule's enforcement and duplicate totals: once
+    per rule) and, with ``keep``, kept (``causes.keep``: the pages do; a
+    caller inside a transaction it rolls back keeps them itself, afterwards).
     """
     group_list = list(groups)
-    known = evidence.Known(group_list)
-    return [_explain(group, known) for group in group_list]
+    found = {id(g): causes.stored(g) for g in group_list}
+    todo = [g for g in group_list if found[id(g)] is None]
+    for group, explanation in zip(todo, decide(todo), strict=True):
+        found[id(group)] = explanation
+    if keep:
+        causes.keep((g, e) for g in todo if (e := found[id(g)]) is not None)
+    return [e for g in group_list if (e := found[id(g)]) is not None]
+
+
+def decide(groups: list[EventGroup]) -> list[Explanation]:
+    """The causes of ``groups`` as the evidence reads now, marked ``fresh`` (decided now, not kept yet)."""
+    known = evidence.Known(groups)
+    now = timezone.now()
+    decided = []
+    for group in groups:
+        explanation = _explain(group, known)
+        explanation.fresh = not known.incomplete
+        explanation.decided = now
+        decided.append(explanation)
+    return decided
 
 
 def _explain(group: EventGroup, known: evidence.Known) -> Explanation:
     model = evidence.model_of(group)
     if group.kind == UNIQUE:
         return _unique(group, model, known)
+    if group.kind in (SEQUENCE_LIMIT, OUT_OF_RANGE):
+        return outage.explain(group, model, known.sequences_of(group, model))
     if group.kind == FOREIGN_KEY:
         return _foreign_key(group, model)
     if group.kind == NOT_NULL:
@@ -120,11 +162,11 @@ def _unique(group: EventGroup, model: type[models.Model] | None, known: evidence
     info = known.sequence(group, model)
     behind = info is not None and info.status == sequences.BEHIND
     if group.primary_key:
-        return _sequence_behind(group, model, info) if behind and info else _explicit_ids(group, model, info)
+        return sequence_behind(group, model, info) if behind and info else _explicit_ids(group, model, info)
     rule = evidence.rule_for(group, model)
     found = known.totals(rule) if rule is not None else None
     if rule is not None and found:
-        return _existing_duplicates(group, rule, *found)
+        return existing_duplicates(group, rule, *found)
     # A non-key column that a sequence could number (seed 003's tickets): errors
     # close together say the values come from read-then-write code, whatever
     # the sequence's state; the sequence is then the fix, once resynced.
@@ -139,11 +181,11 @@ def _unique(group: EventGroup, model: type[models.Model] | None, known: evidence
             explanation.fix = Fix(_("Resync the sequence"), RESYNC, sequence_key=info.key)
         return explanation
     if behind and info:
-        return _sequence_behind(group, model, info)
+        return sequence_behind(group, model, info)
     return _duplicate_value(group)
 
 
-def _sequence_behind(
+def sequence_behind(
     group: EventGroup, model: type[models.Model] | None, info: sequences.SequenceInfo
 ) -> Explanation:
     text = _(
@@ -184,7 +226,7 @@ def _explicit_ids(
     return Explanation(cause, text, None, suggestions, EXPLICIT_IDS)
 
 
-def _existing_duplicates(group: EventGroup, rule: Rule, groups: int, rows: int) -> Explanation:
+def existing_duplicates(group: EventGroup, rule: Rule, groups: int, rows: int) -> Explanation:
     text = ngettext(
         "%(model)s has %(groups)d group of rows sharing %(fields)s (%(rows)d rows): the unique rule %(rule)s "
         "cannot be enforced (nor its index created) until they are merged.",
@@ -211,14 +253,15 @@ def _race(group: EventGroup, model: type[models.Model] | None, concurrency: str)
 
 def _duplicate_value(group: EventGroup) -> Explanation:
     text = _(
-        "%(target)s already holds this value (constraint %(constraint)s): code saves it without checking, "
-        "or checks first and creates later."
+        "%(target)s already holds this value (constraint %(constraint)s): the value was simply taken, and "
+        "the code saved it without checking. Validate it before saving: a ModelForm (or "
+        "full_clean() / validate_unique()) says so to the user as a form error."
     ) % {"target": _target(group), "constraint": group.constraint or "?"}
     suggestions = [
-        _("get_or_create / update_or_create"),
         _("validate_unique() (ModelForm does) before saving"),
+        _("get_or_create / update_or_create"),
     ]
-    return Explanation(_("Duplicate value"), text, None, suggestions, DUPLICATE_VALUE)
+    return Explanation(_("Value already taken"), text, None, suggestions, DUPLICATE_VALUE)
 
 
 # Foreign key, not null, check, exclusion ---------------------------------------------------------

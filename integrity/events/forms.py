@@ -10,9 +10,10 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from integrity.events import lifecycle
 from integrity.pages import FilterForm, text_field
 
-__all__ = ["HANDLED", "RANGES", "EventFilterForm"]
+__all__ = ["HANDLED", "RANGES", "STATE_FILTERS", "EventFilterForm"]
 
 RANGES = {
     "1h": (timedelta(hours=1), gettext_lazy("Last hour")),
@@ -22,6 +23,12 @@ RANGES = {
     "all": (None, gettext_lazy("All time")),
 }
 HANDLED = {"yes": gettext_lazy("Some handled"), "no": gettext_lazy("None handled")}
+# "" (the default) is unresolved and regressed.
+STATE_FILTERS = {
+    "": gettext_lazy("Unresolved and regressed"),
+    **lifecycle.STATES,
+    "all": gettext_lazy("All states"),
+}
 
 
 def _is_model(label: str) -> bool:
@@ -46,6 +53,7 @@ class EventFilterForm(FilterForm):
     database = text_field()
     handled = text_field()
     range = text_field()
+    state = text_field()
 
     def __init__(self, data: Any, choices: dict[str, list[str]]) -> None:
         super().__init__(data)
@@ -64,6 +72,9 @@ class EventFilterForm(FilterForm):
             problems.append(_("handled must be “yes” or “no”"))
         if wanted["range"] and wanted["range"] not in RANGES:
             problems.append(_("range must be one of %(choices)s") % {"choices": ", ".join(RANGES)})
+        if wanted["state"] not in STATE_FILTERS:
+            shown = ", ".join(f"“{c}”" for c in STATE_FILTERS if c)
+            problems.append(_("state must be one of %(choices)s") % {"choices": shown})
         if problems:
             raise ValidationError(
                 _("Invalid filter: %(problems)s.") % {"problems": "; ".join(problems)}, code="400"

@@ -20,23 +20,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ContextDecorator, contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.apps import apps
 from django.contrib.auth import SESSION_KEY
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from integrity.conf import settings
-from integrity.models import Event, EventGroup
-from integrity.reads import set_timeouts
+from integrity.models import Event, EventActivity, EventGroup
+from integrity.reads import set_timeouts, sqlstate
 
 if TYPE_CHECKING:
     from integrity.events import violations
@@ -50,9 +51,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 _collecting: ContextVar[Seen | None] = ContextVar("integrity_collecting", default=None)
 
 
-def _note(exc: IntegrityError, alias: str) -> None:
-    """Tag ``exc`` with its database and hand it to the collector, if any (once)."""
+# The DataErrors of a sequence that ran out (violations.DATA_SQLSTATES); other DataErrors are not recorded.
+DATA_SQLSTATES = ("2200H", "22003")
+STARTED = "integrity_started"  # the request's attribute: when the middleware saw it begin (time.time())
+
+
+def recordable(exc: BaseException) -> bool:
+    """An IntegrityError, or the DataError of a sequence that ran out."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, DataError) and sqlstate(exc) in DATA_SQLSTATES
+
+
+def _note(exc: IntegrityError | DataError, alias: str, sql: str | None = None) -> None:
+    """Tag ``exc`` with its database (and statement) and hand it to the collector, if any (once)."""
     exc.integrity_alias = alias  # type: ignore[attr-defined]
+    if sql is not None and isinstance(exc, DataError):
+        # Neither 2200H nor 22003 names the table: the INSERT that failed does.
+        exc.integrity_sql = str(sql)[:2000]  # type: ignore[attr-defined]
     seen = _collecting.get()
     if seen is not None and not any(e is exc for e, _ in seen):
         seen.append((exc, alias))
@@ -61,11 +77,11 @@ def _note(exc: IntegrityError, alias: str) -> None:
 def watch_queries(
     execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    """Execute wrapper: tag an IntegrityError with its database and hand it to the collector, if any."""
+    """Execute wrapper: tag an IntegrityError (or DataError) with its database and hand it to the collector, if any."""
     try:
         return execute(sql, params, many, context)
-    except IntegrityError as exc:
-        _note(exc, context["connection"].alias)
+    except (IntegrityError, DataError) as exc:
+        _note(exc, context["connection"].alias, sql)
         raise
 
 
@@ -121,7 +137,10 @@ def alias_of(exc: BaseException) -> str:
 def fingerprint(alias: str, v: violations.Violation) -> str:
     """Database, SQLSTATE and constraint; table and columns when the database names no constraint."""
     parts = [alias, v.sqlstate or v.kind]
-    parts += [v.constraint] if v.constraint else [v.table or "", ",".join(v.columns)]
+    if v.constraint or v.sequence:
+        parts += [v.constraint or v.sequence or ""]
+    else:
+        parts += [v.table or "", ",".join(v.columns)]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
@@ -272,31 +291,52 @@ def _bump(column: str) -> str:
     )
 
 
+# An ignored group whose ignore runs out with this occurrence: its date passed, or its count is reached.
+_IGNORE_ENDS = (
+    "(g.state = 'ignored' AND (g.ignored_until <= %(now)s OR g.count + 1 >= g.ignored_until_count))"
+)
+
+
 def _upsert_sql(qn: Callable[[str], str]) -> str:
     table = qn(EventGroup._meta.db_table)
     return (
         f"INSERT INTO {table} AS g (fingerprint, database, kind, sqlstate, {qn('constraint')}, {qn('table')}, "  # noqa: S608
         "columns, model, fields, primary_key, message, count, handled_count, sampled, last_slot, "
-        "first_seen, last_seen, views, paths) VALUES (%(fingerprint)s, %(database)s, %(kind)s, %(sqlstate)s, "
+        "first_seen, last_seen, views, paths, sequence, state, cause, cause_evidence, cause_count) "
+        "VALUES (%(fingerprint)s, %(database)s, %(kind)s, %(sqlstate)s, "
         "%(constraint)s, %(table)s, %(columns)s::jsonb, %(model)s, %(fields)s::jsonb, %(primary_key)s, "
         "%(message)s, 1, %(handled)s, %(first_slot)s, %(first_slot)s, %(now)s, %(now)s, "
-        "%(views_new)s::jsonb, %(paths_new)s::jsonb) "
+        "%(views_new)s::jsonb, %(paths_new)s::jsonb, %(sequence)s, 'unresolved', '', '{}'::jsonb, 0) "
         "ON CONFLICT (fingerprint) DO UPDATE SET count = g.count + 1, "
+        # The lifecycle: a resolved group occurring again is regressed; an ignore that ran out ends.
+        f"state = CASE WHEN g.state = 'resolved' THEN 'regressed' WHEN {_IGNORE_ENDS} THEN 'unresolved' "
+        "ELSE g.state END, "
+        "regressed_at = CASE WHEN g.state = 'resolved' THEN %(now)s ELSE g.regressed_at END, "
+        f"ignored_until = CASE WHEN {_IGNORE_ENDS} THEN NULL ELSE g.ignored_until END, "
+        f"ignored_until_count = CASE WHEN {_IGNORE_ENDS} THEN NULL ELSE g.ignored_until_count END, "
         "handled_count = g.handled_count + EXCLUDED.handled_count, "
         "last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen), message = EXCLUDED.message, "
         "model = EXCLUDED.model, fields = EXCLUDED.fields, primary_key = EXCLUDED.primary_key, "
         "sampled = CASE WHEN g.sampled < %(limit)s THEN g.sampled + 1 ELSE g.sampled END, "
         "last_slot = CASE WHEN g.sampled < %(limit)s THEN g.count + 1 ELSE g.last_slot END, "
         f"views = {_bump('views')}, paths = {_bump('paths')} "
-        "RETURNING id, count, last_slot"
+        "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s"
     )
 
 
 def _insert_sample_sql(qn: Callable[[str], str]) -> str:
     return (
         f"INSERT INTO {qn(Event._meta.db_table)} (group_id, created_at, database, origin, method, path, view, "  # noqa: S608
-        f"user_pk, handled, {qn('values')}, detail) VALUES (%(group)s, %(now)s, %(database)s, %(origin)s, "
-        "%(method)s, %(path)s, %(view)s, %(user_pk)s, %(handled_flag)s, %(values)s::jsonb, %(detail)s)"
+        f"user_pk, started_at, handled, {qn('values')}, detail) VALUES (%(group)s, %(now)s, %(database)s, "
+        "%(origin)s, %(method)s, %(path)s, %(view)s, %(user_pk)s, %(started)s, %(handled_flag)s, "
+        "%(values)s::jsonb, %(detail)s)"
+    )
+
+
+def _regressed_sql(qn: Callable[[str], str]) -> str:
+    return (
+        f"INSERT INTO {qn(EventActivity._meta.db_table)} (group_id, created_at, action, count, note, detail) "  # noqa: S608
+        "VALUES (%(group)s, %(now)s, 'regressed', %(count)s, '', '{}'::jsonb)"
     )
 
 
@@ -315,10 +355,12 @@ def write(
     handled: bool = False,
     origin: str = "request",
     now: datetime | None = None,
+    started: datetime | None = None,
 ) -> int | None:
     """Count the occurrence in its group (created on first sight) and keep a sample if a slot is free.
 
-    Two statements. Returns the group's id, or None when the events database
+    Two statements (a third when the occurrence regresses a resolved group).
+    ``started`` is when the failing request (or ``capture()`` block) began. Returns the group's id, or None when the events database
     is not PostgreSQL (nothing is recorded there).
     """
     target = router.db_for_write(EventGroup)
@@ -351,11 +393,14 @@ def write(
         "views_new": json.dumps({context["view"]: 1} if context["view"] else {}),
         "paths_new": json.dumps({context["path"]: 1} if context["path"] else {}),
         "limit": limit,
+        "sequence": cut(v.sequence or "", 300),
     }
     with _writer(target) as cursor:
         qn = cursor.db.ops.quote_name
         cursor.execute(_upsert_sql(qn), params)
-        group_id, count, last_slot = cursor.fetchone()
+        group_id, count, last_slot, regressed = cursor.fetchone()
+        if regressed:
+            cursor.execute(_regressed_sql(qn), {"group": group_id, "now": now, "count": count})
         if limit > 0 and last_slot == count:
             sample = {
                 **context,
@@ -364,6 +409,7 @@ def write(
                 "database": alias,
                 "origin": origin,
                 "handled_flag": handled,
+                "started": started,
                 "values": json.dumps(cut(kept_values(v, mode))),
                 "detail": cut(v.detail or "") if mode == "all" else "",
             }
@@ -378,12 +424,15 @@ def record(
     request: Any = None,
     handled: bool = False,
     origin: str = "request",
+    started: float | None = None,
 ) -> int | None:
-    """Record one IntegrityError (once: a second call for the same exception does nothing).
+    """Record one IntegrityError, or a sequence's DataError (once: a second call for the same exception does nothing).
 
-    Never raises: a failure to record is a warning in the log.
+    ``started`` (a ``time.time()``) is when the failing work began; by default
+    the request's, as the middleware noted it. Other DataErrors are not
+    recorded. Never raises: a failure to record is a warning in the log.
     """
-    if getattr(exc, "integrity_recorded", False):
+    if getattr(exc, "integrity_recorded", False) or not recordable(exc):
         return None
     try:
         exc.integrity_recorded = True  # type: ignore[attr-defined]
@@ -394,17 +443,22 @@ def record(
 
         alias = alias or alias_of(exc)
         violation = parse(exc, alias)
-        return write(violation, alias, request_context(request), handled=handled, origin=origin)
+        began = started if started is not None else getattr(request, STARTED, None)
+        moment = datetime.fromtimestamp(began, tz=UTC) if began is not None else None
+        context = request_context(request)
+        return write(violation, alias, context, handled=handled, origin=origin, started=moment)
     except Exception:  # noqa: BLE001  (recording must never replace the application's error)
         logger.warning("Could not record an IntegrityError event", exc_info=True)
         return None
 
 
-def record_handled(seen: Seen, request: Any = None, origin: str = "request") -> None:
+def record_handled(
+    seen: Seen, request: Any = None, origin: str = "request", started: float | None = None
+) -> None:
     """Record the collected errors that did not escape (those that did are recorded already)."""
     for exc, alias in seen:
         if not getattr(exc, "integrity_recorded", False):
-            record(exc, alias=alias, request=request, handled=True, origin=origin)
+            record(exc, alias=alias, request=request, handled=True, origin=origin, started=started)
 
 
 @contextmanager
@@ -445,27 +499,28 @@ class Capture(ContextDecorator):
 
     def __enter__(self) -> Capture:
         manager = collecting()
-        self._stack.append((manager, manager.__enter__()))
+        self._stack.append((manager, manager.__enter__(), time.time()))
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self._record(exc, self._stop())
+        self._record(exc, *self._stop())
 
     async def __aenter__(self) -> Capture:
         return self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        seen = self._stop()  # here: the collector's context variable was set in this context
-        await sync_to_async(self._record)(exc, seen)
+        seen, started = self._stop()  # here: the collector's context variable was set in this context
+        await sync_to_async(self._record)(exc, seen, started)
 
-    def _stop(self) -> Seen | None:
-        manager, seen = self._stack.pop()
+    def _stop(self) -> tuple[Seen | None, float]:
+        manager, seen, started = self._stack.pop()
         manager.__exit__(None, None, None)
-        return seen
+        return seen, started
 
-    def _record(self, exc: BaseException | None, seen: Seen | None) -> None:
-        if isinstance(exc, IntegrityError):
+    def _record(self, exc: BaseException | None, seen: Seen | None, started: float) -> None:
+        if isinstance(exc, IntegrityError | DataError):
             # The database the error names itself wins over ``using``.
-            record(exc, alias=getattr(exc, "integrity_alias", None) or self.using, origin="capture")
+            alias = getattr(exc, "integrity_alias", None) or self.using
+            record(exc, alias=alias, origin="capture", started=started)
         if seen:
-            record_handled(seen, None, origin="capture")
+            record_handled(seen, None, origin="capture", started=started)

@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from integrity.events import explain as explaining
+from integrity.events import lifecycle
 from integrity.events.explain import Explanation
 from integrity.models import Event, EventGroup
 from integrity.tables import ClampedTable
@@ -38,7 +39,7 @@ def explain_group(group: EventGroup) -> Explanation | None:
     so a project or a test can replace it.)
     """
     try:
-        return explaining.explain(group)
+        return explaining.explain(group, keep=True)
     except Exception:  # noqa: BLE001 - one group that cannot be explained is shown without a cause
         logger.warning("Could not explain event group %s", group.pk, exc_info=True)
         return None
@@ -51,7 +52,7 @@ def explain_groups(groups: list[EventGroup]) -> dict[Any, Explanation]:
     so that one group that cannot be explained costs only its own cause.
     """
     try:
-        return {g.pk: e for g, e in zip(groups, explaining.explain_many(groups), strict=True)}
+        return {g.pk: e for g, e in zip(groups, explaining.explain_many(groups, keep=True), strict=True)}
     except Exception:  # noqa: BLE001 - fall back to one group at a time
         logger.warning("Could not explain the event groups of a page together", exc_info=True)
     explained = {g.pk: explain_group(g) for g in groups}
@@ -59,9 +60,9 @@ def explain_groups(groups: list[EventGroup]) -> dict[Any, Explanation]:
 
 
 def target_text(group: EventGroup) -> str:
-    """The constraint, or (when the database named none) the table and its columns."""
-    if group.constraint:
-        return group.constraint
+    """The constraint, the sequence that ran out, or (when the database named neither) the table and its columns."""
+    if group.constraint or group.sequence:
+        return group.constraint or group.sequence
     columns = ", ".join(str(c) for c in group.columns or [])
     return f"{group.table} ({columns})" if columns else group.table
 
@@ -79,7 +80,9 @@ def _column_class(bound_column: Any) -> str:
 class EventGroupTable(ClampedTable):
     """The groups of IntegrityErrors, last seen first; a link to each group's page."""
 
+    select = tables.Column(verbose_name="", accessor="pk", orderable=False, attrs={"th": {"class": "select"}})
     last_seen = tables.Column(verbose_name=_("Last seen"), order_by=("last_seen", "id"))
+    state = tables.Column(verbose_name=_("State"), order_by=("state", "last_seen", "id"))
     count = tables.Column(
         verbose_name=_("Count"), order_by=("count", "last_seen", "id"), attrs={"th": {"class": "num"}}
     )
@@ -108,7 +111,9 @@ class EventGroupTable(ClampedTable):
 
     max_per_page = MAX_PER_PAGE
 
-    def __init__(self, *args: Any, group_url: str = "", **kwargs: Any):
+    def __init__(self, *args: Any, group_url: str = "", selectable: bool = False, **kwargs: Any):
+        if not selectable:  # the checkboxes are for the bulk actions, which need their permission
+            kwargs["exclude"] = [*kwargs.get("exclude", ()), "select"]
         super().__init__(*args, **kwargs)
         self.group_url = group_url
         self._explained: dict[Any, Explanation] | None = None
@@ -118,6 +123,17 @@ class EventGroupTable(ClampedTable):
 
     def render_last_seen(self, value: Any) -> str:
         return when(value)
+
+    def render_select(self, record: EventGroup) -> SafeString:
+        label = escape(_("Select group %(id)s") % {"id": record.pk})
+        return mark_safe(f'<input type="checkbox" name="ids" value="{record.pk}" aria-label="{label}">')  # noqa: S308
+
+    def render_state(self, record: EventGroup) -> SafeString:
+        state = lifecycle.state_of(record)
+        badge = f'<span class="integrity-badge event-state-{state}">{escape(lifecycle.STATES[state])}</span>'
+        if state == lifecycle.REGRESSED and record.regressed_at:
+            badge += f' <div class="integrity-note">{escape(when(record.regressed_at))}</div>'
+        return mark_safe(badge)  # noqa: S308 - every part is escaped
 
     def render_count(self, record: EventGroup) -> SafeString:
         html = f"{record.count:,}"

@@ -25,8 +25,8 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
-from integrity.events import violations
-from integrity.events.forms import HANDLED, RANGES, EventFilterForm
+from integrity.events import lifecycle, violations
+from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
 from integrity.models import EventGroup
@@ -70,6 +70,9 @@ def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
     delta = RANGES.get(wanted.get("range") or "all", (None, ""))[0]
     if delta is not None:
         qs = qs.filter(last_seen__gte=(now or timezone.now()) - delta)
+    state = wanted.get("state") or ""
+    if state != "all":
+        qs = lifecycle.with_states(qs, [state] if state else list(lifecycle.OPEN), now)
     return qs
 
 
@@ -79,7 +82,11 @@ def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
 
 
 def _table(admin: PageAdmin, request: HttpRequest, qs: QuerySet[EventGroup]) -> EventGroupTable:
-    table = EventGroupTable(qs.order_by("-last_seen", "-id"), group_url=page_url(admin, "group"))
+    table = EventGroupTable(
+        qs.order_by("-last_seen", "-id"),
+        group_url=page_url(admin, "group"),
+        selectable=request.user.has_perm(permissions.RESOLVE_EVENTS),
+    )
     RequestConfig(request, paginate={"per_page": EventGroupTable._meta.per_page}).configure(table)
     return table
 
@@ -113,10 +120,14 @@ def event_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         choices=choices,
         ranges=[(key, label) for key, (_delta, label) in RANGES.items()],
         handled_choices=list(HANDLED.items()),
+        state_choices=list(STATE_FILTERS.items()),
+        can_resolve=request.user.has_perm(permissions.RESOLVE_EVENTS),
+        state_url=page_url(admin, "state"),
+        list_url=request.get_full_path(),
         poll_seconds=settings.EVENTS_POLL_SECONDS,
         refresh_url=f"{base}?{query}" if query else base,
         updated=when(timezone.now()),
-        filtered=any(wanted.values()),
+        filtered=any(v for k, v in wanted.items()),
     )
     if is_htmx(request):
         response = render(request, "integrity/events_live.html", context)
@@ -170,6 +181,11 @@ def fix_context(admin: PageAdmin, request: HttpRequest, fix: Any) -> dict[str, A
             shown["sequence_key"] = fix.sequence_key
         else:
             shown["missing"] = _("Resyncing a sequence needs the permission integrity.resync_sequence.")
+    elif fix.kind == "widen":
+        shown["sql"], shown["migration"] = fix.sql, fix.migration
+        url = _reverse(admin, "integrity_sequence_changelist")
+        if url and request.user.has_perm(permissions.VIEW_SEQUENCES):
+            shown["capacity_url"] = f"{url}?{urlencode({'capacity': 'warning'})}"
     elif fix.kind == "duplicates" and fix.rule_key:
         url = _reverse(admin, "integrity_duplicaterule_rule")
         if url and request.user.has_perm(permissions.VIEW_DUPLICATES):
@@ -177,6 +193,33 @@ def fix_context(admin: PageAdmin, request: HttpRequest, fix: Any) -> dict[str, A
         else:
             shown["missing"] = _("Seeing duplicates needs the permission integrity.view_duplicaterule.")
     return shown
+
+
+def _lifecycle_context(admin: PageAdmin, request: HttpRequest, group: EventGroup) -> dict[str, Any]:
+    """The group's state, its last fix verified against the occurrences since, and its timeline."""
+    state = lifecycle.state_of(group)
+    check = lifecycle.verification(group)
+    fixed = None
+    if check is not None:
+        who = check.fix.user.get_username() if check.fix.user is not None else ""
+        fixed = {"note": check.fix.note, "who": who, "at": when(check.fix.created_at), "since": check.since}
+    return {
+        "state": state,
+        "state_label": lifecycle.STATES.get(state, state),
+        "resolved_at": when(group.resolved_at) if group.resolved_at else "",
+        "resolved_by": group.resolved_by.get_username() if group.resolved_by else "",
+        "regressed_at": when(group.regressed_at) if group.regressed_at else "",
+        "ignored_until": when(group.ignored_until) if group.ignored_until else "",
+        "ignored_more": (group.ignored_until_count or 0) - group.count if group.ignored_until_count else None,
+        "verified": fixed,
+        "timeline": [
+            {"at": when(e.at), "kind": e.kind, "text": e.text, "user": e.user}
+            for e in lifecycle.timeline(group)
+        ],
+        "can_resolve": request.user.has_perm(permissions.RESOLVE_EVENTS),
+        "state_url": page_url(admin, "state"),
+        "decided": when(explanation_time) if (explanation_time := group.cause_at) else "",
+    }
 
 
 @methods("GET")
@@ -206,5 +249,6 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         samples=samples,
         max_sources=MAX_SOURCES,
         group_url=group_url,
+        **_lifecycle_context(admin, request, group),
     )
     return render(request, "integrity/event_group.html", context)

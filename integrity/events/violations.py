@@ -25,7 +25,11 @@ from integrity.duplicates.rules import CONFIGURED, FIELD, Rule, rules_for_alias
 
 UNIQUE, FOREIGN_KEY, NOT_NULL, CHECK, EXCLUSION = "unique", "foreign key", "not null", "check", "exclusion"
 UNKNOWN = "unknown"
+# DataErrors of a sequence that ran out: nextval past the sequence's own limit, or a value past the column's.
+SEQUENCE_LIMIT, OUT_OF_RANGE = "sequence limit", "out of range"
+DATA_SQLSTATES = {"2200H": SEQUENCE_LIMIT, "22003": OUT_OF_RANGE}
 SQLSTATES = {"23505": UNIQUE, "23503": FOREIGN_KEY, "23502": NOT_NULL, "23514": CHECK, "23P01": EXCLUSION}
+SQLSTATES |= DATA_SQLSTATES
 MYSQL_CODES = {1062: UNIQUE, 1586: UNIQUE, 1048: NOT_NULL, 3819: CHECK, 4025: CHECK}  # 4025: MariaDB
 MYSQL_CODES |= dict.fromkeys((1216, 1217, 1451, 1452), FOREIGN_KEY)
 MYSQL_PARENT_CODES = {1217, 1451}  # "Cannot delete or update a parent row"
@@ -57,6 +61,7 @@ class Violation:
     fields: tuple[str, ...] = ()
     rule: str | None = None
     primary_key: bool = False
+    sequence: str | None = None  # the sequence a "sequence limit" error names
 
 
 def parse(exc: BaseException, alias: str = "default") -> Violation:
@@ -77,6 +82,8 @@ def parse(exc: BaseException, alias: str = "default") -> Violation:
         violation = _sqlite(driver)
     else:
         violation = _postgresql(driver, None)  # the text alone: "...\nDETAIL:  Key ..."
+    if violation.kind in (SEQUENCE_LIMIT, OUT_OF_RANGE):
+        violation = _ran_out(violation, getattr(exc, "integrity_sql", None))
     return _mapped(violation, alias) if vendor and violation.table else violation
 
 
@@ -211,6 +218,29 @@ def _unquote(name: str) -> str:
     return name
 
 
+# A sequence that ran out ------------------------------------------------------------------------
+
+_NAME = r'(?:"(?:[^"]|"")+"|[^\s."(]+)'
+_INSERT = re.compile(rf"^\s*INSERT\s+INTO\s+(?P<first>{_NAME})(?:\.(?P<second>{_NAME}))?", re.I)
+
+
+def inserted_table(sql: str | None) -> tuple[str | None, str | None]:
+    """``(schema, table)`` of an ``INSERT INTO [schema.]table`` statement; ``(None, None)`` for another one."""
+    found = _INSERT.match(sql or "")
+    if found is None:
+        return None, None
+    first, second = _unquote(found["first"]), found["second"]
+    return (first, _unquote(second)) if second else (None, first)
+
+
+def _ran_out(v: Violation, sql: str | None) -> Violation:
+    """The sequence (2200H names it) and the table the failing INSERT wrote to (neither error names it)."""
+    sequence = _search(r'value of sequence "(.+?)"', v.message)
+    schema, table = inserted_table(sql)
+    v = replace(v, sequence=sequence, constraint=None)
+    return replace(v, schema=schema, table=table) if table and not v.table else v
+
+
 # SQLite and MySQL: message texts ---------------------------------------------------------------
 
 _SQLITE = re.compile(r"(UNIQUE|NOT NULL|CHECK|FOREIGN KEY) constraint failed(?:: (.*))?\Z", re.S)
@@ -304,6 +334,9 @@ def _mapped(v: Violation, alias: str) -> Violation:
         # PostgreSQL prints SQL NULL and the text 'null' alike: a NOT NULL column holds the text.
         texts = [x is None and f is not None and not f.null for x, f in zip(values, found, strict=True)]
         values = tuple("null" if text else x for x, text in zip(values, texts, strict=True))
+    if v.sequence and not columns:  # PostgreSQL names a column's own sequence <table>_<column>_seq
+        found = [f for f in model._meta.concrete_fields if v.sequence == f"{v.table}_{f.column}_seq"]
+        columns = tuple(f.column for f in found)
     fields = tuple(f.name for f in found if f) if all(found) else ()
     label, key = model._meta.label, rule.key if rule else None
     return replace(

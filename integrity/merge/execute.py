@@ -25,8 +25,10 @@ from django.contrib.admin.models import CHANGE, DELETION
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from integrity import signals
 from integrity.audit import log_entry
 from integrity.conf import settings
 from integrity.duplicates.relations import GENERIC, Relation, relations_to
@@ -300,7 +302,22 @@ def merge(
         # a caller's atomic): only then are the writers that queued behind the locks let in.
         # Robust: the merge is committed by then; a failure of the sweep is logged, never raised.
         transaction.on_commit(lambda: _sweep_generic(rule, record), using=alias, robust=True)
+        transaction.on_commit(lambda: _announce(rule, record, user), using=alias, robust=True)
     return record
+
+
+def _announce(rule: Rule, record: MergeRecord, user: Any) -> None:
+    """``fix_applied`` for a committed merge: the events room verifies it on the rule's groups."""
+    signals.fix_applied.send_robust(
+        sender=MergeRecord,
+        kind="merge",
+        database=rule.database,
+        model=rule.label,
+        rule=rule.key,
+        user=user,
+        at=timezone.now(),
+        detail={"record": record.pk, "survivor": record.survivor, "removed": list(record.removed)},
+    )
 
 
 def _sweep_generic(rule: Rule, record: MergeRecord) -> None:

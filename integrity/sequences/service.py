@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db import connections
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from integrity import reads
+from integrity import reads, signals
 from integrity.conf import settings
 from integrity.db import models_for_alias
+from integrity.models import SequenceResync
 from integrity.sequences.audit import record_resync
 from integrity.sequences.backend import (
     Feed,
@@ -435,6 +437,31 @@ def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool
         record_id = None
         if before != after:
             record_id = record_resync(alias, label, link, before, after, user=user, lowered=lower)
+    if before != after and not lower:
+        _announce(alias, label, link, before, after, user=user, record_id=record_id)
     info = collect_alias(alias, [model])
     row = next(i for i in info.sequences if i.column == column)
     return ResyncResult(info=row, value_before=before, value_after=after, record_id=record_id)
+
+
+def _announce(
+    alias: str, label: str, link: SequenceLink, before: int, after: int, *, user: Any, record_id: int | None
+) -> None:
+    """``fix_applied`` for a forward resync, once committed (the events room verifies it on its groups)."""
+    detail = {"value_before": before, "value_after": after, "record": record_id}
+    sequence = f"{link.sequence_schema}.{link.sequence}"
+
+    def send() -> None:
+        signals.fix_applied.send_robust(
+            sender=SequenceResync,
+            kind="resync",
+            database=alias,
+            model=label,
+            column=link.column,
+            sequence=sequence,
+            user=user,
+            at=timezone.now(),
+            detail=detail,
+        )
+
+    transaction.on_commit(send, using=alias)

@@ -130,6 +130,7 @@ def test_text_lists_the_last_24_hours_newest_first_with_the_cause(seen: dict[str
         "SEEN",
         "COUNT",
         "HANDLED",
+        "STATE",
         "KIND",
         "MODEL",
         "CONSTRAINT/TABLE",

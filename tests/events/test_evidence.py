@@ -52,7 +52,9 @@ def test_a_page_of_groups_costs_the_same_queries_as_one() -> None:
     """What the list's groups share (sequences, samples, rule states) is read once for the page."""
     v = tag_violation()
     now = timezone.now()
-    groups = [group_of(v, samples=[now, now + timedelta(seconds=1)], fingerprint=f"g{i}") for i in range(3)]
+    both = [now, now + timedelta(seconds=1)]
+    began = [now - timedelta(seconds=1)] * 2  # both requests were running when the first failed
+    groups = [group_of(v, samples=both, started=began, fingerprint=f"g{i}") for i in range(3)]
     with CaptureQueriesContext(connection) as one:
         explain.explain_many(groups[:1])
     with CaptureQueriesContext(connection) as three:
@@ -64,28 +66,43 @@ def test_a_page_of_groups_costs_the_same_queries_as_one() -> None:
 # --- samples: a race or a duplicate value -------------------------------------------------------
 
 
-def test_samples_close_together_read_as_a_race() -> None:
+def test_failing_requests_that_overlapped_read_as_a_race() -> None:
     now = timezone.now()
-    group = group_of(tag_violation(), samples=[now, now + timedelta(milliseconds=300)])
+    began = [now - timedelta(milliseconds=500)] * 2  # the second began before the first failed
+    group = group_of(tag_violation(), samples=[now, now + timedelta(milliseconds=300)], started=began)
 
     result = explain.explain(group)
 
     assert result.code == explain.RACE
     assert result.cause == "Race in read-then-write code"
-    assert "shop.Tag.name" in result.text and "1 pair of samples" in result.text
+    assert "shop.Tag.name" in result.text
+    assert "1 failing request began before another one of the same view had failed" in result.text
     assert result.suggestions == ["get_or_create / update_or_create", "select_for_update"]
 
 
-def test_errors_the_application_caught_read_as_a_race() -> None:
+def test_failures_close_together_one_after_the_other_are_no_race() -> None:
+    """Issue 14: 300 ms apart, each request beginning after the previous one failed: a value already taken."""
+    now = timezone.now()
+    failed = [now, now + timedelta(milliseconds=300)]
+    began = [now - timedelta(milliseconds=50), now + timedelta(milliseconds=100)]
+    result = explain.explain(group_of(tag_violation(), samples=failed, started=began))
+    assert result.code == explain.DUPLICATE_VALUE
+    assert result.cause == "Value already taken"
+    assert "validate_unique() (ModelForm does) before saving" in result.suggestions
+
+
+def test_errors_the_application_caught_are_no_evidence_of_a_race() -> None:
+    """A caught error (the seed-004 pattern, run one request after another) says nothing about concurrency."""
     result = explain.explain(group_of(tag_violation(), handled=3))
-    assert result.code == explain.RACE
-    assert "the application caught 3 of these errors" in result.text
+    assert result.code == explain.DUPLICATE_VALUE
+    assert "Validate it before saving" in result.text
 
 
 def test_samples_close_together_from_different_views_are_no_race() -> None:
     """Two pages that each write the same value, one after the other: a duplicate value, not a race."""
     now = timezone.now()
-    group = group_of(tag_violation(), samples=[now, now + timedelta(milliseconds=300)])
+    began = [now - timedelta(milliseconds=500)] * 2
+    group = group_of(tag_violation(), samples=[now, now + timedelta(milliseconds=300)], started=began)
     first = Event.objects.filter(group=group).order_by("created_at").first()
     assert first is not None
     Event.objects.filter(pk=first.pk).update(view="shop:import", path="/import/")

@@ -10,6 +10,7 @@ back those the tests move.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -51,17 +52,46 @@ def test_seed_001_sequence_behind_after_explicit_ids_offers_a_resync() -> None:
     assert "up to 8" in result.text
 
 
-def test_after_the_resync_the_same_group_reads_as_explicit_ids() -> None:
+def test_after_the_resync_the_group_keeps_its_cause_sequence_behind() -> None:
+    """Issue 14: the cause is the one decided from the evidence of the time, not from the state after the fix."""
     set_next("shop_product_id_seq", 1)
     group = group_of(violation_of(lambda: Product.objects.create(name="Trackpad")))
+    assert explain.explain(group, keep=True).code == explain.SEQUENCE_BEHIND
     sequences.resync("default", "shop.Product", "id")
 
-    result = explain.explain(group)
+    result = explain.explain(EventGroup.objects.get(pk=group.pk))
+
+    assert result.code == explain.SEQUENCE_BEHIND
+    assert result.cause == "Sequence behind"
+    assert "up to 8" in result.text
+
+
+def test_a_group_never_explained_before_its_resync_is_explained_from_the_resync(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The resync itself says the sequence was behind: the group's cause is decided from it, not from now."""
+    set_next("shop_product_id_seq", 1)
+    group = group_of(violation_of(lambda: Product.objects.create(name="Trackpad")))
+    with django_capture_on_commit_callbacks(execute=True):
+        sequences.resync("default", "shop.Product", "id")
+
+    result = explain.explain(EventGroup.objects.get(pk=group.pk))
+
+    assert result.code == explain.SEQUENCE_BEHIND
+    assert "would hand out 2 next" in result.text  # the failed insert took 1
+
+
+def test_the_cause_is_decided_again_from_later_occurrences() -> None:
+    set_next("shop_product_id_seq", 1)
+    group = group_of(violation_of(lambda: Product.objects.create(name="Trackpad")))
+    assert explain.explain(group, keep=True).code == explain.SEQUENCE_BEHIND
+    sequences.resync("default", "shop.Product", "id")
+    EventGroup.objects.filter(pk=group.pk).update(count=group.count + 1)  # it occurred again since
+
+    result = explain.explain(EventGroup.objects.get(pk=group.pk))
 
     assert result.code == explain.EXPLICIT_IDS
-    assert result.cause == "Explicit ids or a filtering base manager"
-    assert result.fix is None
-    assert "shop.Product.id" in result.text and "is not behind now" in result.text
+    assert "is not behind now" in result.text
 
 
 def test_seed_000_filtering_base_manager_is_named() -> None:
@@ -111,7 +141,8 @@ def test_seed_003_max_plus_one_tickets_race() -> None:
     v = violation_of(lambda: Ticket.objects.create(number=41, subject="Printer jammed again"))
     now = timezone.now()
 
-    result = explain.explain(group_of(v, samples=[now, now + timedelta(seconds=1)]))
+    began = [now - timedelta(seconds=1)] * 2  # both requests ran at the same time
+    result = explain.explain(group_of(v, samples=[now, now + timedelta(seconds=1)], started=began))
 
     assert result.code == explain.RACE
     assert "helpdesk.Ticket.number" in result.text

@@ -34,6 +34,7 @@ def test_columns_are_explicit_and_in_order() -> None:
 
     assert [c.name for c in table.columns] == [
         "last_seen",
+        "state",
         "count",
         "kind",
         "model",
@@ -44,6 +45,7 @@ def test_columns_are_explicit_and_in_order() -> None:
     ]
     assert {c.name for c in table.columns if c.orderable} == {
         "last_seen",
+        "state",
         "count",
         "kind",
         "model",

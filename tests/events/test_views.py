@@ -583,7 +583,7 @@ def test_a_group_without_a_fix_shows_its_explanation_only() -> None:
     assert response.status_code == 200
     content = response.content.decode()
     assert 'id="event-fix"' not in content
-    assert "Duplicate value" in text(response)
+    assert "Value already taken" in text(response)
     assert 'duplicate key value violates unique constraint "shop_product_name_key"' in text(response)
 
 
