@@ -97,3 +97,25 @@ def test_the_four_at_once_button_races_the_ticket_numbers(live_server, demo) -> 
         result = page.locator("#race-result").inner_text()
     assert sorted(result.split(", ")) == ["200", "500", "500", "500"]
     assert EventGroup.objects.get(constraint="helpdesk_ticket_number_key").count == 3
+
+
+def test_signing_up_again_and_again_with_a_taken_email_is_no_race(live_server, demo) -> None:
+    """Issue 14: one request after another, each failing fast, is a value already taken, not a race."""
+    base = live_server.url
+    for _ in range(3):
+        assert status_of(base, "/demo/violations/unique/") == 500
+    admin = client_for("superuser")
+    shown = causes(admin.get("/admin/integrity/eventgroup/").content)
+    assert shown["violations_member_email_key"] == "Value already taken"
+    group = EventGroup.objects.get(constraint="violations_member_email_key")
+    assert group.count == 3
+    detail = text(admin.get(f"/admin/integrity/eventgroup/group/?id={group.pk}"))
+    assert (
+        "Validate it before saving" in detail and "validate_unique() (ModelForm does) before saving" in detail
+    )
+
+
+def test_the_sequence_at_its_maximum_page_is_an_outage_on_the_events_page(live_server, demo) -> None:
+    assert status_of(live_server.url, "/demo/violations/sequence-max/") == 500
+    shown = causes(client_for("superuser").get("/admin/integrity/eventgroup/").content)
+    assert shown["violations_coupon_id_seq"] == "Sequence at its maximum"

@@ -57,3 +57,13 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return f"Invoice {self.pk}"
+
+
+class Coupon(models.Model):
+    """An ``integer`` identity key: the "sequence at its maximum" page sets its sequence to 2147483647."""
+
+    id = models.AutoField(primary_key=True)
+    code = models.CharField(max_length=20, default="")
+
+    def __str__(self) -> str:
+        return self.code

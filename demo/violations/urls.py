@@ -16,4 +16,5 @@ urlpatterns = [
     path("exclusion/", views.exclusion, name="exclusion"),
     path("nested/", views.nested, name="nested"),
     path("async/", views.async_unique, name="async"),
+    path("sequence-max/", views.sequence_max, name="sequence-max"),
 ]

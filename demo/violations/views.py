@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from demo.clinic.models import Doctor
 from demo.helpdesk.models import Ticket
 from demo.shop.models import Product
-from demo.violations.models import Account, Booking, Invoice, Member
+from demo.violations.models import Account, Booking, Coupon, Invoice, Member
 
 TAKEN = "taken@example.com"
 MISSING_MEMBER = 2_000_000_000
@@ -48,6 +48,11 @@ PAGES = [
     ("exclusion", "23P01", _("Two bookings that overlap (EXCLUDE USING gist)")),
     ("nested", "23505", _("The taken email again, three atomic blocks deep")),
     ("async", "23505", _("An async view signs up a taken email")),
+    (
+        "sequence-max",
+        "2200H",
+        _("A sequence at its maximum: violations.Coupon's integer id ran out (DataError)"),
+    ),
 ]
 
 
@@ -165,3 +170,15 @@ def nested(request: HttpRequest) -> HttpResponse:
     with transaction.atomic(), transaction.atomic(), transaction.atomic():
         Member.objects.create(email=TAKEN, nickname="nested")
     return _done("the member signed up")
+
+
+@require_POST
+def sequence_max(request: HttpRequest) -> HttpResponse:
+    """The outage itself: the integer id's sequence has handed out its last value, 2147483647."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(s.seqrelid, s.seqmax, true) FROM pg_sequence s "
+            "WHERE s.seqrelid = pg_get_serial_sequence('violations_coupon', 'id')::regclass"
+        )
+    Coupon.objects.create(code="SPRING")  # nextval: reached maximum value of sequence
+    return _done("the coupon was created")

@@ -18,6 +18,7 @@ from integrity.conf import settings
 from integrity.duplicates import enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import rules_for
+from integrity.events import lifecycle
 from integrity.models import EventGroup
 from integrity.sequences import service as sequences
 
@@ -145,7 +146,7 @@ def duplicate_groups_card(budget_ms: int | None = None) -> Card:
 
 
 def event_cards(now: datetime | None = None) -> list[Card]:
-    """The "IntegrityError groups, 24 h" card: groups seen in the last 24 hours, and the busiest of them.
+    """The "IntegrityError groups, 24 h" card: unresolved and regressed groups seen in the last 24 hours.
 
     The value counts groups, not occurrences: a group's ``count`` covers its
     whole life, and only its first samples are kept, so neither adds up to the
@@ -163,10 +164,12 @@ def event_cards(now: datetime | None = None) -> list[Card]:
 
 def _event_cards(now: datetime | None) -> list[Card]:
     since = (now or timezone.now()) - timedelta(hours=24)
-    recent = EventGroup.objects.filter(last_seen__gte=since)
+    # Unresolved and regressed only: resolved and ignored groups are dealt with.
+    recent = lifecycle.open_groups(EventGroup.objects.filter(last_seen__gte=since), now)
     totals = recent.aggregate(
         groups=Count("id"),
         unhandled=Count("id", filter=Q(count__gt=F("handled_count"))),
+        regressed=Count("id", filter=Q(state=lifecycle.REGRESSED)),
     )
     groups = int(totals["groups"] or 0)
     if not groups:
@@ -187,5 +190,9 @@ def _event_cards(now: datetime | None) -> list[Card]:
         "busiest: %(target)s, %(n)s times in all",
         busiest.count,
     ) % {"target": target, "n": f"{busiest.count:,}"}
-    level = "critical" if totals["unhandled"] else "warning"
+    if totals["regressed"]:
+        detail += " · " + ngettext("%(n)d regressed", "%(n)d regressed", totals["regressed"]) % {
+            "n": totals["regressed"]
+        }
+    level = "critical" if totals["unhandled"] or totals["regressed"] else "warning"
     return [Card(_("IntegrityError groups, 24 h"), groups, detail, level, "range=24h")]

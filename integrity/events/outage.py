@@ -83,7 +83,8 @@ def _ran_out(group: EventGroup, found: list[sequences.SequenceInfo]) -> sequence
         return named[0] if named else None
     outran = [i for i in found if i.type_mismatch]
     full = [i for i in outran if i.capacity is not None and i.capacity >= 1]
-    return (full or outran or [None])[0]
+    chosen = full or outran
+    return chosen[0] if chosen else None
 
 
 def widen_sql(info: sequences.SequenceInfo) -> str:
@@ -133,7 +134,7 @@ def _model(label: str) -> type[models.Model] | None:
         return None
 
 
-def _field(model: type[models.Model] | None, column: str) -> models.Field | None:  # type: ignore[type-arg]
+def _field(model: type[models.Model] | None, column: str) -> models.Field | None:
     if model is None:
         return None
     return next((f for f in model._meta.concrete_fields if f.column == column), None)

@@ -63,7 +63,7 @@ def recordable(exc: BaseException) -> bool:
     return isinstance(exc, DataError) and sqlstate(exc) in DATA_SQLSTATES
 
 
-def _note(exc: IntegrityError | DataError, alias: str, sql: str | None = None) -> None:
+def _note(exc: BaseException, alias: str, sql: str | None = None) -> None:
     """Tag ``exc`` with its database (and statement) and hand it to the collector, if any (once)."""
     exc.integrity_alias = alias  # type: ignore[attr-defined]
     if sql is not None and isinstance(exc, DataError):

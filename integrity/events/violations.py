@@ -336,7 +336,7 @@ def _mapped(v: Violation, alias: str) -> Violation:
         values = tuple("null" if text else x for x, text in zip(values, texts, strict=True))
     if v.sequence and not columns:  # PostgreSQL names a column's own sequence <table>_<column>_seq
         found = [f for f in model._meta.concrete_fields if v.sequence == f"{v.table}_{f.column}_seq"]
-        columns = tuple(f.column for f in found)
+        columns = tuple(f.column for f in found if f is not None)
     fields = tuple(f.name for f in found if f) if all(found) else ()
     label, key = model._meta.label, rule.key if rule else None
     return replace(
