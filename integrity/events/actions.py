@@ -70,7 +70,8 @@ def group_state(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
             raise refusal(form)
         changed = _apply(form.cleaned_data, request.user)
     except lifecycle.LifecycleRefused as exc:
-        return refused(admin, request, Refused(str(exc), 400))
+        status = 409 if isinstance(exc, lifecycle.LifecycleBusy) else 400
+        return refused(admin, request, Refused(str(exc), status))
     except Refused as exc:
         return refused(admin, request, exc)
     messages.success(request, _message(form.cleaned_data["action"], changed))

@@ -24,24 +24,27 @@ from integrity.events.lifecycle import FIXED
 from integrity.events.violations import UNIQUE
 from integrity.models import EventActivity, EventGroup
 from integrity.sequences import service as sequences
+from integrity.transactions import writing
 
 logger = logging.getLogger("integrity.events")
 
 
 def on_fix_applied(sender: Any, *, kind: str, database: str, model: str, **facts: Any) -> None:
-    """Record the fix on the groups it answers (best effort: a failure is a warning)."""
+    """Record the fix on the groups it answers (best effort, bounded: a failure or a lock is a warning)."""
     try:
-        groups = list(
-            EventGroup.objects.using(router.db_for_write(EventGroup)).filter(
-                database=database, model=model, kind=UNIQUE
-            )
-        )
-        if kind == "resync":
-            _resynced([g for g in groups if _column(g) == facts.get("column")], database, model, facts)
-        elif kind == "merge":
-            _merged([g for g in groups if _rule_key(g) == facts.get("rule")], facts)
+        with writing(router.db_for_write(EventGroup), RuntimeError):
+            _on_fix_applied(kind, database, model, facts)
     except Exception:  # noqa: BLE001  (the fix is committed; recording it on the events is best effort)
         logger.warning("Could not record a %s on the event groups of %s", kind, model, exc_info=True)
+
+
+def _on_fix_applied(kind: str, database: str, model: str, facts: dict[str, Any]) -> None:
+    events = EventGroup.objects.using(router.db_for_write(EventGroup))
+    groups = list(events.filter(database=database, model=model, kind=UNIQUE))
+    if kind == "resync":
+        _resynced([g for g in groups if _column(g) == facts.get("column")], database, model, facts)
+    elif kind == "merge":
+        _merged([g for g in groups if _rule_key(g) == facts.get("rule")], facts)
 
 
 def _column(group: EventGroup) -> str | None:

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import router, transaction
+from django.db import router
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from integrity.models import EventActivity, EventGroup
+from integrity.transactions import writing
 
 UNRESOLVED, RESOLVED, IGNORED, REGRESSED = "unresolved", "resolved", "ignored", "regressed"
 STATES = {
@@ -41,6 +42,10 @@ TIMELINE_SAMPLES = 50
 
 class LifecycleRefused(Exception):
     """A change that cannot be made as asked; nothing was changed."""
+
+
+class LifecycleBusy(LifecycleRefused):
+    """The groups stayed locked (or the change was cut) past the write timeouts; nothing was changed."""
 
 
 def _expired(now: datetime) -> Q:
@@ -76,7 +81,7 @@ def _change(ids: list[int], user: Any, action: str, fields: dict[str, Any], note
     """Set ``fields`` on the groups ``ids`` and record the change on each; the number changed."""
     alias = router.db_for_write(EventGroup)
     now = fields.get("resolved_at") or timezone.now()
-    with transaction.atomic(using=alias):
+    with writing(alias, LifecycleBusy):  # bounded: a locked group is a refusal, never a wait
         groups = list(EventGroup.objects.using(alias).filter(pk__in=ids).select_for_update().order_by("pk"))
         EventGroup.objects.using(alias).filter(pk__in=[g.pk for g in groups]).update(**fields)
         EventActivity.objects.using(alias).bulk_create(
@@ -125,7 +130,7 @@ def ignore(
         )
     assert more is not None
     note = ngettext("until %(n)d more occurrence", "until %(n)d more occurrences", more) % {"n": more}
-    with transaction.atomic(using=alias):
+    with writing(alias, LifecycleBusy):
         changed = _change(ids, user, IGNORED, {"state": IGNORED, "ignored_until": None}, note)
         for group in EventGroup.objects.using(alias).filter(pk__in=ids):
             EventGroup.objects.using(alias).filter(pk=group.pk).update(ignored_until_count=group.count + more)

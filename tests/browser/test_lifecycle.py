@@ -35,7 +35,13 @@ def occur(constraint: str = "shop_product_pkey") -> int:
 
 
 def occur_in_thread() -> None:
-    thread = threading.Thread(target=lambda: (occur(), connections.close_all()))
+    def run() -> None:
+        try:
+            occur()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
     thread.start()
     thread.join(timeout=30)
     assert not thread.is_alive(), "the write did not finish"
