@@ -1,9 +1,9 @@
 """The permissions the pages check, named once.
 
 Each is a Django permission of the app label ``integrity``: the models'
-default ``view_*`` permissions, plus the two the app declares itself
-(``resync_sequence`` on ``Sequence``, ``merge_duplicates`` on
-``DuplicateRule``). Views, template tags and tests import them from here.
+default ``view_*`` permissions, plus the three the app declares itself
+(``resync_sequence`` on ``Sequence``, ``merge_duplicates`` and
+``enforce_duplicaterule`` on ``DuplicateRule``). Views, template tags and tests import them from here.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ VIEW_SEQUENCES = "integrity.view_sequence"
 RESYNC_SEQUENCE = "integrity.resync_sequence"
 VIEW_DUPLICATES = "integrity.view_duplicaterule"
 MERGE_DUPLICATES = "integrity.merge_duplicates"
+ENFORCE_DUPLICATES = "integrity.enforce_duplicaterule"
 VIEW_MERGE_RECORDS = "integrity.view_mergerecord"
 VIEW_EVENTS = "integrity.view_eventgroup"
 
 __all__ = [
+    "ENFORCE_DUPLICATES",
     "MERGE_DUPLICATES",
     "RESYNC_SEQUENCE",
     "VIEW_DUPLICATES",

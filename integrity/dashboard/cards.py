@@ -15,7 +15,7 @@ from django.utils.translation import ngettext
 
 from integrity import reads
 from integrity.conf import settings
-from integrity.duplicates import enforcement
+from integrity.duplicates import enforce, enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import rules_for
 from integrity.models import EventGroup
@@ -88,6 +88,7 @@ class GroupCount:
     rules_with_groups: int = 0
     declared_groups: int = 0  # groups of declared (missing / invalid) rules: those break a constraint
     not_counted: int = 0  # rules whose scan timed out or did not fit in the budget
+    ready: int = 0  # rules with no groups left that the Enforce action can finish
 
 
 def count_groups(budget_ms: int | None = None) -> GroupCount:
@@ -117,6 +118,7 @@ def count_groups(budget_ms: int | None = None) -> GroupCount:
         count.groups += groups
         count.rows += rows
         count.rules_with_groups += bool(groups)
+        count.ready += not groups and enforce.offered(rule, state)
         if state.state in enforcement.DECLARED_NOT_ENFORCED:
             count.declared_groups += groups
     return count
@@ -135,6 +137,10 @@ def duplicate_groups_card(budget_ms: int | None = None) -> Card:
         detail += " · " + ngettext(
             "%(n)d rule not counted (timed out)", "%(n)d rules not counted (timed out)", count.not_counted
         ) % {"n": count.not_counted}
+    if count.ready:
+        detail += " · " + ngettext("%(n)d ready to enforce", "%(n)d ready to enforce", count.ready) % {
+            "n": count.ready
+        }
     if count.declared_groups:
         level = "critical"
     elif count.groups or count.not_counted:
