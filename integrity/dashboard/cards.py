@@ -29,6 +29,7 @@ class Card:
     detail: str
     level: str  # "ok", "warning" or "critical"
     query: str  # filter query string for the detail page
+    note: str = ""  # a line under the detail (the duplicates card: how many rules are ready to enforce)
 
 
 def sequence_cards() -> list[Card]:
@@ -137,17 +138,16 @@ def duplicate_groups_card(budget_ms: int | None = None) -> Card:
         detail += " · " + ngettext(
             "%(n)d rule not counted (timed out)", "%(n)d rules not counted (timed out)", count.not_counted
         ) % {"n": count.not_counted}
-    if count.ready:
-        detail += " · " + ngettext("%(n)d ready to enforce", "%(n)d ready to enforce", count.ready) % {
-            "n": count.ready
-        }
+    note = ngettext("%(n)d ready to enforce", "%(n)d ready to enforce", count.ready) % {"n": count.ready}
     if count.declared_groups:
         level = "critical"
     elif count.groups or count.not_counted:
         level = "warning"
     else:
         level = "ok"
-    return Card(_("Duplicate groups"), count.groups, detail, level, "enforcement=not_enforced")
+    card = Card(_("Duplicate groups"), count.groups, detail, level, "enforcement=not_enforced")
+    card.note = note if count.ready else ""
+    return card
 
 
 def event_cards(now: datetime | None = None) -> list[Card]:

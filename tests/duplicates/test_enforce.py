@@ -20,7 +20,16 @@ from integrity.duplicates import enforce
 from integrity.duplicates.enforcement import classify
 from integrity.duplicates.rules import get_rule
 from integrity.models import EnforceRun
-from tests.helpers import held, integrity_command, run, sql_rows
+from tests.helpers import (
+    held,
+    integrity_command,
+    leave_invalid_subscriber_index,
+    run,
+    sql_rows,
+    undo_enforce,
+    unique_indexes,
+    vat_index_name,
+)
 
 VAT = "default:crm.Company:unique:vat_number"
 SUBSCRIBER = "default:crm.Subscriber:crm_subscriber_email_uniq"
@@ -34,8 +43,7 @@ COMMITTING = pytest.mark.django_db(databases="__all__", transaction=True)
 
 
 def vat_name() -> str:
-    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
-        return editor._create_index_name("crm_company", ["vat_number"], suffix="_uniq")  # type: ignore[attr-defined]
+    return vat_index_name()
 
 
 def vat_sql() -> list[str]:
@@ -51,31 +59,10 @@ def state(key: str) -> tuple[str, str | None]:
     return found.state, found.index
 
 
-def unique_indexes(table: str) -> list[tuple[str, bool]]:
-    return sql_rows(
-        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "WHERE i.indrelid = %s::regclass AND i.indisunique AND NOT i.indisprimary ORDER BY 1",
-        [table],
-    )
-
-
 @pytest.fixture
 def restore() -> Iterator[None]:
-    """After the test: the demo's drift again (no VAT or subscriber index, whatever the test built)."""
     yield
-    run(f'ALTER TABLE crm_company DROP CONSTRAINT IF EXISTS "{vat_name()}"')
-    run(f'DROP INDEX IF EXISTS "{vat_name()}"')
-    run("ALTER TABLE crm_subscriber DROP CONSTRAINT IF EXISTS crm_subscriber_email_uniq")
-    run("DROP INDEX IF EXISTS crm_subscriber_email_uniq")
-
-
-def leave_invalid_subscriber_index() -> None:
-    """What a failed CREATE UNIQUE INDEX CONCURRENTLY leaves: an INVALID index (then the duplicate goes)."""
-    run("INSERT INTO crm_subscriber (email) VALUES ('twice@example.com'), ('twice@example.com')")
-    with pytest.raises(Exception, match="could not create unique index"):
-        run("CREATE UNIQUE INDEX CONCURRENTLY crm_subscriber_email_uniq ON crm_subscriber (email)")
-    run("DELETE FROM crm_subscriber WHERE id = (SELECT max(id) FROM crm_subscriber)")
-    assert unique_indexes("crm_subscriber") == [("crm_subscriber_email_uniq", False)]
+    undo_enforce()
 
 
 # ---------------------------------------------------------------------------
