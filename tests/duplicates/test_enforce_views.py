@@ -15,10 +15,11 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.test import Client
+from django.test import Client, override_settings
 
 from integrity.models import EnforceRun
 from tests.helpers import (
@@ -71,6 +72,11 @@ def code_of(content: bytes, code_id: str) -> str:
     found = re.search(rf'<pre id="{code_id}"><code>(.*?)</code></pre>'.encode(), content, re.S)
     assert found is not None
     return html.unescape(found.group(1).decode())
+
+
+def text_of(fragment: bytes) -> str:
+    """A fragment's visible text, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(rb"<[^>]+>", b" ", fragment).decode()).split())
 
 
 def post_enforce(c: Client, key: str) -> Any:
@@ -238,3 +244,29 @@ def test_duplicates_that_slip_in_after_the_confirmation_fail_the_build_cleanly(r
     assert "2 rows with GB1" in body
     assert f'href="{RULE}?{urlencode({"rule": VAT})}"'.encode() in done.content
     assert unique_indexes("crm_company") == [("crm_company_name_key", True)]
+
+
+@COMMITTING
+@override_settings(INTEGRITY_LOCK_TIMEOUT_MS=20000)
+def test_the_run_page_shows_postgresqls_progress_while_the_build_waits(restore: None):
+    run(
+        "INSERT INTO crm_company (name, vat_number) SELECT 'c-' || n, 'V' || n FROM generate_series(1, 1000) AS n"
+    )
+    with psycopg.connect(**connection.get_connection_params()) as old:
+        old.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        old.execute("SELECT count(*) FROM crm_company")  # a snapshot older than the build: it waits for it
+        c = client("enforcer")
+        location = post_enforce(c, VAT)["Location"]
+        deadline = time.monotonic() + 30
+        fragment = b""
+        while time.monotonic() < deadline and b'id="enforce-progress"' not in fragment:
+            fragment = c.get(location, HTTP_HX_REQUEST="true").content
+            time.sleep(0.05)
+        old.rollback()
+    body = text_of(fragment)
+    assert "Phase waiting for old snapshots" in body
+    assert "Blocks" in body and "Tuples" in body
+    assert f'hx-get="{location}" hx-trigger="every 1s"'.encode() in fragment.replace(b"&amp;", b"&")
+    done = follow_run(c, location)
+    assert b"hx-trigger" not in done.content  # polling stops once the run is over
+    assert "The rule is now enforced" in text(done)
