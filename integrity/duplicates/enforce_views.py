@@ -9,11 +9,13 @@ them. A POST whose plan is no longer the one the page showed is refused (409).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError, router
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrity import permissions, reads
@@ -37,6 +39,7 @@ from integrity.pages import (
 from integrity.pages import with_query as query
 
 SAMPLE_GROUPS = 10
+STARTING_SECONDS = 60  # a run without a backend pid after this long never started (its process died)
 
 
 def _scan(rule: Rule) -> dict[str, Any]:
@@ -107,10 +110,17 @@ def _start(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
 
 
 def _running(rule: Rule) -> EnforceRun | None:
-    """A build of this rule that is still going (its backend connected), if any."""
+    """A build of this rule that is still going (its backend connected, or just started), if any.
+
+    A run whose process died stays ``pending`` or ``running`` in the table: it
+    does not count (its backend is gone, or it never got one within a minute).
+    """
     runs = EnforceRun.objects.using(router.db_for_read(EnforceRun))
+    recent = timezone.now() - timedelta(seconds=STARTING_SECONDS)
     for run in runs.filter(rule=rule.key, status__in=(EnforceRun.PENDING, EnforceRun.RUNNING))[:5]:
-        if run.pid is None or build.live_progress(run)[1]:
+        if (run.pid is None and run.created_at > recent) or (
+            run.pid is not None and build.live_progress(run)[1]
+        ):
             return run
     return None
 

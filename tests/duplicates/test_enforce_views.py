@@ -270,3 +270,14 @@ def test_the_run_page_shows_postgresqls_progress_while_the_build_waits(restore: 
     done = follow_run(c, location)
     assert b"hx-trigger" not in done.content  # polling stops once the run is over
     assert "The rule is now enforced" in text(done)
+
+
+@COMMITTING
+def test_a_run_whose_process_died_does_not_block_a_new_one(restore: None):
+    c = client("enforcer")
+    dead = EnforceRun.objects.create(database="default", rule=VAT, index="x", sql="", status="running", pid=1)
+    page = c.get(f"{ENFORCE_RUN}?run={dead.pk}")
+    assert "The build stopped without finishing (its process ended)." in text(page)
+    started = post_enforce(c, VAT)
+    assert started["Location"] != f"{ENFORCE_RUN}?run={dead.pk}"
+    assert "The rule is now enforced" in text(follow_run(c, started["Location"]))
