@@ -11,6 +11,7 @@ from django.urls import URLPattern
 from django.utils.translation import gettext_lazy as _
 
 from integrity.dashboard import views as dashboard
+from integrity.duplicates import enforce_views as enforce
 from integrity.duplicates import views as duplicates
 from integrity.events import actions as event_actions
 from integrity.events import views as events
@@ -62,6 +63,8 @@ class DuplicateRuleAdmin(GuardedPageAdmin):
             self.route("summary/", dashboard.summary_card, "summary"),  # the app index's lazy card
             self.route("merge/", merge.merge_view, "merge"),
             self.route("merge-all/", merge.merge_all_view, "merge_all"),
+            self.route("enforce/", enforce.enforce_view, "enforce"),
+            self.route("enforce/run/", enforce.enforce_run_view, "enforce_run"),
         ]
 
 

@@ -43,6 +43,11 @@ class Settings:
         return int(self._get("LOCK_TIMEOUT_MS", 2000))
 
     @property
+    def ENFORCE_RETRIES(self) -> int:
+        """How many times Enforce tries a statement again after its lock timeout (default 3)."""
+        return max(int(self._get("ENFORCE_RETRIES", 3)), 0)
+
+    @property
     def READ_LOCK_TIMEOUT_MS(self) -> int:
         """How long a read of the pages and the command waits for a table lock, in ms (default 1000)."""
         return max(int(self._get("READ_LOCK_TIMEOUT_MS", 1000)), 1)
@@ -147,6 +152,7 @@ AFTER_MIGRATE_CHOICES = ("warn", "fix", "error", "off")
 # The whole-number settings and the smallest value each takes (a smaller one is raised to it).
 INTEGER_MINIMUMS = {
     "LOCK_TIMEOUT_MS": 0,
+    "ENFORCE_RETRIES": 0,
     "SEQUENCES_PER_PAGE": 1,
     "SCAN_TIMEOUT_MS": 0,
     "GROUP_SAMPLE_SIZE": 1,

@@ -26,15 +26,65 @@ class DuplicateRule(models.Model):
     """Anchor of the duplicates pages in the admin; it has no table.
 
     ``integrity.view_duplicaterule`` lets a user see rules, groups and members;
-    ``integrity.merge_duplicates`` lets them merge a group and undo a merge.
+    ``integrity.merge_duplicates`` lets them merge a group and undo a merge;
+    ``integrity.enforce_duplicaterule`` lets them build the index of a rule
+    the database does not enforce (the Enforce action).
     """
 
     class Meta:
         managed = False
         default_permissions = ("view",)
-        permissions = [("merge_duplicates", _("Can merge duplicate rows and undo merges"))]
+        permissions = [
+            ("merge_duplicates", _("Can merge duplicate rows and undo merges")),
+            ("enforce_duplicaterule", _("Can build the index that enforces a rule")),
+        ]
         verbose_name = _("duplicate rule")
         verbose_name_plural = _("duplicates")
+
+
+class EnforceRun(models.Model):
+    """One Enforce of one rule: the SQL it runs, where it is, and how it ended.
+
+    Written by the build (a thread of the web process, or the command) as it
+    goes, so that any process can show it; the build's live progress is read
+    from ``pg_stat_progress_create_index`` by the backend ``pid``.
+    """
+
+    PENDING, RUNNING, DONE, REFUSED, FAILED = "pending", "running", "done", "refused", "failed"
+
+    created_at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("who"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    database = models.CharField(_("database"), max_length=100)
+    rule = models.CharField(_("rule"), max_length=400, db_index=True)
+    index = models.CharField(_("index"), max_length=300)
+    sql = models.TextField(_("SQL"))
+    status = models.CharField(_("status"), max_length=20, default=PENDING)
+    step = models.CharField(_("step"), max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    pid = models.IntegerField(_("backend pid"), null=True, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    duplicates = models.BooleanField(_("duplicates found"), default=False)
+
+    class Meta:
+        default_permissions = ("view",)
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("enforce run")
+        verbose_name_plural = _("enforce runs")
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.status}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.DONE, self.REFUSED, self.FAILED)
 
 
 class SequenceResync(models.Model):

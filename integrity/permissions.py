@@ -2,8 +2,9 @@
 
 Each is a Django permission of the app label ``integrity``: the models'
 default ``view_*`` permissions, plus the three the app declares itself
-(``resync_sequence`` on ``Sequence``, ``merge_duplicates`` on
-``DuplicateRule``, ``resolve_eventgroup`` on ``EventGroup``). Views, template tags and tests import them from here.
+(``resync_sequence`` on ``Sequence``, ``merge_duplicates`` and
+``enforce_duplicaterule`` on ``DuplicateRule``, ``resolve_eventgroup`` on
+``EventGroup``). Views, template tags and tests import them from here.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ VIEW_SEQUENCES = "integrity.view_sequence"
 RESYNC_SEQUENCE = "integrity.resync_sequence"
 VIEW_DUPLICATES = "integrity.view_duplicaterule"
 MERGE_DUPLICATES = "integrity.merge_duplicates"
+ENFORCE_DUPLICATES = "integrity.enforce_duplicaterule"
 VIEW_MERGE_RECORDS = "integrity.view_mergerecord"
 VIEW_EVENTS = "integrity.view_eventgroup"
 RESOLVE_EVENTS = "integrity.resolve_eventgroup"
 
 __all__ = [
+    "ENFORCE_DUPLICATES",
     "MERGE_DUPLICATES",
     "RESOLVE_EVENTS",
     "RESYNC_SEQUENCE",

@@ -847,3 +847,44 @@ def held(*tables: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[None]:
             pass  # the server ended the session already (it held the lock past HOLD_SECONDS)
         finally:
             other.close()
+
+
+# ---------------------------------------------------------------------------
+# Enforce: the demo's drifted and invalid rules, and putting them back
+# ---------------------------------------------------------------------------
+
+ENFORCE = "/admin/integrity/duplicaterule/enforce/"
+ENFORCE_RUN = "/admin/integrity/duplicaterule/enforce/run/"
+
+
+def vat_index_name() -> str:
+    """The name Django gives Company.vat_number's unique constraint (what Enforce builds)."""
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        name: str = editor._create_index_name("crm_company", ["vat_number"], suffix="_uniq")  # type: ignore[attr-defined]
+        return name
+
+
+def unique_indexes(table: str) -> list[tuple[Any, ...]]:
+    """``(name, valid)`` of every non-primary unique index of ``table``."""
+    return sql_rows(
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s::regclass AND i.indisunique AND NOT i.indisprimary ORDER BY 1",
+        [table],
+    )
+
+
+def undo_enforce() -> None:
+    """The demo's drift again: no VAT number or subscriber email index, whatever a test built (committed)."""
+    run(f'ALTER TABLE crm_company DROP CONSTRAINT IF EXISTS "{vat_index_name()}"')
+    run(f'DROP INDEX IF EXISTS "{vat_index_name()}"')
+    run("ALTER TABLE crm_subscriber DROP CONSTRAINT IF EXISTS crm_subscriber_email_uniq")
+    run("DROP INDEX IF EXISTS crm_subscriber_email_uniq")
+
+
+def leave_invalid_subscriber_index() -> None:
+    """What a failed CREATE UNIQUE INDEX CONCURRENTLY leaves: an INVALID index (then the duplicate goes). Commits."""
+    run("INSERT INTO crm_subscriber (email) VALUES ('twice@example.com'), ('twice@example.com')")
+    with pytest.raises(IntegrityError, match="could not create unique index"):
+        run("CREATE UNIQUE INDEX CONCURRENTLY crm_subscriber_email_uniq ON crm_subscriber (email)")
+    run("DELETE FROM crm_subscriber WHERE id = (SELECT max(id) FROM crm_subscriber)")
+    assert unique_indexes("crm_subscriber") == [("crm_subscriber_email_uniq", False)]

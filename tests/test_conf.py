@@ -18,6 +18,7 @@ from integrity.conf import settings
         ("EVENT_SAMPLES", 20),
         ("EVENT_VALUES", "keys"),
         ("EVENTS_POLL_SECONDS", 10),
+        ("ENFORCE_RETRIES", 3),
     ],
 )
 def test_defaults(name, default):
@@ -67,6 +68,7 @@ def test_every_setting_documents_its_default():
         "CAPACITY_WARNING",
         "CAPTURE_HANDLED",
         "DUPLICATE_RULES",
+        "ENFORCE_RETRIES",
         "EVENTS_POLL_SECONDS",
         "EVENT_SAMPLES",
         "EVENT_VALUES",

@@ -15,7 +15,7 @@ from django.utils.translation import ngettext
 
 from integrity import reads
 from integrity.conf import settings
-from integrity.duplicates import enforcement
+from integrity.duplicates import enforce, enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import rules_for
 from integrity.events import lifecycle
@@ -30,6 +30,7 @@ class Card:
     detail: str
     level: str  # "ok", "warning" or "critical"
     query: str  # filter query string for the detail page
+    note: str = ""  # a line under the detail (the duplicates card: how many rules are ready to enforce)
 
 
 def sequence_cards() -> list[Card]:
@@ -89,6 +90,7 @@ class GroupCount:
     rules_with_groups: int = 0
     declared_groups: int = 0  # groups of declared (missing / invalid) rules: those break a constraint
     not_counted: int = 0  # rules whose scan timed out or did not fit in the budget
+    ready: int = 0  # rules with no groups left that the Enforce action can finish
 
 
 def count_groups(budget_ms: int | None = None) -> GroupCount:
@@ -118,6 +120,7 @@ def count_groups(budget_ms: int | None = None) -> GroupCount:
         count.groups += groups
         count.rows += rows
         count.rules_with_groups += bool(groups)
+        count.ready += not groups and enforce.offered(rule, state)
         if state.state in enforcement.DECLARED_NOT_ENFORCED:
             count.declared_groups += groups
     return count
@@ -136,13 +139,16 @@ def duplicate_groups_card(budget_ms: int | None = None) -> Card:
         detail += " · " + ngettext(
             "%(n)d rule not counted (timed out)", "%(n)d rules not counted (timed out)", count.not_counted
         ) % {"n": count.not_counted}
+    note = ngettext("%(n)d ready to enforce", "%(n)d ready to enforce", count.ready) % {"n": count.ready}
     if count.declared_groups:
         level = "critical"
     elif count.groups or count.not_counted:
         level = "warning"
     else:
         level = "ok"
-    return Card(_("Duplicate groups"), count.groups, detail, level, "enforcement=not_enforced")
+    card = Card(_("Duplicate groups"), count.groups, detail, level, "enforcement=not_enforced")
+    card.note = note if count.ready else ""
+    return card
 
 
 def event_cards(now: datetime | None = None) -> list[Card]:

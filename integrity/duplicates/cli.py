@@ -22,7 +22,7 @@ from django.db import DatabaseError, connections
 
 from integrity.cli import UsageError, format_table, resolve_databases, resolve_models, value_text
 from integrity.conf import settings
-from integrity.duplicates import enforcement
+from integrity.duplicates import enforce_cli, enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import Rule, describe, rules_for
 
@@ -136,6 +136,7 @@ def add_parsers(sub: Any) -> None:
         help=argparse.SUPPRESS,
     )
     dup.set_defaults(handler=duplicates_command)
+    enforce_cli.add_parser(sub)
 
 
 def duplicates_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:

@@ -11,7 +11,7 @@ a table held by a migration is reported as not compared, never waited for.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import connections
 from django.db.migrations.loader import MigrationLoader
@@ -51,6 +51,9 @@ class Enforcement:
     index: str | None = None
     reason: str = ""
     table_exists: bool = True
+    # For a missing rule: the unapplied migration that adds it; the table was locked (not compared).
+    migration: str | None = field(default=None, compare=False)
+    busy: bool = field(default=False, compare=False)
 
     @property
     def scannable(self) -> bool:
@@ -188,7 +191,7 @@ def _indexes_or_none(backend: PostgresUniqueBackend, table: str) -> list[UniqueI
 
 def _locked() -> Enforcement:
     reason = _("Could not compare: another transaction holds a lock on the table (a migration?). Try again.")
-    return Enforcement(MISSING, reason=reason)
+    return Enforcement(MISSING, reason=reason, busy=True)
 
 
 def _classify(
@@ -202,7 +205,7 @@ def _classify(
         reason = _("Configured in INTEGRITY_DUPLICATE_RULES: not enforced by the database.")
         return Enforcement(CONFIGURED_STATE, reason=reason, table_exists=table_exists)
     if not table_exists:
-        return Enforcement(MISSING, reason=_missing_reason(rule, False, migrations), table_exists=False)
+        return _missing(rule, False, migrations)
     if indexes is None:
         return _locked()
     if _needs_probe(rule):
@@ -222,7 +225,13 @@ def _classify(
             "Index %(index)s exists but PostgreSQL marks it invalid (a failed CREATE UNIQUE INDEX CONCURRENTLY?)."
         )
         return Enforcement(INVALID, index=matches[0].name, reason=reason % {"index": matches[0].name})
-    return Enforcement(MISSING, reason=_missing_reason(rule, True, migrations))
+    return _missing(rule, True, migrations)
+
+
+def _missing(rule: Rule, table_exists: bool, migrations: _MigrationReasons) -> Enforcement:
+    reason = _missing_reason(rule, table_exists, migrations)
+    migration = migrations.find(rule) if rule.model._meta.managed else None
+    return Enforcement(MISSING, reason=reason, table_exists=table_exists, migration=migration)
 
 
 def classify(rules: Iterable[Rule]) -> dict[str, Enforcement]:

@@ -27,6 +27,8 @@ from integrity.pages import FilterForm, PageAdmin, Refused, page_url, text_field
 
 __all__ = [
     "FIELD_PREFIX",
+    "EnforceForm",
+    "EnforceRunForm",
     "KEEP_PREFIX",
     "MergeAllForm",
     "MergeForm",
@@ -167,3 +169,15 @@ def merge_form(
         if row["differs"]
     ]
     return {"url": page_url(admin, "merge"), "default": most_referenced(members, totals), "fields": fields}
+
+
+class EnforceForm(RuleForm):
+    """The Enforce confirmation: the rule, and the token of the SQL the page showed."""
+
+    token = text_field()
+
+
+class EnforceRunForm(forms.Form):
+    """Which Enforce run a progress page shows: its id, a positive 64-bit integer (else a 400)."""
+
+    run = forms.IntegerField(min_value=1, max_value=2**63 - 1)

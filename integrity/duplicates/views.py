@@ -25,7 +25,7 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
-from integrity.duplicates import enforcement
+from integrity.duplicates import enforce, enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.forms import RuleFilterForm, merge_form, rule_from
 from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rules_for
@@ -192,6 +192,9 @@ def rule_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         if request.user.has_perm(permissions.MERGE_DUPLICATES)
         else None,
         policies=POLICIES,
+        enforce_url=with_query(page_url(admin, "enforce"), rule=rule.key)
+        if enforce.offered(rule, state) and request.user.has_perm(permissions.ENFORCE_DUPLICATES)
+        else None,
     )
     if state.scannable and (state.state != enforcement.ENFORCED or verify):
         try:

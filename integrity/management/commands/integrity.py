@@ -23,13 +23,14 @@ class Command(BaseCommand):
     help = (
         "Data-integrity checks: 'integrity sequences' reports (and with --fix resyncs) sequences; "
         "'integrity duplicates' checks every uniqueness rule and finds the rows that break it; "
+        "'integrity enforce' builds the index of a rule whose duplicates are gone; "
         "'integrity merge' merges duplicate rows (preview, record) and 'integrity undo' puts them back; "
         "'integrity events' lists recorded IntegrityErrors and 'integrity prune' removes old ones."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="{sequences,duplicates,merge,undo,events,prune}"
+            dest="subcommand", required=True, metavar="{sequences,duplicates,enforce,merge,undo,events,prune}"
         )
         for room in (sequences, duplicates, merge, events):
             room.add_parsers(sub)
