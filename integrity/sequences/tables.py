@@ -38,6 +38,11 @@ def _folded(summary: str, body: str, kind: str) -> str:
     )
 
 
+def row_dom_id(record: SequenceInfo) -> str:
+    """The ``id`` of the sequence's row on the sequences page (the dashboard links to it)."""
+    return f"seq-{record.database}-{record.model}-{record.column}".replace(".", "-")
+
+
 def _has_gap(record: SequenceInfo) -> bool:
     return record.status == AHEAD or (record.status == EMPTY and (record.next_value or 0) != record.start)
 
@@ -181,7 +186,7 @@ class SequenceTable(RowsTable):
 
     def row_html(self, record: SequenceInfo) -> SafeString:
         """One ``<tr>``, its cells in column order, each with its column as class."""
-        row_id = f"seq-{record.database}-{record.model}-{record.column}".replace(".", "-")
+        row_id = row_dom_id(record)
         cells = (
             breakable(record.model),
             escape(record.database),
