@@ -16,9 +16,12 @@ from django.core.management.base import CommandError
 from django.core.management.color import Style, color_style, no_style
 from django.db import connections
 from django.db.models import Model
+from django.utils.translation import ngettext
 
 __all__ = [
+    "Paint",
     "UsageError",
+    "counted",
     "format_table",
     "resolve_database",
     "resolve_databases",
@@ -29,6 +32,11 @@ __all__ = [
 ]
 
 Paint = Callable[[str, dict[str, Any], str], str]  # (column key, row, cell text) -> the text, coloured
+
+
+def counted(singular: str, plural: str, n: int) -> str:
+    """``n`` and its noun, in the right plural form (``ngettext``), with thousands separators: "1 error", "2 errors"."""
+    return ngettext(singular, plural, n) % {"n": f"{n:,}"}
 
 
 def style_for(options: dict[str, Any]) -> Style:
