@@ -53,6 +53,11 @@ class Settings:
         return max(int(self._get("READ_STATEMENT_TIMEOUT_MS", 10000)), 1)
 
     @property
+    def WRITE_STATEMENT_TIMEOUT_MS(self) -> int:
+        """How long one statement of a writing transaction (resync, merge, undo, prune) may run, in ms (default 600000)."""
+        return max(int(self._get("WRITE_STATEMENT_TIMEOUT_MS", 600_000)), 1)
+
+    @property
     def EVENT_WRITE_TIMEOUT_MS(self) -> int:
         """How long recording an IntegrityError may wait for a lock or run, in ms (default 50)."""
         return max(int(self._get("EVENT_WRITE_TIMEOUT_MS", 50)), 1)
@@ -149,6 +154,7 @@ INTEGER_MINIMUMS = {
     "MERGE_BATCH": 1,
     "EVENT_SAMPLES": 0,
     "EVENTS_POLL_SECONDS": 1,
+    "WRITE_STATEMENT_TIMEOUT_MS": 1,
 }
 FRACTIONS = ("CAPACITY_WARNING", "CAPACITY_CRITICAL")
 

@@ -80,6 +80,7 @@ def test_every_setting_documents_its_default():
         "READ_STATEMENT_TIMEOUT_MS",
         "SCAN_TIMEOUT_MS",
         "SEQUENCES_PER_PAGE",
+        "WRITE_STATEMENT_TIMEOUT_MS",
     ]
     for name in names:
         doc = getattr(type(settings), name).__doc__

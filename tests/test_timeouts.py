@@ -122,3 +122,100 @@ def test_events_command_exits_1_when_the_events_table_is_locked():
         code, _out, err = command("events", "--since", "all")
     assert code == 1
     assert "table locked by another transaction" in err
+
+
+# ---------------------------------------------------------------------------
+# Writes: the merge's plan, the merge, undo, prune, nested writing transactions
+# ---------------------------------------------------------------------------
+
+WRITE_TIMEOUTS = {**TIMEOUTS, "INTEGRITY_LOCK_TIMEOUT_MS": 300}
+EMAIL_RULE = [{"model": "merging.Person", "fields": ["email"], "name": "email"}]
+
+
+@pytest.fixture
+def two_people():
+    from tests.merging.models import Order, Person
+
+    with override_settings(INTEGRITY_DUPLICATE_RULES=EMAIL_RULE, **WRITE_TIMEOUTS):
+        a = Person.objects.create(email="dup@example.com")
+        b = Person.objects.create(email="dup@example.com")
+        Order.objects.create(person=b)
+        yield a, b
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_merge_preview_with_a_referencing_table_locked_is_refused_promptly(two_people):
+    from tests.merging.models import Order, Person
+
+    a, b = two_people
+    with held(Order._meta.db_table), prompt():
+        code, out, err = command(
+            "merge", "merging.Person", "--keep", str(a.pk), "--remove", str(b.pk), "--dry-run"
+        )
+    assert code == 1
+    assert "could not be read in time" in err and "table locked by another transaction" in err
+    assert Person.objects.filter(pk=b.pk).exists()
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_merge_with_a_referencing_table_locked_is_refused_promptly_and_changes_nothing(two_people):
+    from integrity.models import MergeRecord
+    from tests.merging.models import Order, Person
+
+    a, b = two_people
+    with held(Order._meta.db_table), prompt():
+        code, _out, err = command("merge", "merging.Person", "--keep", str(a.pk), "--remove", str(b.pk))
+    assert code == 1
+    assert "nothing was changed" in err
+    assert Person.objects.filter(pk=b.pk).exists()
+    assert Order.objects.get().person_id == b.pk
+    assert not MergeRecord.objects.exists()
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_the_merge_page_answers_409_promptly_while_a_referencing_table_is_locked(two_people, admin_client):
+    from tests.merging.models import Order, Person
+
+    a, b = two_people
+    form = {
+        "rule": "default:merging.Person:configured:email",
+        "survivor": str(a.pk),
+        "remove": [str(b.pk)],
+        "step": "preview",
+    }
+    with held(Order._meta.db_table), prompt():
+        response = admin_client.post("/admin/integrity/duplicaterule/merge/", form)
+    assert response.status_code == 409
+    assert "table locked by another transaction" in response.content.decode()
+    assert Person.objects.filter(pk=b.pk).exists()
+
+
+@override_settings(**WRITE_TIMEOUTS)
+def test_prune_with_the_events_tables_locked_exits_1_promptly():
+    with held("integrity_event"), prompt():
+        code, _out, err = command("prune", "--older-than", "0d")
+    assert code == 1
+    assert "Nothing was pruned" in err and "locked" in err
+    with held("integrity_event"), prompt():
+        code, _out, err = command("prune", "--older-than", "0d", "--dry-run")
+    assert code == 1
+
+
+@override_settings(INTEGRITY_LOCK_TIMEOUT_MS=1234, INTEGRITY_WRITE_STATEMENT_TIMEOUT_MS=5678)
+def test_a_writing_transaction_bounds_its_statements_and_gives_a_callers_limits_back():
+    from django.db import transaction
+
+    from integrity.transactions import writing
+
+    def limits():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+            return cursor.fetchone()
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '7s'")
+        caller = limits()
+        with writing("default", RuntimeError):
+            assert limits() == ("1234ms", "5678ms")
+        assert limits() == caller == ("7s", "0")

@@ -213,7 +213,10 @@ def prune_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Output
         raise UsageError("--older-than is required, such as --older-than 30d.")
     older_than = parse_duration(options["older_than"])
     assert older_than is not None  # "all" is not allowed here
-    result = retention.prune(older_than, dry_run=options["dry_run"])
+    try:
+        result = retention.prune(older_than, dry_run=options["dry_run"])
+    except retention.PruneBusy as exc:
+        raise CommandError(f"Nothing was pruned: {exc}", returncode=1) from exc
     if options["json"]:
         stdout.write(json.dumps(prune_json(result), indent=2, cls=DjangoJSONEncoder))
         return

@@ -22,10 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.utils import timezone
 
+from integrity import reads
 from integrity.models import Event, EventGroup
+from integrity.transactions import writing
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ PREVIEW = (
 )
 
 
+class PruneBusy(Exception):
+    """The events tables could not be locked, or read, in time: nothing was removed; ``str()`` says why."""
+
+
 def prune(older_than: timedelta, *, dry_run: bool = False, now: datetime | None = None) -> PruneResult:
     """Delete samples recorded before ``now - older_than`` and the groups left empty and unseen since.
 
@@ -77,11 +83,14 @@ def prune(older_than: timedelta, *, dry_run: bool = False, now: datetime | None 
     alias = router.db_for_write(EventGroup)
     names = _names(alias)
     if dry_run:
-        with connections[alias].cursor() as cursor:
-            cursor.execute(PREVIEW.format(**names), {"cutoff": cutoff})
-            samples, groups, reset = cursor.fetchone()
+        try:
+            with reads.bounded(alias), connections[alias].cursor() as cursor:
+                cursor.execute(PREVIEW.format(**names), {"cutoff": cutoff})
+                samples, groups, reset = cursor.fetchone()
+        except reads.ReadBusy as exc:
+            raise PruneBusy(str(exc)) from exc
         return PruneResult(samples, groups, reset, cutoff, dry_run=True)
-    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+    with writing(alias, PruneBusy), connections[alias].cursor() as cursor:
         cursor.execute(DELETE_SAMPLES.format(**names), [cutoff])
         samples = cursor.rowcount
         cursor.execute(DELETE_GROUPS.format(**names), [cutoff])

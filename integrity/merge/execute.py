@@ -105,9 +105,7 @@ def _lock(rule: Rule, plan_pks: list[Any]) -> None:
                 rows: Any = QuerySet(model=rule.model, using=alias).filter(pk__in=plan_pks)
                 values = list(rows.values_list(attname, flat=True))
                 sql.lock_rows(cursor, _table(alias, parent), _pk_column(parent), values)
-            generic = sorted(
-                {_table(alias, r.holder) for r in relations_to(alias, rule.model) if r.kind == GENERIC}
-            )
+            generic = sorted({_table(alias, r.holder) for r in _generic_relations(alias, rule.model)})
             sql.lock_tables(cursor, generic)
         except sql.RowsBusy as exc:
             message = _("Rows of %(model)s are being changed by another transaction (%(what)s); try again.")
@@ -303,6 +301,11 @@ def merge(
     return record
 
 
+def _generic_relations(alias: str, model: type[Model]) -> list[Relation]:
+    """Generic relations to the model and to every parent of its inheritance chain (the same keys at every level)."""
+    return [r for level in chain(model) for r in relations_to(alias, level) if r.kind == GENERIC]
+
+
 def _sweep_generic(rule: Rule, record: MergeRecord) -> None:
     """Move generic references written by transactions that waited for the merge's table locks.
 
@@ -313,7 +316,7 @@ def _sweep_generic(rule: Rule, record: MergeRecord) -> None:
     added to the record, so that an undo moves them back.
     """
     alias = rule.database
-    generic = [r for r in relations_to(alias, rule.model) if r.kind == GENERIC]
+    generic = _generic_relations(alias, rule.model)
     if not generic:
         return
     removed = [to_pk(rule, pk) for pk in record.removed]

@@ -20,6 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, F, Model, QuerySet, Sum
 from django.utils.translation import gettext as _
 
+from integrity import reads
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.relations import GENERIC, MANY_TO_MANY, Relation
 from integrity.duplicates.rules import InvalidPk, Rule, parse_pk
@@ -30,6 +31,7 @@ from integrity.merge.conflicts import Conflict, count_collapsed, find_conflicts,
 from integrity.merge.exceptions import (
     BadChoice,
     GroupGone,
+    MergeBusy,
     MergeRefused,
     NotDuplicates,
     Unsupported,
@@ -367,7 +369,27 @@ def build_plan(
     fields: Mapping[str, Any] | None = None,
     resolutions: Mapping[str, Any] | None = None,
 ) -> Plan:
-    """What merging ``duplicate_pks`` into ``survivor_pk`` would do, read from the database now."""
+    """What merging ``duplicate_pks`` into ``survivor_pk`` would do, read from the database now.
+
+    Every read is bounded (``integrity.reads``): a table another transaction
+    holds locked is a ``MergeBusy`` ("try again"), never a wait.
+    """
+    try:
+        with reads.bounded(rule.database):
+            return _build_plan(rule, survivor_pk, duplicate_pks, fields=fields, resolutions=resolutions)
+    except reads.ReadBusy as exc:
+        message = _("Rows the merge reads could not be read in time (%(why)s); nothing was changed.")
+        raise MergeBusy(message % {"why": exc.reason}) from exc
+
+
+def _build_plan(
+    rule: Rule,
+    survivor_pk: Any,
+    duplicate_pks: Iterable[Any],
+    *,
+    fields: Mapping[str, Any] | None = None,
+    resolutions: Mapping[str, Any] | None = None,
+) -> Plan:
     survivor, dups, group = load_members(rule, survivor_pk, duplicate_pks)
     members = [survivor, *dups]
     refs = references(rule.database, rule.model)

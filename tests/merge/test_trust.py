@@ -426,3 +426,22 @@ def test_restaurants_with_a_pizzeria_child_are_refused_in_the_preview() -> None:
     refused_everywhere(
         Restaurant, r, [Restaurant.objects.get(pk=p.pk)], "shapes.Pizzeria", "multi-table inheritance"
     )
+
+
+def test_a_generic_reference_to_a_parent_level_written_after_the_merge_is_swept_and_undone() -> None:
+    """A row that queued behind the merge's locks with the duplicate's id at the ``Place`` level moves too."""
+    from integrity.duplicates.rules import get_rule
+
+    r1 = Restaurant.objects.create(name="Chez A", cuisine="thai")
+    r2 = Restaurant.objects.create(name="Chez B", cuisine="thai")
+    record = merged_in_the_admin(Restaurant, r1, [r2])
+    place = ContentType.objects.get_for_model(Place)
+    late = Label.objects.create(content_type=place, object_id=str(r2.pk), text="late")
+
+    merge._sweep_generic(get_rule(key(Restaurant)), record)
+
+    assert Label.objects.get(pk=late.pk).object_id == str(r1.pk)
+    record.refresh_from_db()
+    merge_undo.undo(record)
+    assert Label.objects.get(pk=late.pk).object_id == str(r2.pk)
+    assert Place.objects.filter(pk=r2.pk).exists()
