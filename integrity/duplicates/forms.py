@@ -53,11 +53,16 @@ def rule_from(key: str) -> Rule:
 
 
 class RuleFilterForm(FilterForm):
-    """The rules page's filters; any value is accepted (one that matches nothing shows no rule)."""
+    """The rules page's filters; any value is accepted (one that matches nothing shows no rule).
+
+    Without ``show=all`` (and without a state chosen) only the rules the
+    database does not enforce are listed.
+    """
 
     enforcement = text_field()
     app = text_field()
     database = text_field()
+    show = text_field()
 
 
 class MultipleValueField(forms.Field):

@@ -40,6 +40,7 @@ from integrity.pages import (
     page_url,
     refused,
     require,
+    with_changes,
     with_query,
 )
 
@@ -64,8 +65,13 @@ def rule_rows() -> list[RuleRow]:
     return sorted((RuleRow(rule, states[rule.key]) for rule in found), key=lambda row: row.sort_key)
 
 
+def _problems_only(wanted: dict[str, str]) -> bool:
+    """The default view: the rules the database does not enforce; ``?show=all`` (or a state chosen) lifts it."""
+    return not (wanted["enforcement"] or wanted["show"] == "all")
+
+
 def _filtered(wanted: dict[str, str], rows: list[RuleRow]) -> list[RuleRow]:
-    if wanted["enforcement"] == enforcement.NOT_ENFORCED:
+    if wanted["enforcement"] == enforcement.NOT_ENFORCED or _problems_only(wanted):
         rows = [r for r in rows if r.state in enforcement.NOT_ENFORCED_STATES]
     elif wanted["enforcement"]:
         rows = [r for r in rows if r.state == wanted["enforcement"]]
@@ -90,9 +96,9 @@ def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     require(request, permissions.VIEW_DUPLICATES)
     wanted = RuleFilterForm(request.GET).values()
     rows = rule_rows()
-    table = RuleTable(
-        _filtered(wanted, rows), rule_url=page_url(admin, "rule"), count_url=page_url(admin, "count")
-    )
+    shown = _filtered(wanted, rows)
+    every = _filtered({**wanted, "show": "all"}, rows)
+    table = RuleTable(shown, rule_url=page_url(admin, "rule"), count_url=page_url(admin, "count"))
     RequestConfig(request, paginate={"per_page": RuleTable._meta.per_page}).configure(table)
     counts = Counter(r.state for r in rows)
     context = page_context(
@@ -105,6 +111,11 @@ def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         not_enforced=sum(counts[s] for s in enforcement.NOT_ENFORCED_STATES),
         unsupported=_unsupported(),
         filters=wanted,
+        problems_only=_problems_only(wanted),
+        shown_count=len(shown),
+        all_count=len(every),
+        show_all_url=f"?{with_changes(request.GET, show='all')}",
+        show_problems_url=f"?{with_changes(request.GET, show='', enforcement='')}",
         state_choices=enforcement.STATES,
         apps=sorted({r.app_label for r in rows}),
         databases=sorted({r.database for r in rows}),

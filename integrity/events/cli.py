@@ -30,7 +30,7 @@ from django.db import router
 from django.utils import timezone
 
 from integrity import reads
-from integrity.cli import UsageError, format_table, resolve_database
+from integrity.cli import UsageError, counted, format_table, resolve_database
 from integrity.events import causes, lifecycle, retention, violations
 from integrity.events import explain as explaining
 from integrity.models import EventGroup
@@ -46,6 +46,21 @@ KINDS = (
     violations.UNKNOWN,
 )
 STATE_CHOICES = ("open", *lifecycle.STATES, "all")  # open: unresolved and regressed
+
+
+class KindChoices(tuple[str, ...]):
+    """The kinds, as argparse shows them in ``--help`` and the usage line (``{unique,foreign-key,…}``).
+
+    Membership is left to :func:`parse_kind`, which also takes ``foreign key``
+    and ``foreign_key`` and refuses anything else with exit status 2 and the
+    known kinds, from the shell and from ``call_command`` alike (argparse's
+    own refusal would be exit status 1 there).
+    """
+
+    def __contains__(self, value: object) -> bool:
+        return True
+
+
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
 COLUMNS = [
@@ -66,7 +81,12 @@ def add_parsers(sub: Any) -> None:
     e = sub.add_parser("events", help="IntegrityError event groups seen recently, newest first.")
     e.add_argument("--since", default="24h", help="Last seen within: 30m, 24h (default), 7d, 2w or all.")
     e.add_argument("--database", default=None, metavar="ALIAS", help="Only errors raised on this database.")
-    e.add_argument("--kind", default=None, help=f"Only this kind: {', '.join(KINDS)}.")
+    e.add_argument(
+        "--kind",
+        default=None,
+        choices=KindChoices(k.replace(" ", "-") for k in KINDS),
+        help="Only this kind (foreign-key, foreign_key and 'foreign key' all work).",
+    )
     e.add_argument(
         "--state",
         default="open",
@@ -189,10 +209,11 @@ def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outpu
         payload = [group_json(g, cause, code) for g, cause, code, _e in found]
         stdout.write(json.dumps(payload, indent=2, cls=DjangoJSONEncoder))
         return
-    stdout.write(format_table([_row(g, cause) for g, cause, _k, _e in found], COLUMNS))
+    stdout.write(format_table([_row(g, cause) for g, cause, _k, _e in found], COLUMNS, numbers=("count",)))
     total = sum(g.count for g, _c, _k, _e in found)
-    noun = "group" if len(found) == 1 else "groups"
-    stdout.write(f"{len(found)} {noun} seen {_window(since, options['since'])}, {total} errors.")
+    shown = counted("%(n)s group", "%(n)s groups", len(found))
+    errors = counted("%(n)s error", "%(n)s errors", total)
+    stdout.write(f"{shown} seen {_window(since, options['since'])}, {errors}.")
 
 
 # ---------------------------------------------------------------------------
@@ -229,9 +250,11 @@ def prune_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Output
         return
     verb = "Would remove" if result.dry_run else "Removed"
     stdout.write(
-        f"{verb} {result.samples} samples recorded before {_when(result.cutoff)} and {result.groups} "
-        f"groups left without samples and not seen since."
+        f"{verb} {counted('%(n)s sample', '%(n)s samples', result.samples)} recorded before "
+        f"{_when(result.cutoff)} and {counted('%(n)s group', '%(n)s groups', result.groups)} "
+        f"left without samples and not seen since."
     )
     if result.reset:
         verb = "would get" if result.dry_run else "got"
-        stdout.write(f"{result.reset} remaining groups {verb} their samples counter set to the samples left.")
+        remaining = counted("%(n)s remaining group", "%(n)s remaining groups", result.reset)
+        stdout.write(f"{remaining} {verb} their samples counter set to the samples left.")

@@ -11,10 +11,12 @@ class SequenceFilterForm(FilterForm):
     """The sequences page's filters; any value is accepted (one that matches nothing shows no sequence).
 
     ``status`` is a status or ``problem``; ``capacity`` a level or ``warning``
-    (warning and critical).
+    (warning and critical). Without ``show=all`` (and without a status chosen)
+    only the sequences that need action are listed.
     """
 
     status = text_field()
     app = text_field()
     database = text_field()
     capacity = text_field()
+    show = text_field()

@@ -54,6 +54,7 @@ __all__ = [
 
 OK, AHEAD, BEHIND, EMPTY, UNREADABLE = "ok", "ahead", "behind", "empty", "unreadable"
 NOT_COMPARABLE = "not comparable"
+TYPE_MISMATCH = "type mismatch"  # shown as a status (SequenceInfo.shown_status), never stored as one
 BUSY = "busy"  # not read in time: a lock another transaction holds, or a statement timeout
 STATUSES = (BEHIND, UNREADABLE, BUSY, NOT_COMPARABLE, AHEAD, EMPTY, OK)
 
@@ -118,6 +119,21 @@ class SequenceInfo:
     @property
     def problem(self) -> bool:
         return self.status in (BEHIND, UNREADABLE, BUSY) or self.capacity_level != "ok" or self.type_mismatch
+
+    @property
+    def needs_action(self) -> bool:
+        """Shown by default on the sequences page: a problem, or a status that can't be checked (not comparable)."""
+        return self.problem or self.status == NOT_COMPARABLE
+
+    @property
+    def shown_status(self) -> str:
+        """The status a person reads: a fine status near overflow or with a type mismatch shows that instead."""
+        if self.status in (OK, AHEAD, EMPTY):
+            if self.capacity_level != "ok":
+                return self.capacity_level
+            if self.type_mismatch:
+                return TYPE_MISMATCH
+        return self.status
 
     def sort_key(self) -> tuple[Any, ...]:
         """Problems first: behind, unreadable, near overflow, type mismatch, then the rest."""

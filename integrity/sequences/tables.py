@@ -13,12 +13,38 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from integrity.conf import settings
-from integrity.sequences.service import AHEAD, BEHIND, EMPTY, SequenceInfo
+from integrity.sequences.fixes import widen_fix
+from integrity.sequences.service import AHEAD, BEHIND, EMPTY, TYPE_MISMATCH, SequenceInfo
 from integrity.tables import RowsTable, breakable, cells_html
 
 
 def _number(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
+
+
+# Badge classes of the statuses shown instead of a fine one (SequenceInfo.shown_status).
+LEVEL_CLASSES = {"critical": "critical", "warning": "warning", TYPE_MISMATCH: "critical"}
+
+
+def _badge(text: str, cls: str, title: str) -> str:
+    title_attr = f' title="{escape(title)}"' if title else ""
+    return f'<span class="integrity-badge {escape(cls)}"{title_attr}>{escape(text)}</span>'
+
+
+def _folded(summary: str, body: str, kind: str) -> str:
+    return (
+        f'<details class="integrity-details {kind}"><summary>{escape(summary)}</summary>'
+        f'<div class="integrity-details-body">{body}</div></details>'
+    )
+
+
+def row_dom_id(record: SequenceInfo) -> str:
+    """The ``id`` of the sequence's row on the sequences page (the dashboard links to it)."""
+    return f"seq-{record.database}-{record.model}-{record.column}".replace(".", "-")
+
+
+def _has_gap(record: SequenceInfo) -> bool:
+    return record.status == AHEAD or (record.status == EMPTY and (record.next_value or 0) != record.start)
 
 
 class SequenceTable(RowsTable):
@@ -60,7 +86,11 @@ class SequenceTable(RowsTable):
     def _labels(self) -> dict[str, str]:
         return {
             "resync": str(_("Resync")),
-            "lower": str(_("Lower…")),
+            "lower": str(_("Lower this sequence…")),
+            "fix": str(_("How to fix")),
+            "gap": str(_("Gap")),
+            "sql": str(_("SQL:")),
+            "migration": str(_("Or in a migration (operations):")),
             "mismatch": str(_("type mismatch")),
             "mismatch_title": str(_("The sequence can hand out values the column cannot hold.")),
         }
@@ -81,13 +111,40 @@ class SequenceTable(RowsTable):
         return mark_safe(html)  # noqa: S308 - every part is escaped
 
     def render_status(self, record: SequenceInfo) -> SafeString:
-        status = escape(record.status)
-        slug = escape(record.status.replace(" ", "-"))
-        title = f' title="{escape(record.reason)}"' if record.reason else ""
-        html = f'<span class="integrity-badge status-{slug}"{title}>{status}</span>'
+        shown = record.shown_status
+        html = _badge(shown, LEVEL_CLASSES.get(shown, "status-" + shown.replace(" ", "-")), record.reason)
+        if shown == record.status and record.capacity_level != "ok":
+            html += " " + _badge(record.capacity_level, record.capacity_level, "")
         if record.reason:
             html += f'<div class="integrity-note">{escape(record.reason)}</div>'
-        return mark_safe(html)  # noqa: S308 - every part is escaped
+        return mark_safe(html + self._details(record))  # noqa: S308 - every part is escaped
+
+    def _details(self, record: SequenceInfo) -> str:
+        """The fix of a capacity or type problem, or the gap and how to lower it, folded under the status."""
+        fix = widen_fix(record)
+        html = ""
+        if fix is not None:
+            parts = [f"<p>{escape(fix.advice)}</p>"]
+            if fix.sql:
+                parts.append(f"<p>{escape(self._labels['sql'])}</p>")
+                parts.append(f'<pre class="integrity-sql">{escape(chr(10).join(fix.sql))}</pre>')
+            if fix.migration:
+                parts.append(f"<p>{escape(self._labels['migration'])}</p>")
+                parts.append(f'<pre class="integrity-sql">{escape(fix.migration)}</pre>')
+            html = _folded(self._labels["fix"], "".join(parts), "fix")
+        return html + self._gap(record)
+
+    def _gap(self, record: SequenceInfo) -> str:
+        if not _has_gap(record):
+            return ""
+        expected = record.start if record.max_value is None else record.max_value + record.increment
+        gap = abs((record.next_value or expected) - expected)
+        text = _("A gap of %(n)s unused values: harmless, nothing to do.") % {"n": f"{gap:,}"}
+        parts = [f"<p>{escape(text)}</p>"]
+        if self.can_resync:
+            href = escape(f"{self.lower_url}?{urlencode({'key': record.key})}")
+            parts.append(f'<a class="integrity-link" href="{href}">{escape(self._labels["lower"])}</a>')
+        return _folded(self._labels["gap"], "".join(parts), "gap")
 
     def render_sequence(self, record: SequenceInfo) -> SafeString:
         html = str(breakable(record.sequence))
@@ -125,15 +182,11 @@ class SequenceTable(RowsTable):
                 f'<input type="hidden" name="key" value="{key}">'
                 f'<button type="submit" class="button">{escape(self._labels["resync"])}</button></form>'
             )
-        gap = record.status == AHEAD or (record.status == EMPTY and (record.next_value or 0) != record.start)
-        if gap:
-            href = escape(f"{self.lower_url}?{urlencode({'key': record.key})}")
-            return mark_safe(f'<a class="integrity-link" href="{href}">{escape(self._labels["lower"])}</a>')  # noqa: S308
-        return mark_safe("")  # noqa: S308
+        return mark_safe("")  # noqa: S308 - gaps are no call to action: lowering is in the row's details
 
     def row_html(self, record: SequenceInfo) -> SafeString:
         """One ``<tr>``, its cells in column order, each with its column as class."""
-        row_id = f"seq-{record.database}-{record.model}-{record.column}".replace(".", "-")
+        row_id = row_dom_id(record)
         cells = (
             breakable(record.model),
             escape(record.database),

@@ -17,17 +17,34 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
-from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
+from integrity.pages import (
+    PageAdmin,
+    Refused,
+    is_htmx,
+    methods,
+    page_context,
+    page_url,
+    refused,
+    require,
+    with_changes,
+)
 from integrity.sequences import service as sequences
 from integrity.sequences.forms import SequenceFilterForm
 from integrity.sequences.service import ResyncRefused, SequenceInfo, SequenceNotFound
 from integrity.sequences.tables import SequenceTable
 
 
+def shows_all(wanted: dict[str, str]) -> bool:
+    """``?show=all``: every sequence, not only those that need action (the default)."""
+    return wanted.get("show") == "all"
+
+
 def _filtered(wanted: dict[str, str], reports: list[sequences.AliasReport]) -> list[SequenceInfo]:
     # Each report is sorted on its own; sort across databases so that problem
     # rows of every database come before the fine rows of the first one.
     rows = sorted((info for report in reports for info in report.sequences), key=SequenceInfo.sort_key)
+    if not (wanted["status"] or shows_all(wanted)):
+        rows = [r for r in rows if r.needs_action]
     if wanted["status"] == "problem":
         rows = [r for r in rows if r.problem]
     elif wanted["status"]:
@@ -59,6 +76,7 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     reports = sequences.collect()
     wanted = SequenceFilterForm(request.GET).values()
     rows = _filtered(wanted, reports)
+    every = rows if shows_all(wanted) else _filtered({**wanted, "show": "all"}, reports)
     table = _table(admin, request, rows)
     RequestConfig(request, paginate={"per_page": settings.SEQUENCES_PER_PAGE}).configure(table)
     all_rows = [info for report in reports for info in report.sequences]
@@ -71,6 +89,11 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         unsupported=[r for r in reports if not r.supported],
         behind_count=sum(r.status == sequences.BEHIND for r in all_rows),
         filters=wanted,
+        problems_only=not (wanted["status"] or shows_all(wanted)),
+        shown_count=len(rows),
+        all_count=len(every),
+        show_all_url=f"?{with_changes(request.GET, show='all')}",
+        show_problems_url=f"?{with_changes(request.GET, show='', status='')}",
         status_choices=sequences.STATUSES,
         apps=sorted({r.app_label for r in all_rows}),
         databases=[r.database for r in reports],

@@ -9,8 +9,12 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
-from integrity.dashboard.cards import duplicate_cards, event_cards, sequence_cards
-from integrity.permissions import VIEW_DUPLICATES, VIEW_EVENTS, VIEW_SEQUENCES
+from integrity.dashboard.cards import duplicate_cards, event_cards, same_page_note, sequence_cards
+from integrity.dashboard.problems import Problems, event_problems, rule_problems, sequence_problems
+from integrity.pages import with_query
+from integrity.permissions import RESYNC_SEQUENCE, VIEW_DUPLICATES, VIEW_EVENTS, VIEW_SEQUENCES
+from integrity.sequences import service as sequences
+from integrity.sequences.tables import row_dom_id
 
 register = template.Library()
 
@@ -45,6 +49,7 @@ def _duplicate_cards(site: str) -> list[dict[str, Any]]:
             "level": "pending",
             "url": f"{base}?enforcement=not_enforced",
             "lazy_url": summary,
+            "note": same_page_note(),
         }
     )
     return cards
@@ -72,6 +77,100 @@ def integrity_dashboard(context: template.Context) -> list[dict[str, Any]]:
     if request.user.has_perm(VIEW_EVENTS):
         cards += _event_cards(site)
     return cards
+
+
+def _panel(title: str, found: Problems, url: str, empty: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "title": title,
+        "items": found.items,
+        "total": found.total,
+        "url": url,
+        "empty": empty,
+        "unread": found.unread,
+        **extra,
+    }
+
+
+def _sequence_panels(request: HttpRequest, site: str) -> list[dict[str, Any]]:
+    base = _page(site, "sequence_changelist")
+    resync = _page(site, "sequence_resync")
+    if base is None or resync is None:
+        return []
+    rows = [info for report in sequences.collect() for info in report.sequences]
+    behind, overflow = sequence_problems(rows)
+    by_key = {r.key: r for r in rows}
+    for item in overflow.items:
+        item.url = f"{base}#{row_dom_id(by_key[item.key])}"
+    return [
+        _panel(
+            _("Sequences behind their data"),
+            behind,
+            with_query(base, status=sequences.BEHIND),
+            _("No sequence is behind: the next inserts get free ids."),
+            resync_url=resync if request.user.has_perm(RESYNC_SEQUENCE) else "",
+            fix=_("Resync"),
+        ),
+        _panel(
+            _("Near overflow or type mismatch"),
+            overflow,
+            with_query(base, capacity="warning"),
+            _("Every sequence has room to grow."),
+            fix=_("How to fix"),
+        ),
+    ]
+
+
+def _rule_panels(site: str) -> list[dict[str, Any]]:
+    base, rule = _page(site, "duplicaterule_changelist"), _page(site, "duplicaterule_rule")
+    if base is None or rule is None:
+        return []
+    found = rule_problems()
+    for item in found.items:
+        item.url = with_query(rule, rule=item.key)
+    return [
+        _panel(
+            _("Rules not enforced"),
+            found,
+            base,
+            _("The database enforces every uniqueness rule."),
+            fix=_("Review its duplicates"),
+        )
+    ]
+
+
+def _event_panels(site: str) -> list[dict[str, Any]]:
+    base, group = _page(site, "eventgroup_changelist"), _page(site, "eventgroup_group")
+    if base is None or group is None:
+        return []
+    found = event_problems()
+    for item in found.items:
+        item.url = with_query(group, id=item.key)
+    return [
+        _panel(
+            _("Busiest IntegrityErrors, 24 h"),
+            found,
+            with_query(base, range="24h"),
+            _("No IntegrityError in the last 24 hours."),
+            fix=_("Explain and fix"),
+        )
+    ]
+
+
+@register.simple_tag(takes_context=True)
+def integrity_problems(context: template.Context) -> list[dict[str, Any]]:
+    """The problems themselves, the top few of each kind the user may see, each with its fix."""
+    request: HttpRequest | None = context.get("request")
+    if request is None:
+        return []
+    site = getattr(request, "current_app", None) or "admin"
+    panels: list[dict[str, Any]] = []
+    if request.user.has_perm(VIEW_SEQUENCES):
+        panels += _sequence_panels(request, site)
+    if request.user.has_perm(VIEW_DUPLICATES):
+        panels += _rule_panels(site)
+    if request.user.has_perm(VIEW_EVENTS):
+        panels += _event_panels(site)
+    return panels
 
 
 @register.filter

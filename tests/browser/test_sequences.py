@@ -106,6 +106,8 @@ def test_resync_without_javascript_posts_the_form_and_redirects(
 
         expect(page).to_have_url(f"{base}{SEQUENCES}")
         expect(page.locator(".messagelist .success")).to_contain_text("next value 1 → 9")
+        expect(row).to_have_count(0)  # fixed: no longer among the rows that need action
+        page.get_by_role("link", name=re.compile(r"^Show all \(\d+\)$")).click()
         expect(row.locator(".integrity-badge")).to_have_text("ok")
         expect(row.get_by_role("button", name="Resync")).to_have_count(0)
     assert_next_product_id_is_9()
@@ -127,5 +129,6 @@ def test_resync_all_confirms_then_resyncs_every_behind_sequence(live_server, sup
         expect(page.locator(".messagelist .success")).to_have_text("4 sequences resynced.")
         expect(page.locator("#integrity-summary")).to_contain_text("0 sequences are behind their data.")
         expect(page.locator("#sequence-table tr[data-status=behind]")).to_have_count(0)
+        page.goto(f"{base}{SEQUENCES}?show=all")
         expect(page.locator("#sequence-table tr[data-status=ahead]")).to_have_count(1)  # never lowered
     assert SequenceResync.objects.filter(lowered=False).count() == 4

@@ -274,8 +274,8 @@ def test_prune_removes_old_samples_and_empty_old_groups(aged: dict[str, EventGro
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Removed 3 samples recorded before ")
-    assert lines[0].endswith(" and 1 groups left without samples and not seen since.")
-    assert lines[1] == "1 remaining groups got their samples counter set to the samples left."
+    assert lines[0].endswith(" and 1 group left without samples and not seen since.")
+    assert lines[1] == "1 remaining group got their samples counter set to the samples left."
     assert sorted(EventGroup.objects.values_list("constraint", flat=True)) == ["fresh", "mixed"]
     mixed = EventGroup.objects.get(constraint="mixed")
     assert (mixed.count, mixed.sampled) == (9, 1)
@@ -286,7 +286,7 @@ def test_prune_dry_run_and_json(aged: dict[str, EventGroup]) -> None:
     code, out, err = run("prune", "--older-than", "30d", "--dry-run")
     assert code == 0, err
     assert out.startswith("Would remove 3 samples recorded before ")
-    assert "1 remaining groups would get their samples counter set" in out
+    assert "1 remaining group would get their samples counter set" in out
     assert EventGroup.objects.count() == 3 and Event.objects.count() == 5
 
     code, out, err = run("prune", "--older-than", "30d", "--dry-run", "--json")

@@ -268,6 +268,9 @@ def test_form_resync_redirects_to_the_list_with_a_message(behind_and_ahead: None
     page = client.get(response["Location"])
     assert messages_of(page) == [f"Sequence {sequence_of(Product)}: next value 1 → 9."]
     assert f"Sequence {sequence_of(Product)}: next value 1 → 9." in text(page)
+    # Fixed, it no longer needs action: gone from the default view, "ok" among all.
+    assert PRODUCT_KEY not in {r.key for r in table_rows(page.content)}
+    page = client.get(LIST, {"show": "all"})
     row = next(r for r in table_rows(page.content) if r.key == PRODUCT_KEY)
     assert row.status == "ok"
     assert row["next_value"] == "9"
@@ -650,9 +653,9 @@ def mixed() -> None:
 )
 def test_filters_narrow_the_rows(query: str, check: Callable[[Row], bool], mixed: None) -> None:
     client = client_for("viewer")
-    everything = table_rows(client.get(LIST).content)
+    everything = table_rows(client.get(LIST, {"show": "all"}).content)
 
-    response = client.get(f"{LIST}?{query}")
+    response = client.get(f"{LIST}?{query}&show=all")
 
     assert response.status_code == 200
     rows = table_rows(response.content)
@@ -679,7 +682,7 @@ def test_status_filter_problem_keeps_problem_rows_only(mixed: None) -> None:
 
 @DB
 def test_problem_rows_come_first_on_every_database(mixed: None) -> None:
-    rows = table_rows(client_for("viewer").get(LIST).content)
+    rows = table_rows(client_for("viewer").get(LIST, {"show": "all"}).content)
 
     # Behind rows of both databases first, then near overflow, then type mismatches,
     # then everything else (whatever database it is on).
@@ -714,7 +717,7 @@ def test_sqlite_alias_filter_shows_the_notice_and_no_rows(mixed: None) -> None:
 def test_behind_rows_have_a_resync_button_only_with_the_permission(
     role: str, buttons: bool, mixed: None
 ) -> None:
-    response = client_for(role).get(LIST)
+    response = client_for(role).get(LIST, {"show": "all"})
 
     rows = {r.key: r for r in table_rows(response.content)}
     product = rows[PRODUCT_KEY]
@@ -751,7 +754,7 @@ def _hrefs(content: bytes) -> list[str]:
 
 @DB
 def test_second_site_list_links_stay_under_second_admin(mixed: None) -> None:
-    response = client_for("superuser").get(SECOND)
+    response = client_for("superuser").get(SECOND, {"show": "all"})
 
     assert response.status_code == 200
     rows = {r.key: r for r in table_rows(response.content)}
@@ -866,9 +869,9 @@ def test_list_query_count_does_not_grow_with_behind_rows() -> None:
 def test_list_query_count_does_not_grow_with_page_size(mixed: None) -> None:
     client = client_for("resyncer")
     with override_settings(INTEGRITY_SEQUENCES_PER_PAGE=5):
-        small_queries, small = _list_queries(client, LIST)
+        small_queries, small = _list_queries(client, f"{LIST}?show=all")
     with override_settings(INTEGRITY_SEQUENCES_PER_PAGE=25):
-        large_queries, large = _list_queries(client, LIST)
+        large_queries, large = _list_queries(client, f"{LIST}?show=all")
 
     assert (len(small), len(large)) == (5, 25)
     assert large_queries == small_queries

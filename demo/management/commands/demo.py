@@ -16,6 +16,9 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
 from demo import seed, seed_crm
+from integrity.models import Event, EventGroup, MergeRecord, SequenceResync
+
+FILTERING_MANAGER_CHECK = "integrity.W001"
 
 USERNAME = "admin"
 PASSWORD = "admin"
@@ -32,6 +35,21 @@ def replay_product_migration() -> None:
         call_command("migrate", "shop", "0001", interactive=False, verbosity=0)
 
 
+def reset_logs() -> None:
+    """Empty the app's logs, so that a rerun starts the story over: resyncs, merges, IntegrityErrors."""
+    for model in (SequenceResync, MergeRecord, Event, EventGroup):
+        model._default_manager.all().delete()
+
+
+def embedded_stop_command() -> str | None:
+    """How to stop the embedded PostgreSQL the demo runs on; None on a ``DATABASE_URL`` server."""
+    if os.environ.get("DATABASE_URL"):
+        return None
+    from demo import embedded
+
+    return embedded.stop_command()
+
+
 class Command(BaseCommand):
     help = (
         "Start the embedded PostgreSQL, load demo data that reproduces the seed stories, and serve the admin."
@@ -45,6 +63,7 @@ class Command(BaseCommand):
         replay_product_migration()
         seed_crm.migrate_before_email_rule()
         seed.load()
+        reset_logs()
         email_rule_error = seed_crm.apply_email_rule()
         user_model = get_user_model()
         user, _ = user_model.objects.get_or_create(username=USERNAME, defaults={"email": "admin@example.com"})
@@ -66,11 +85,22 @@ class Command(BaseCommand):
             self.stdout.write("  " + "\n  ".join(email_rule_error.splitlines()))
         else:
             self.stdout.write(self.style.WARNING(f"Migration {migration} applied: no duplicates to show."))
+        self.stdout.write(
+            f"The system check warning {FILTERING_MANAGER_CHECK} (clinic.Doctor) is part of the story, on purpose: "
+            "its base manager hides the doctors of other locales, so saving a hidden one inserts an id that exists."
+        )
         self.stdout.write(f"Admin login:  username {USERNAME!r}  password {PASSWORD!r}")
+        self.stdout.write(
+            "Rerunning this command resets the demo data and the logs (sequence resyncs, merges, IntegrityErrors)."
+        )
+        stop = embedded_stop_command()
+        if stop:
+            self.stdout.write(f"The embedded PostgreSQL keeps running for the next run; to stop it:  {stop}")
+        if options["no_serve"]:
+            return
         base = f"http://{host or '127.0.0.1'}:{port or addrport}"
         self.stdout.write(f"Open:         {base}/admin/integrity/")
         self.stdout.write(
             f"Violations:   {base}/demo/violations/  (pages that raise IntegrityErrors: events)"
         )
-        if not options["no_serve"]:
-            call_command("runserver", addrport, use_reloader=False)
+        call_command("runserver", addrport, use_reloader=False)

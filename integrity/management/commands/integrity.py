@@ -9,6 +9,7 @@ fixed), 2 on bad arguments, in which case nothing is done.
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -34,6 +35,21 @@ class Command(BaseCommand):
         )
         for room in (sequences, duplicates, merge, events):
             room.add_parsers(sub)
+        for sub_parser in sub.choices.values():
+            # Django's --no-color / --force-color, also after the sub-command (``integrity sequences
+            # --no-color``); SUPPRESS keeps a sub-parser from overriding what came before it.
+            sub_parser.add_argument(
+                "--no-color",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="Don't colorize the output.",
+            )
+            sub_parser.add_argument(
+                "--force-color",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="Colorize the output anyway.",
+            )
 
     def handle(self, *args: Any, handler: Any, **options: Any) -> None:
         handler(options, self.stdout, self.stderr)
