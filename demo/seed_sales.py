@@ -5,11 +5,17 @@ spellings of Acme Ltd (their VAT number is the same) must carry over deals, a
 tag, campaign targets, notes and a billing profile; two spellings have a
 billing profile each, which a company may only have one of: the merge asks
 which to keep.
+
+The tags' unique name constraint was dropped by hand at some point (drift),
+but every tag name is still different: that rule is clean, ready to be
+enforced again from the admin (Enforce).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+
+from django.db import connection
 
 from demo.crm.models import Company
 from demo.sales.models import BillingProfile, Campaign, CampaignTarget, Deal, Note, Tag
@@ -50,6 +56,25 @@ BILLING = [
 ]
 
 
+# The constraint Django created for Tag.name (unique=True), dropped by hand.
+TAG_NAME_CONSTRAINT = """
+SELECT c.conname FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ALL (c.conkey)
+WHERE c.conrelid = %s::regclass AND c.contype = 'u' AND a.attname = 'name'
+"""
+
+
+def drop_tag_name_constraint() -> None:
+    """Drift without duplicates: ``sales.Tag.name`` is declared unique, the database no longer enforces it."""
+    from integrity.db import quote, quote_table
+
+    table = Tag._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(TAG_NAME_CONSTRAINT, [quote_table(table)])
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"ALTER TABLE {quote_table(table)} DROP CONSTRAINT {quote(name)}")
+
+
 def load() -> None:
     """Deals, tags, campaign targets, notes and billing profiles on the companies of :mod:`demo.seed_crm`."""
     companies = {c.name: c for c in Company.objects.all()}
@@ -65,3 +90,4 @@ def load() -> None:
     BillingProfile.objects.bulk_create(
         BillingProfile(company=companies[c], iban=i, email=e) for c, i, e in BILLING
     )
+    drop_tag_name_constraint()

@@ -536,3 +536,24 @@ def test_integrity_duplicates_on_the_demo_reports_every_story_and_exits_1(withou
     assert (largest["key"], largest["size"], len(largest["pks"])) == (["ann@example.com"], 3, 3)
     for key in [("crm.Company", "name"), ("crm.Mentorship", "mentee, mentor"), ("crm.Account", "user")]:
         assert found[key]["enforcement"] == "enforced" and found[key]["groups"] is None, key
+
+
+def test_a_tag_name_rule_dropped_by_hand_is_clean_and_ready_to_enforce(seeded):
+    from django.test import Client
+
+    from demo.sales.models import Tag
+    from integrity.duplicates import enforcement
+    from integrity.duplicates.rules import get_rule
+
+    rule = get_rule("default:sales.Tag:unique:name")
+    state = enforcement.classify([rule])[rule.key]
+    assert state.state == enforcement.MISSING
+    assert unique_indexes_on("sales_tag") == []
+    assert Tag.objects.count() == Tag.objects.values("name").distinct().count()  # no duplicates
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("boss", password="x"))
+    page = client.get("/admin/integrity/duplicaterule/rule/", {"rule": rule.key})
+    assert page.status_code == 200
+    assert 'id="enforce-ready"' in page.content.decode()
+    assert "ready to enforce" in page.content.decode()
