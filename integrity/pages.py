@@ -21,7 +21,7 @@ from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, URLPattern, path, reverse
@@ -95,6 +95,22 @@ class PageAdmin(admin.ModelAdmin):
         )
 
 
+def not_allowed(admin: PageAdmin, request: HttpRequest, allowed: tuple[str, ...]) -> HttpResponse:
+    """405, as an admin page that says what to do (a bookmark or a refresh of a form's address lands here)."""
+    if allowed == ("POST",):
+        message = _(
+            "This address only takes the form of its page (a POST): opened directly (a bookmark, a refresh) "
+            "it does nothing, and nothing was changed. Go back to the page and use its button."
+        )
+    else:
+        message = _("This address does not answer %(method)s requests; nothing was changed.") % {
+            "method": request.method
+        }
+    response = refused(admin, request, Refused(message, 405))
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
 def methods(*allowed: str) -> Callable[[View], View]:
     """Like ``require_http_methods``, for views bound to a ``PageAdmin`` (URL arguments are passed on)."""
 
@@ -102,7 +118,7 @@ def methods(*allowed: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapper(admin: PageAdmin, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in allowed:
-                return HttpResponseNotAllowed(allowed)
+                return not_allowed(admin, request, allowed)
             return view(admin, request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -200,7 +216,11 @@ def refused(admin: PageAdmin, request: HttpRequest, exc: Refused, **extra: Any) 
             retarget(response, admin.refused_retarget)
             reswap(response, "innerHTML")
         return response
-    title = admin.refused_title or {404: _("Not found"), 409: _("Conflict")}.get(exc.status, _("Bad request"))
+    title = admin.refused_title or {
+        404: _("Not found"),
+        405: _("Use the page's form"),
+        409: _("Conflict"),
+    }.get(exc.status, _("Bad request"))
     context = page_context(admin, request, title=title, error=str(exc), **extra)
     return render(request, admin.refused_template, context, status=exc.status)
 

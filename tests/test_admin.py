@@ -210,3 +210,27 @@ def test_log_entries_point_at_the_audit_rows(two_changes: SequenceResync) -> Non
         f"{AUDIT}{r.pk}/change/" for r in SequenceResync.objects.order_by("created_at", "id")
     ]
     assert all(e.user == two_changes.user for e in entries)
+
+
+@pytest.mark.django_db(databases="__all__")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/integrity/duplicaterule/merge/",
+        "/admin/integrity/duplicaterule/merge-all/",
+        "/admin/integrity/sequence/resync/",
+        "/admin/integrity/mergerecord/1/undo/",
+    ],
+)
+def test_opening_a_post_only_address_directly_is_an_admin_page_saying_what_to_do(url: str) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", password="x"))
+    response = client.get(url)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    page = response.content.decode()
+    assert 'id="content-main"' in page and "breadcrumbs" in page  # the admin's page, not a blank 405
+    assert "only takes the form of its page" in page
