@@ -53,6 +53,15 @@ def _answer(admin: Any, request: HttpRequest, message: str, status: int) -> Http
     return render(request, "integrity/busy.html", context, status=status)
 
 
+def _denied(admin: Any, request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    """403 as an admin page naming the missing permission (Django's own 403 page says only "Forbidden")."""
+    message = str(exc) or _("Your account does not have the permission this page needs.")
+    if getattr(request, "htmx", False):
+        return HttpResponse(render_to_string("integrity/messages.html", {"error": message}), status=403)
+    context = page_context(admin, request, title=_("Permission needed"), error=message)
+    return render(request, "integrity/refused.html", context, status=403)
+
+
 def busy_message(exc: reads.ReadBusy) -> str:
     return _("The page could not be read in time: %(reason)s.") % {"reason": exc.reason}
 
@@ -65,8 +74,11 @@ def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., Http
         if has_nul(request, args, kwargs):
             message = _("The request holds a NUL character, which no database text can hold.")
             return _answer(admin, request, message, 400)
-        if request.method not in READS:
-            return view(request, *args, **kwargs)
+        try:
+            if request.method not in READS:
+                return view(request, *args, **kwargs)
+        except PermissionDenied as exc:
+            return _denied(admin, request, exc)
         try:
             with reads.bounded_all():
                 response = view(request, *args, **kwargs)
@@ -75,6 +87,8 @@ def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., Http
                     render_now()  # a TemplateResponse reads its queryset while rendering: do it in here
         except reads.ReadBusy as exc:
             return _answer(admin, request, busy_message(exc), 200)
+        except PermissionDenied as exc:
+            return _denied(admin, request, exc)
         return response
 
     return inner

@@ -127,9 +127,11 @@ def methods(*allowed: str) -> Callable[[View], View]:
 
 
 def require(request: HttpRequest, *perms: str) -> None:
-    """Raise ``PermissionDenied`` (a 403) unless the user has every one of ``perms``."""
-    if not all(request.user.has_perm(perm) for perm in perms):
-        raise PermissionDenied
+    """Raise ``PermissionDenied`` (a 403) unless the user has every one of ``perms``; it names those missing."""
+    missing = [perm for perm in perms if not request.user.has_perm(perm)]
+    if missing:
+        message = _("This page needs the permission %(perms)s, which your account does not have.")
+        raise PermissionDenied(message % {"perms": ", ".join(f"“{p}”" for p in missing)})
 
 
 def is_htmx(request: HttpRequest) -> bool:

@@ -234,3 +234,19 @@ def test_opening_a_post_only_address_directly_is_an_admin_page_saying_what_to_do
     page = response.content.decode()
     assert 'id="content-main"' in page and "breadcrumbs" in page  # the admin's page, not a blank 405
     assert "only takes the form of its page" in page
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_403_names_the_permission_that_is_missing() -> None:
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user("viewer", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_duplicaterule"))
+    client = Client()
+    client.force_login(user)
+    response = client.post("/admin/integrity/duplicaterule/merge/", {"rule": "x"})
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "integrity.merge_duplicates" in page
+    assert 'id="content-main"' in page
