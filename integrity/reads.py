@@ -35,8 +35,13 @@ class ReadBusy(Exception):
 
 
 def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a Django ``DatabaseError`` (from the driver's exception it wraps)."""
-    return getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    """The SQLSTATE of a Django ``DatabaseError``: from the driver's exception it wraps (psycopg 3's
+    ``sqlstate``, psycopg2's ``pgcode``), or the exception's own when it is the driver's."""
+    for error in (exc.__cause__, exc):
+        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if code:
+            return str(code)
+    return None
 
 
 def locked_reason() -> str:

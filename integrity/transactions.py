@@ -26,16 +26,11 @@ from django.db import DatabaseError, connections, transaction
 from django.utils.translation import gettext as _
 
 from integrity.conf import settings
+from integrity.reads import sqlstate
 
 SERIALIZATION_FAILURE, DEADLOCK_DETECTED = "40001", "40P01"
 LOCK_NOT_AVAILABLE, QUERY_CANCELED = "55P03", "57014"
 TIMEOUTS = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error (psycopg 3 or psycopg2), if any."""
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
 
 
 @contextmanager

@@ -151,7 +151,7 @@ class PostgresUniqueBackend:
         except _Rollback as done:
             return cast(T, done.value)
         except DatabaseError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) in (LOCK_NOT_AVAILABLE, reads.QUERY_CANCELED):
+            if reads.sqlstate(exc) in (LOCK_NOT_AVAILABLE, reads.QUERY_CANCELED):
                 raise TableLocked(tables) from exc
             raise
 

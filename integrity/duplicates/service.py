@@ -209,7 +209,7 @@ def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) ->
                 cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
             return rows
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) in (QUERY_CANCELED, reads.LOCK_NOT_AVAILABLE):
+        if reads.sqlstate(exc) in (QUERY_CANCELED, reads.LOCK_NOT_AVAILABLE):
             # A lock not granted in time (INTEGRITY_READ_LOCK_TIMEOUT_MS) is a scan that could not finish too.
             raise ScanTimedOut(rule.key) from exc
         raise

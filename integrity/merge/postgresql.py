@@ -21,6 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Func, IntegerField
 
 from integrity.db import escaped, quote, quote_table
+from integrity.reads import sqlstate
 
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -47,7 +48,7 @@ def _name(name: str) -> str:
 
 
 def _is_busy(exc: BaseException) -> bool:
-    return getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE
+    return sqlstate(exc) == LOCK_NOT_AVAILABLE
 
 
 def set_lock_timeout(cursor: Any, ms: int) -> None:

@@ -17,6 +17,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
 from integrity.db import qualified, quote, quote_table
+from integrity.reads import sqlstate
 from integrity.sequences.backend import (
     ChooseNext,
     Feed,
@@ -253,10 +254,10 @@ class PostgresSequenceBackend:
                 # By OID: no name of the sequence is parsed again.
                 cursor.execute("SELECT setval(%s::oid::regclass, %s, false)", [link.sequence_id, target])
             except DatabaseError as exc:
-                sqlstate = getattr(exc.__cause__, "sqlstate", None)
-                if sqlstate == LOCK_NOT_AVAILABLE:
+                code = sqlstate(exc)
+                if code == LOCK_NOT_AVAILABLE:
                     raise TableBusy(", ".join(tables)) from exc
-                if sqlstate == INSUFFICIENT_PRIVILEGE:
+                if code == INSUFFICIENT_PRIVILEGE:
                     raise NotPermitted(
                         _("The database user may not lock %(table)s or change %(seq)s.")
                         % {"table": ", ".join(tables), "seq": seq}
