@@ -66,6 +66,20 @@ def busy_message(exc: reads.ReadBusy) -> str:
     return _("The page could not be read in time: %(reason)s.") % {"reason": exc.reason}
 
 
+def bounded_render(call: Callable[[], HttpResponse]) -> HttpResponse:
+    """``call()`` and the rendering of its response inside ``reads.bounded_all()``.
+
+    A TemplateResponse reads its querysets while rendering: that must happen
+    in here too, or those reads run unbounded. Raises ``reads.ReadBusy``.
+    """
+    with reads.bounded_all():
+        response = call()
+        render_now = getattr(response, "render", None)
+        if callable(render_now) and not getattr(response, "is_rendered", True):
+            render_now()
+    return response
+
+
 def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """``view`` with NUL bytes refused (400) and, for reads, every query bounded (see the module)."""
 
@@ -80,11 +94,7 @@ def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., Http
         except PermissionDenied as exc:
             return _denied(admin, request, exc)
         try:
-            with reads.bounded_all():
-                response = view(request, *args, **kwargs)
-                render_now = getattr(response, "render", None)
-                if callable(render_now) and not getattr(response, "is_rendered", True):
-                    render_now()  # a TemplateResponse reads its queryset while rendering: do it in here
+            response = bounded_render(lambda: view(request, *args, **kwargs))
         except reads.ReadBusy as exc:
             return _answer(admin, request, busy_message(exc), 200)
         except PermissionDenied as exc:
@@ -119,11 +129,7 @@ def guard_app_index(site: AdminSite, label: str) -> None:
         if not request.user.has_module_perms(label):
             raise PermissionDenied
         try:
-            with reads.bounded_all():
-                response = original(request, app_label, extra_context)
-                render_now = getattr(response, "render", None)
-                if callable(render_now):
-                    render_now()
+            response = bounded_render(lambda: original(request, app_label, extra_context))
         except reads.ReadBusy as exc:  # each card says so itself; this is for anything else that waited
             context = {**site.each_context(request), "title": _("Try again"), "error": busy_message(exc)}
             return render(request, "integrity/busy.html", {**context, "retry_url": request.get_full_path()})
