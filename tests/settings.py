@@ -26,3 +26,6 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.merging.apps.MergingConfig"]
 INTEGRITY_CAPTURE_HANDLED = False  # the app's default, which the tests assume; the demo turns it on
 INSTALLED_APPS += ["tests.shapes.apps.ShapesConfig"]  # schemas _meta does not fully describe
 INSTALLED_APPS += ["tests.keys.apps.KeysConfig"]  # typed keys, generic keys of every type, odd names
+INSTALLED_APPS += [
+    "tests.formerrors.apps.FormErrorsConfig"
+]  # every way to declare a unique rule (field_errors)

@@ -1,4 +1,4 @@
-"""The demo's URLs plus a second AdminSite instance at /second-admin/."""
+"""The demo's URLs plus a second AdminSite instance at /second-admin/ and the field_errors sign-up view."""
 
 from django.contrib import admin
 from django.urls import path
@@ -12,6 +12,7 @@ from integrity.admin import (
     SequenceResyncAdmin,
 )
 from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
+from tests.formerrors.views import signup
 
 second_site = admin.AdminSite(name="second")
 second_site.register(Sequence, SequenceAdmin)
@@ -20,4 +21,8 @@ second_site.register(DuplicateRule, DuplicateRuleAdmin)
 second_site.register(MergeRecord, MergeRecordAdmin)
 second_site.register(EventGroup, EventGroupAdmin)
 
-urlpatterns = [*demo_urlpatterns, path("second-admin/", second_site.urls)]
+urlpatterns = [
+    *demo_urlpatterns,
+    path("second-admin/", second_site.urls),
+    path("formerrors/signup/", signup),  # field_errors in a view (tests.events.test_field_errors)
+]
