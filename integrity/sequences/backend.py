@@ -111,6 +111,12 @@ class SequenceState:
     column_extreme: int | None  # MAX (MIN for descending sequences) of the column
 
 
+# Links per status statement (``SequenceBackend.states``). One UNION ALL arm per link: past about 5,000 arms PostgreSQL's
+# parser runs out of stack ("stack depth limit exceeded"); planning also grows faster than
+# linearly with the arms. 500 keeps each statement small and the number of statements low.
+STATES_CHUNK = 500
+
+
 class SequenceBackend(Protocol):
     """What the sequence service needs from a database vendor."""
 
@@ -118,7 +124,7 @@ class SequenceBackend(Protocol):
         """Return every sequence feeding a column of ``tables`` (one query)."""
 
     def states(self, links: Sequence[SequenceLink]) -> list[SequenceState]:
-        """Return the state of every link, in order (one query)."""
+        """Return the state of every link, in order (one query per ``STATES_CHUNK`` links)."""
 
     def locked(self, relations: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of ``relations`` (schema, name) another transaction holds so that a read would wait."""

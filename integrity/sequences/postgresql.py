@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from integrity.db import qualified, quote, quote_table
 from integrity.reads import sqlstate
 from integrity.sequences.backend import (
+    STATES_CHUNK,
     ChooseNext,
     Feed,
     NotPermitted,
@@ -213,13 +214,20 @@ class PostgresSequenceBackend:
         )
 
     def states(self, links: Sequence[SequenceLink]) -> list[SequenceState]:
-        """Return sequence values and column MAX for all links in one statement."""
-        if not links:
-            return []
+        """Return sequence values and column MAX for all links, one statement per ``STATES_CHUNK`` links.
+
+        A link's sequence and MAX are always read by the same statement (see
+        ``_states_sql``); chunks only bound the size of each statement, so the
+        answer is the same as one statement's.
+        """
+        states: list[SequenceState] = []
         with self.connection.cursor() as cursor:
-            cursor.execute(self._states_sql(links))
-            rows = {r[0]: r[1:] for r in cursor.fetchall()}
-        return [SequenceState(*rows[i]) for i in range(len(links))]
+            for start in range(0, len(links), STATES_CHUNK):
+                chunk = links[start : start + STATES_CHUNK]
+                cursor.execute(self._states_sql(chunk))
+                rows = {r[0]: r[1:] for r in cursor.fetchall()}
+                states += [SequenceState(*rows[i]) for i in range(len(chunk))]
+        return states
 
     def locked(self, relations: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of ``relations`` (schema, name) another session holds or awaits in ACCESS EXCLUSIVE mode.

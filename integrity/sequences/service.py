@@ -26,6 +26,7 @@ from integrity.db import models_for_alias
 from integrity.models import SequenceResync
 from integrity.sequences.audit import record_resync
 from integrity.sequences.backend import (
+    STATES_CHUNK,
     Feed,
     NotComparable,
     NotPermitted,
@@ -310,18 +311,42 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
 def _read_states(
     alias: str, backend: SequenceBackend, links: list[SequenceLink]
 ) -> list[SequenceState | reads.ReadBusy]:
-    """Every link's state in one bounded statement; if it times out, each link apart, within one budget.
+    """Every link's state, a bounded statement per chunk of links; a chunk that times out, link by link.
 
-    A link whose table (or sequence) another transaction holds, or that could
-    not be read before the budget (one statement timeout) was spent, gets a
-    ``ReadBusy`` saying why; every other link is read exactly.
+    Chunks (``STATES_CHUNK`` links) keep each statement small, so 50,000
+    tables read as well as 500. A link whose table (or sequence) another
+    transaction holds, or that could not be read before the budget (one
+    statement timeout, shared by every chunk that needed it) was spent, gets
+    a ``ReadBusy`` saying why; every other link is read exactly.
     """
-    try:
-        with reads.bounded(alias):
-            return list(backend.states(links))
-    except reads.ReadBusy:
-        pass
-    deadline = time.monotonic() + settings.READ_STATEMENT_TIMEOUT_MS / 1000
+    found: list[SequenceState | reads.ReadBusy] = []
+    budget = _Budget()
+    for start in range(0, len(links), STATES_CHUNK):
+        chunk = links[start : start + STATES_CHUNK]
+        try:
+            with reads.bounded(alias):
+                found += backend.states(chunk)
+        except reads.ReadBusy:
+            found += _read_apart(alias, backend, chunk, budget)
+    return found
+
+
+class _Budget:
+    """One statement timeout for all the links read apart, from the first time it is needed."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+    def left_ms(self) -> int:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + settings.READ_STATEMENT_TIMEOUT_MS / 1000
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def _read_apart(
+    alias: str, backend: SequenceBackend, links: list[SequenceLink], budget: _Budget
+) -> list[SequenceState | reads.ReadBusy]:
+    budget.left_ms()  # the budget starts now
     with reads.bounded(alias):
         held = backend.locked(
             [(lk.schema, lk.table) for lk in links] + [(lk.sequence_schema, lk.sequence) for lk in links]
@@ -336,7 +361,7 @@ def _read_states(
     for i, link in enumerate(links):
         if i in found:
             continue
-        left = int((deadline - time.monotonic()) * 1000)
+        left = budget.left_ms()
         table = (link.schema, link.table)
         if table in failed or left <= 0:
             found[i] = failed.get(table) or reads.ReadBusy(
