@@ -79,8 +79,9 @@ def bounded(
     ``INTEGRITY_READ_STATEMENT_TIMEOUT_MS``. Non-PostgreSQL aliases run the
     block as it is. Raises ``ReadBusy`` on a timeout. Within a block bounded
     the same way already, the timeouts are in force: only a savepoint is
-    taken (so that the caller can go on after a ``ReadBusy``), and not even
-    that with ``savepoint=False`` (a ``ReadBusy`` then ends the outer block too).
+    taken (so that the caller can go on after a ``ReadBusy``, and so that the
+    locks its reads took end with it), and not even that with
+    ``savepoint=False`` (a ``ReadBusy`` then ends the outer block too).
     """
     connection = connections[alias]
     if connection.vendor != "postgresql" or getattr(connection, "needs_rollback", False):
@@ -100,10 +101,10 @@ def bounded(
                 with connection.cursor() as cursor:
                     set_timeouts(cursor, lock, statement)
             yield
-            if not same:
-                transaction.set_rollback(
-                    True, using=alias
-                )  # reads only: nothing to keep, the settings go too
+            # Reads only: nothing to keep. Rolled back, the timeouts go too (not ``same``), and so do the
+            # locks the block's reads took, even in a savepoint (RELEASE would keep them until the outer
+            # transaction ends: thousands of tables read chunk by chunk would overflow the lock table).
+            transaction.set_rollback(True, using=alias)
     except DatabaseError as exc:
         found = busy(exc)
         if found is None:

@@ -297,7 +297,7 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
         alias, savepoint=False
     ):  # the catalog query locks no table, but is bounded all the same
         labelled = _links(alias, models_for_alias(alias, models))
-        states = _read_states(alias, backend, [link for _, link in labelled])
+        states = read_states(alias, backend, [link for _, link in labelled])
     thresholds = (settings.CAPACITY_WARNING, settings.CAPACITY_CRITICAL)  # read once, not per row
     labels = _table_labels(alias) if any(link.others for _, link in labelled) else {}
     report.sequences = [
@@ -308,16 +308,19 @@ def collect_alias(alias: str, models: Iterable[type[Model]] | None = None) -> Al
     return report
 
 
-def _read_states(
+def read_states(
     alias: str, backend: SequenceBackend, links: list[SequenceLink]
 ) -> list[SequenceState | reads.ReadBusy]:
     """Every link's state, a bounded statement per chunk of links; a chunk that times out, link by link.
 
-    Chunks (``STATES_CHUNK`` links) keep each statement small, so 50,000
-    tables read as well as 500. A link whose table (or sequence) another
-    transaction holds, or that could not be read before the budget (one
-    statement timeout, shared by every chunk that needed it) was spent, gets
-    a ``ReadBusy`` saying why; every other link is read exactly.
+    Chunks (``STATES_CHUNK`` links) keep each statement small, and each runs
+    in a savepoint rolled back after it, which ends its locks: 10,000 tables
+    read in the caller's one transaction would hold 30,000 (table, key index,
+    sequence), past PostgreSQL's lock table ("out of shared memory"). A link
+    whose table (or sequence) another transaction holds, or that could not be
+    read before the budget (one statement timeout, shared by every chunk that
+    needs it) was spent, gets a ``ReadBusy`` saying why; every other link is
+    read exactly.
     """
     found: list[SequenceState | reads.ReadBusy] = []
     budget = _Budget()

@@ -111,7 +111,8 @@ def test_one_status_statement_per_alias_whatever_the_number_of_apps(
     bookkeeping = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "SELECT set_config(")
     work = [q["sql"] for q in ctx.captured_queries if not q["sql"].strip().startswith(bookkeeping)]
     assert len(work) == 2, work
-    assert counts[0] - len(work) <= 9, [q["sql"][:80] for q in ctx.captured_queries]
+    # 10: each bounded block's savepoint is rolled back (not only released), so its locks end with it.
+    assert counts[0] - len(work) <= 10, [q["sql"][:80] for q in ctx.captured_queries]
 
 
 @pytest.mark.django_db
