@@ -29,13 +29,13 @@ from typing import Any
 import django
 from django.conf import settings as django_settings
 
-import integrity
 from integrity.conf import settings
 
 FILE_CHARS = 300
 FUNCTION_CHARS = 100
 CODE_CHARS = 200
 MAX_LOCATIONS = 20  # distinct innermost locations counted per group (its other keys are bounded the same way)
+SAMPLES_READ = 50  # newest samples a group's page reads for the callers of its top locations
 PACKAGE_DIRS = ("site-packages", "dist-packages")
 
 
@@ -48,7 +48,8 @@ def _cut(text: str, limit: int) -> str:
 @cache
 def _skipped_roots() -> tuple[str, ...]:
     """The directories whose files are not the project's: Django, this app, the interpreter's paths."""
-    roots = {os.path.dirname(django.__file__), os.path.dirname(integrity.__file__)}
+    # This app's package: the directory above this room's.
+    roots = {os.path.dirname(django.__file__), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     for name in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(name)
         if path:
