@@ -290,3 +290,12 @@ def test_the_command_refuses_a_bad_group_id_with_exit_2(bad: str) -> None:
 def test_the_command_refuses_a_group_that_does_not_exist_with_exit_2() -> None:
     code, out, err = run("events", "--group", "424242")
     assert code == 2 and out == "" and "There is no event group 424242" in err
+
+
+def test_an_event_frames_value_that_is_not_a_whole_number_is_the_system_check_e004() -> None:
+    from integrity.checks import check_settings
+
+    with override_settings(INTEGRITY_EVENT_FRAMES="five"):
+        errors = check_settings()
+    assert [e.id for e in errors] == ["integrity.E004"]
+    assert errors[0].msg == "INTEGRITY_EVENT_FRAMES must be a whole number, not 'five'."
