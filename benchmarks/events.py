@@ -33,7 +33,10 @@ every middleware, URL resolving, the response's ``close()``) as WSGI calls.
    interleaved as in 1., error requests with and without the middleware:
    what recording adds per event, with a full group (1 statement) and with
    every event sampled (2 statements, ``INTEGRITY_EVENT_SAMPLES`` raised
-   out of reach).
+   out of reach). Then where in the code: the group must count the view's
+   ``Tag.objects.create`` line as its location; error requests with
+   locations on (``INTEGRITY_EVENT_FRAMES`` 5, the default) and off (0),
+   interleaved, and what reading the frames of one traceback costs alone.
 3. The storm: ``--storm`` identical violations (each a real failing
    ``INSERT``, recorded with ``integrity.events.record``) from ``--threads``
    threads at once, each on its own connection. Target: one group,
@@ -111,7 +114,7 @@ def duplicate(request: Any) -> Any:
 
     from demo.shop.models import Tag
 
-    Tag.objects.create(name=DUPLICATE)  # exists: IntegrityError
+    Tag.objects.create(name=DUPLICATE)  # exists: IntegrityError (the location recorded)
     return HttpResponse("not reached")
 
 
@@ -348,6 +351,7 @@ def error_path(with_mw: Any, without_mw: Any, args: argparse.Namespace) -> bool:
         full = interleaved(apps, template, n, rounds, nothing)
         with override_settings(INTEGRITY_EVENT_SAMPLES=10**9):
             every = interleaved(apps, template, n, rounds, nothing)
+        located, frames_us = locations_cost(group, with_mw, template, n, rounds)
     print(f"   time per error request ({rounds} interleaved rounds of {n}):")
     for label, times, statements in (("group full", full, 1), ("every event sampled", every, 2)):
         w, wo = median(times["with"]), median(times["without"])
@@ -355,7 +359,60 @@ def error_path(with_mw: Any, without_mw: Any, args: argparse.Namespace) -> bool:
             f"   {label:<20} ({statements} statement{'s' if statements > 1 else ''}): without middleware "
             f"{wo / 1000:.2f} ms, with {w / 1000:.2f} ms: recording adds {(w - wo) / 1000:.2f} ms per event"
         )
-    return bounded and counted
+    on, off = median(frames_us["locations on"]), median(frames_us["locations off"])
+    print(
+        f"   locations (INTEGRITY_EVENT_FRAMES 5, the default, against 0; group full): {on / 1000:.2f} ms "
+        f"against {off / 1000:.2f} ms per event; reading the frames alone {located:.1f} µs per event"
+    )
+    return bounded and counted and located >= 0
+
+
+def locations_cost(
+    group: Any, with_mw: Any, template: dict[str, Any], n: int, rounds: int
+) -> tuple[float, Any]:
+    """The error path with locations on and off, interleaved; and ``locations.frames`` alone, in µs per call.
+
+    Checks first that the group counts the view's own line (``duplicate``'s
+    ``create``) as its location, so what is timed is a real walk of a real traceback.
+    Returns -1 µs when the location is not that line.
+    """
+    import inspect
+
+    from django.db import IntegrityError
+    from django.test.utils import override_settings
+
+    from demo.shop.models import Tag
+    from integrity.events import locations
+
+    lines, first = inspect.getsourcelines(duplicate)
+    line = first + next(i for i, text in enumerate(lines) if "Tag.objects.create" in text)
+    found = [(loc["file"], loc["line"]) for loc in locations.top(group.locations)]
+    where = found == [("benchmarks/events.py", line)]
+    print(
+        f"   location counted: {', '.join(f'{f}:{n}' for f, n in found) or 'none'} "
+        f"(expected benchmarks/events.py:{line}) {'ok' if where else 'FAILED'}"
+    )
+    frames_off = override_settings(INTEGRITY_EVENT_FRAMES=0)
+
+    @contextmanager
+    def around(name: str) -> Iterator[None]:
+        if name == "locations off":
+            with frames_off:
+                yield
+        else:
+            yield
+
+    times = interleaved({"locations on": with_mw, "locations off": with_mw}, template, n, rounds, around)
+    try:
+        Tag.objects.create(name=DUPLICATE)
+    except IntegrityError as exc:
+        error = exc
+    calls = 2000
+    start = time.thread_time()
+    for _ in range(calls):
+        locations.frames(error)
+    alone = (time.thread_time() - start) * 1e6 / calls
+    return (alone if where else -1.0), times
 
 
 # --------------------------------------------------------------------------

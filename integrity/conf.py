@@ -127,6 +127,11 @@ class Settings:
         return max(int(self._get("EVENT_SAMPLES", 20)), 0)
 
     @property
+    def EVENT_FRAMES(self) -> int:
+        """Frames of the project's own code kept per sample, innermost first; 0 keeps none (default 5)."""
+        return max(int(self._get("EVENT_FRAMES", 5)), 0)
+
+    @property
     def EVENT_VALUES(self) -> str:
         """Which key values an event stores: "keys" (primary and foreign keys; the default), "all" or "none"."""
         value = str(self._get("EVENT_VALUES", "keys"))
@@ -159,6 +164,7 @@ INTEGER_MINIMUMS = {
     "GROUPS_PER_PAGE": 1,
     "MERGE_BATCH": 1,
     "EVENT_SAMPLES": 0,
+    "EVENT_FRAMES": 0,
     "EVENTS_POLL_SECONDS": 1,
     "WRITE_STATEMENT_TIMEOUT_MS": 1,
 }

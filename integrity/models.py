@@ -192,6 +192,9 @@ class EventGroup(models.Model):
     last_seen = models.DateTimeField(_("last seen"), db_index=True)
     views = models.JSONField(_("views"), default=dict)
     paths = models.JSONField(_("paths"), default=dict)
+    # Where in the project's code the occurrences came from: {"file:line": {file, line, function, code,
+    # count}} of each one's innermost project frame (integrity.events.locations), a bounded number of keys.
+    locations = models.JSONField(_("locations"), default=dict)
     # The sequence a "sequence limit" error (SQLSTATE 2200H) names.
     sequence = models.CharField(_("sequence"), max_length=300, blank=True, default="")
     # The lifecycle (integrity.events.lifecycle): unresolved, resolved, ignored, or regressed (it
@@ -243,6 +246,9 @@ class Event(models.Model):
     handled = models.BooleanField(_("handled"), default=False)
     values = models.JSONField(_("key values"), default=list)
     detail = models.TextField(_("detail"), blank=True)
+    # The innermost frames of the project's code that led to the failing query, innermost first:
+    # [{file, line, function, code}] (integrity.events.locations).
+    locations = models.JSONField(_("locations"), default=list)
 
     class Meta:
         default_permissions = ("view",)

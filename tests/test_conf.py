@@ -70,6 +70,7 @@ def test_every_setting_documents_its_default():
         "DUPLICATE_RULES",
         "ENFORCE_RETRIES",
         "EVENTS_POLL_SECONDS",
+        "EVENT_FRAMES",
         "EVENT_SAMPLES",
         "EVENT_VALUES",
         "EVENT_VALUE_CHARS",

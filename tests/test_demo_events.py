@@ -8,19 +8,23 @@ Seed 003's race needs requests at the same time: four at once compute the same
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from demo import seed, seed_crm
+from demo.violations.models import NumberedTicket
 from integrity.models import EventGroup
 from tests.helpers import (
     browser_page,
     client_for,
     post,
+    rows_of,
     text,
 )
 
@@ -119,3 +123,43 @@ def test_the_sequence_at_its_maximum_page_is_an_outage_on_the_events_page(live_s
     assert status_of(live_server.url, "/demo/violations/sequence-max/") == 500
     shown = causes(client_for("superuser").get("/admin/integrity/eventgroup/").content)
     assert shown["violations_coupon_id_seq"] == "Sequence at its maximum"
+
+
+def test_the_ticket_races_sample_shows_the_models_save_line_where_the_number_collided(
+    live_server, demo
+) -> None:
+    """Seed 003: the INSERT that collides is the one in the model's save(), after its MAX + 1."""
+    statuses: list[int] = []
+    racers = [
+        threading.Thread(
+            target=lambda: statuses.append(
+                status_of(live_server.url, "/demo/violations/ticket-race/?sleep=0.5")
+            )
+        )
+        for _ in range(2)
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+    assert sorted(statuses) == [200, 500]
+    race = EventGroup.objects.get(constraint="helpdesk_ticket_number_key")
+    source = Path(inspect.getsourcefile(NumberedTicket) or "").read_text().splitlines()
+    save_line = next(n for n, line in enumerate(source, 1) if line.strip() == "super().save(*args, **kwargs)")
+    innermost, caller = race.samples.get().locations[:2]
+    assert innermost == {
+        "file": "demo/violations/models.py",
+        "line": save_line,
+        "function": "NumberedTicket.save",
+        "code": "super().save(*args, **kwargs)",
+    }
+    assert (caller["file"], caller["function"], caller["code"]) == (
+        "demo/violations/views.py",
+        "ticket_race",
+        "ticket.save()",
+    )
+    detail = client_for("superuser").get(f"/admin/integrity/eventgroup/group/?id={race.pk}")
+    rows = rows_of(detail.content, "data-location")
+    assert [r.attrs["data-location"] for r in rows] == [f"demo/violations/models.py:{save_line}"]
+    assert " ".join(rows[0].cells[1].split()) == f"demo/violations/models.py:{save_line}"
+    assert "NumberedTicket.save" in rows[0].cells[2] and rows[0].cells[0].strip() == "1"

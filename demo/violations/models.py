@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
-from django.db.models import Q
+from django.db.models import Max, Q
+
+from demo.helpdesk.models import Ticket
 
 
 class Member(models.Model):
@@ -67,3 +72,25 @@ class Coupon(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class NumberedTicket(Ticket):
+    """Seed 003's first numbering, kept to show its race: ``save()`` gives a new ticket MAX(number) + 1.
+
+    Two saves in the gap between reading MAX and the INSERT compute the same
+    number; the second INSERT breaks ``helpdesk_ticket_number_key``. ``gap``
+    is the seconds between the two (a busy server has that gap by itself;
+    the demo widens it so two clicks are enough).
+    """
+
+    gap = 0.0
+
+    class Meta:
+        proxy = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:  # a new ticket: its number (else the sequence's, db_default) is MAX + 1
+            self.number = (Ticket.objects.aggregate(m=Max("number"))["m"] or 0) + 1
+            time.sleep(self.gap)
+        # The INSERT, which fails when another save took the same number meanwhile.
+        super().save(*args, **kwargs)

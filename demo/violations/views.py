@@ -8,21 +8,18 @@ seed 004 recommends (try the insert, catch the error, fetch the row).
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from demo.clinic.models import Doctor
-from demo.helpdesk.models import Ticket
 from demo.shop.models import Product
-from demo.violations.models import Account, Booking, Coupon, Invoice, Member
+from demo.violations.models import Account, Booking, Coupon, Invoice, Member, NumberedTicket
 
 TAKEN = "taken@example.com"
 MISSING_MEMBER = 2_000_000_000
@@ -95,11 +92,11 @@ def hidden_row(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def ticket_race(request: HttpRequest) -> HttpResponse:
-    """Seed 003: the number is computed in Python; a request in the gap computes the same one."""
-    number = (Ticket.objects.aggregate(m=Max("number"))["m"] or 0) + 1
-    time.sleep(min(float(request.GET.get("sleep", "0.5")), 5))
-    Ticket.objects.create(number=number, subject=f"Ticket by {request.user}")
-    return _done(f"ticket #{number} created")
+    """Seed 003: the model's save() computes the number in Python; a request in the gap computes the same one."""
+    ticket = NumberedTicket(subject=f"Ticket by {request.user}")
+    ticket.gap = min(float(request.GET.get("sleep", "0.5")), 5)
+    ticket.save()
+    return _done(f"ticket #{ticket.number} created")
 
 
 def _taken() -> None:

@@ -4,7 +4,8 @@
 lists the event groups last seen within the window, newest first, with their
 state and cause (``integrity.events.explain``); ``--state`` takes
 ``unresolved``, ``regressed``, ``resolved``, ``ignored`` (comma-separated),
-``open`` (the default: unresolved and regressed) or ``all``. ``prune --older-than 30d [--dry-run]
+``open`` (the default: unresolved and regressed) or ``all``; ``events --group ID``
+shows one group: its cause and where in the project's code it came from. ``prune --older-than 30d [--dry-run]
 [--json]`` removes old samples and the groups left empty that were not seen
 since (``integrity.events.retention``).
 
@@ -31,7 +32,7 @@ from django.utils import timezone
 
 from integrity import reads
 from integrity.cli import UsageError, counted, format_table, resolve_database
-from integrity.events import causes, lifecycle, retention, violations
+from integrity.events import causes, lifecycle, locations, retention, violations
 from integrity.events import explain as explaining
 from integrity.models import EventGroup
 
@@ -92,6 +93,12 @@ def add_parsers(sub: Any) -> None:
         default="open",
         help="Only groups in these states, comma-separated: unresolved, regressed, resolved, ignored; "
         "open (default: unresolved and regressed) or all.",
+    )
+    e.add_argument(
+        "--group",
+        default=None,
+        metavar="ID",
+        help="One group (its id, as on its page): its cause and where in the code it came from.",
     )
     e.add_argument("--json", action="store_true", help="Print a JSON list instead of a table.")
     p = sub.add_parser("prune", help="Remove old event samples and the groups left empty and not seen since.")
@@ -180,8 +187,58 @@ def _window(since: timedelta | None, text: str) -> str:
     return "ever" if since is None else f"in the last {text.strip()}"
 
 
+LOCATION_COLUMNS = [("count", "COUNT"), ("where", "WHERE"), ("function", "FUNCTION"), ("code", "SOURCE LINE")]
+
+
+def parse_group(text: str) -> int:
+    """``--group``: a group's id. Not a positive number: exit 2."""
+    raw = text.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise UsageError(f"Bad group id {text!r}: use the number on the group's page (?id=…).")
+    return int(raw)
+
+
+def group_command(options: dict[str, Any], stdout: OutputWrapper) -> None:
+    """``integrity events --group ID``: one group, its cause, and its top locations in the project's code."""
+    pk = parse_group(options["group"])
+    alias = router.db_for_read(EventGroup)
+    try:
+        with reads.bounded(alias):
+            group = EventGroup.objects.using(alias).filter(pk=pk).first()
+            explanation = explaining.explain_many([group], keep=False)[0] if group is not None else None
+    except reads.ReadBusy as exc:
+        raise CommandError(f"The events could not be read: {exc}.", returncode=1) from exc
+    if group is None or explanation is None:
+        raise UsageError(f"There is no event group {pk} (it may have been deleted).")
+    causes.keep([(group, explanation)])
+    cause, code = str(explanation.cause), str(explanation.code)
+    if options["json"]:
+        # The counter as a list, busiest first, as the text below shows it.
+        payload = {**group_json(group, cause, code), "top_locations": locations.top(group.locations)}
+        stdout.write(json.dumps(payload, indent=2, cls=DjangoJSONEncoder))
+        return
+    row = _row(group, cause)
+    stdout.write(
+        f"{group.kind} violation: {row['target'] or '-'}"
+        + (f" ({group.model})" if group.model else "")
+        + f" on {group.database}, {counted('%(n)s error', '%(n)s errors', group.count)}, {row['state']}, "
+        f"last seen {row['last_seen']}."
+    )
+    stdout.write(f"Cause: {cause}.")
+    top = locations.top(group.locations)
+    if not top:
+        stdout.write("Where in the code: no frame of the project's own code was recorded.")
+        return
+    stdout.write("Where in the code (the project's innermost frame, busiest first):")
+    rows = [{**loc, "where": f"{loc['file']}:{loc['line']}"} for loc in top]
+    stdout.write(format_table(rows, LOCATION_COLUMNS, numbers=("count",)))
+
+
 def events_command(options: dict[str, Any], stdout: OutputWrapper, stderr: OutputWrapper) -> None:
     """``integrity events``: the groups last seen within ``--since``, newest first, with their cause."""
+    if options.get("group") is not None:
+        group_command(options, stdout)
+        return
     since = parse_duration(options["since"], allow_all=True)
     kind = parse_kind(options["kind"])
     states = parse_states(options.get("state") or "open")

@@ -36,6 +36,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from integrity.conf import settings
+from integrity.events import locations
+from integrity.events.locations import MAX_LOCATIONS
 from integrity.models import Event, EventActivity, EventGroup
 from integrity.reads import set_timeouts, sqlstate
 
@@ -291,6 +293,17 @@ def _bump(column: str) -> str:
     )
 
 
+# The occurrence's innermost project frame counted in the group's ``locations``, within MAX_LOCATIONS
+# keys: the entry (file, line, function, code) is the occurrence's, its count one more than before.
+_LOCATION_BUMP = (
+    "CASE WHEN %(location)s = '' THEN g.locations "  # noqa: S608  (MAX_LOCATIONS is a constant)
+    "WHEN jsonb_exists(g.locations, %(location)s) OR (SELECT COUNT(*) FROM jsonb_object_keys(g.locations)) "
+    f"< {MAX_LOCATIONS} "
+    "THEN jsonb_set(g.locations, ARRAY[%(location)s], %(location_entry)s::jsonb || jsonb_build_object('count', "
+    "COALESCE((g.locations -> %(location)s ->> 'count')::bigint, 0) + 1)) "
+    "ELSE g.locations END"
+)
+
 # An ignored group whose ignore runs out with this occurrence: its date passed, or its count is reached.
 _IGNORE_ENDS = (
     "(g.state = 'ignored' AND (g.ignored_until <= %(now)s OR g.count + 1 >= g.ignored_until_count))"
@@ -302,11 +315,12 @@ def _upsert_sql(qn: Callable[[str], str]) -> str:
     return (
         f"INSERT INTO {table} AS g (fingerprint, database, kind, sqlstate, {qn('constraint')}, {qn('table')}, "  # noqa: S608
         "columns, model, fields, primary_key, message, count, handled_count, sampled, last_slot, "
-        "first_seen, last_seen, views, paths, sequence, state, cause, cause_evidence, cause_count) "
+        "first_seen, last_seen, views, paths, locations, sequence, state, cause, cause_evidence, cause_count) "
         "VALUES (%(fingerprint)s, %(database)s, %(kind)s, %(sqlstate)s, "
         "%(constraint)s, %(table)s, %(columns)s::jsonb, %(model)s, %(fields)s::jsonb, %(primary_key)s, "
         "%(message)s, 1, %(handled)s, %(first_slot)s, %(first_slot)s, %(now)s, %(now)s, "
-        "%(views_new)s::jsonb, %(paths_new)s::jsonb, %(sequence)s, 'unresolved', '', '{}'::jsonb, 0) "
+        "%(views_new)s::jsonb, %(paths_new)s::jsonb, %(locations_new)s::jsonb, %(sequence)s, 'unresolved', '', "
+        "'{}'::jsonb, 0) "
         "ON CONFLICT (fingerprint) DO UPDATE SET count = g.count + 1, "
         # The lifecycle: a resolved group occurring again is regressed; an ignore that ran out ends.
         f"state = CASE WHEN g.state = 'resolved' THEN 'regressed' WHEN {_IGNORE_ENDS} THEN 'unresolved' "
@@ -319,7 +333,7 @@ def _upsert_sql(qn: Callable[[str], str]) -> str:
         "model = EXCLUDED.model, fields = EXCLUDED.fields, primary_key = EXCLUDED.primary_key, "
         "sampled = CASE WHEN g.sampled < %(limit)s THEN g.sampled + 1 ELSE g.sampled END, "
         "last_slot = CASE WHEN g.sampled < %(limit)s THEN g.count + 1 ELSE g.last_slot END, "
-        f"views = {_bump('views')}, paths = {_bump('paths')} "
+        f"views = {_bump('views')}, paths = {_bump('paths')}, locations = {_LOCATION_BUMP} "
         "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s"
     )
 
@@ -327,9 +341,9 @@ def _upsert_sql(qn: Callable[[str], str]) -> str:
 def _insert_sample_sql(qn: Callable[[str], str]) -> str:
     return (
         f"INSERT INTO {qn(Event._meta.db_table)} (group_id, created_at, database, origin, method, path, view, "  # noqa: S608
-        f"user_pk, started_at, handled, {qn('values')}, detail) VALUES (%(group)s, %(now)s, %(database)s, "
-        "%(origin)s, %(method)s, %(path)s, %(view)s, %(user_pk)s, %(started)s, %(handled_flag)s, "
-        "%(values)s::jsonb, %(detail)s)"
+        f"user_pk, started_at, handled, {qn('values')}, detail, locations) VALUES (%(group)s, %(now)s, "
+        "%(database)s, %(origin)s, %(method)s, %(path)s, %(view)s, %(user_pk)s, %(started)s, %(handled_flag)s, "
+        "%(values)s::jsonb, %(detail)s, %(frames)s::jsonb)"
     )
 
 
@@ -356,8 +370,12 @@ def write(
     origin: str = "request",
     now: datetime | None = None,
     started: datetime | None = None,
+    frames: list[dict[str, Any]] | None = None,
 ) -> int | None:
     """Count the occurrence in its group (created on first sight) and keep a sample if a slot is free.
+
+    ``frames`` are where in the project's code it came from (``locations.frames``),
+    innermost first: kept on the sample, the innermost counted in the group's ``locations``.
 
     Two statements (a third when the occurrence regresses a resolved group).
     ``started`` is when the failing request (or ``capture()`` block) began. Returns the group's id, or None when the events database
@@ -373,6 +391,8 @@ def write(
     mode = settings.EVENT_VALUES
     limit = settings.EVENT_SAMPLES
     now = now or timezone.now()
+    frames = frames or []
+    location = locations.key(frames[0]) if frames else ""
     params = {
         "fingerprint": fingerprint(alias, v),
         "database": alias,
@@ -394,6 +414,9 @@ def write(
         "paths_new": json.dumps({context["path"]: 1} if context["path"] else {}),
         "limit": limit,
         "sequence": cut(v.sequence or "", 300),
+        "location": location,
+        "location_entry": json.dumps(frames[0] if frames else {}),
+        "locations_new": json.dumps({location: {**frames[0], "count": 1}} if frames else {}),
     }
     with _writer(target) as cursor:
         qn = cursor.db.ops.quote_name
@@ -412,6 +435,7 @@ def write(
                 "started": started,
                 "values": json.dumps(cut(kept_values(v, mode))),
                 "detail": cut(v.detail or "") if mode == "all" else "",
+                "frames": json.dumps(frames),
             }
             cursor.execute(_insert_sample_sql(qn), sample)
     return int(group_id)
@@ -446,7 +470,8 @@ def record(
         began = started if started is not None else getattr(request, STARTED, None)
         moment = datetime.fromtimestamp(began, tz=UTC) if began is not None else None
         context = request_context(request)
-        return write(violation, alias, context, handled=handled, origin=origin, started=moment)
+        frames = locations.frames(exc)  # from the error's own traceback: the error path only
+        return write(violation, alias, context, handled=handled, origin=origin, started=moment, frames=frames)
     except Exception:  # noqa: BLE001  (recording must never replace the application's error)
         logger.warning("Could not record an IntegrityError event", exc_info=True)
         return None

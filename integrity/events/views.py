@@ -25,7 +25,7 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
-from integrity.events import lifecycle, violations
+from integrity.events import lifecycle, locations, violations
 from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
@@ -162,6 +162,25 @@ def _counted(sources: Any) -> list[tuple[str, int]]:
     return sorted(((str(k), int(v)) for k, v in sources.items()), key=lambda item: (-item[1], item[0]))
 
 
+def locations_context(group: EventGroup) -> list[dict[str, Any]]:
+    """The group's top locations, busiest first, each with the frames that called it in its newest sample.
+
+    The counts are the group's counter (every occurrence, not only the sampled
+    ones); the callers come from one query over the newest samples (bounded).
+    """
+    top = locations.top(group.locations)
+    if not top:
+        return []
+    wanted = {locations.key(loc): loc for loc in top}
+    newest = group.samples.order_by("-created_at", "-id").values_list("locations", flat=True)
+    for frames in newest[: locations.SAMPLES_READ]:
+        if isinstance(frames, list) and frames and isinstance(frames[0], dict):
+            loc = wanted.get(locations.key(frames[0]))
+            if loc is not None and "via" not in loc:
+                loc["via"] = frames[1:]
+    return top
+
+
 def _reverse(admin: PageAdmin, name: str) -> str | None:
     try:
         return reverse(f"{admin.admin_site.name}:{name}")
@@ -248,6 +267,8 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         paths=_counted(group.paths),
         samples=samples,
         max_sources=MAX_SOURCES,
+        locations=locations_context(group),
+        max_locations=locations.MAX_LOCATIONS,
         group_url=group_url,
         **_lifecycle_context(admin, request, group),
     )
