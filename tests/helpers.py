@@ -305,18 +305,18 @@ def clean_sequences(request: pytest.FixtureRequest) -> Iterator[None]:
     restore_sequence_values(saved)
 
 
-COLUMNS = (
+COLUMNS = (  # the cells of a row in order (the "Resync selected" checkbox cell is skipped)
     "model",
-    "database",
-    "table",
     "column",
-    "sequence",
-    "types",
+    "status",
     "next_value",
     "max_value",
-    "status",
     "capacity",
     "actions",
+    "database",
+    "table",
+    "sequence",
+    "types",
 )
 
 
@@ -356,13 +356,15 @@ class _TableParser(HTMLParser):
             self.rows.append(self._row)
         elif self._row is None:
             return
+        elif tag == "td" and "action-checkbox" in a.get("class", "").split():
+            self._cell = None  # the checkbox of "Resync selected": not one of COLUMNS
         elif tag == "td":
             self._cell = []
         elif tag == "form":
             self._row.forms.append(a.get("action", ""))
         elif tag == "a":
             self._row.links.append(a.get("href", ""))
-        elif tag == "input" and a.get("name") == "key":
+        elif tag == "input" and a.get("name") == "key" and a.get("type") == "hidden":
             self._row.keys.append(a.get("value", ""))
 
     def handle_endtag(self, tag: str) -> None:

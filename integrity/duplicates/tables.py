@@ -13,6 +13,7 @@ from django.utils.html import escape
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from django_tables2.data import TableData
 
 from integrity.duplicates import service as duplicates
@@ -119,6 +120,8 @@ class RuleTable(RowsTable):
         orderable = True
         per_page = 100
         empty_text = _("No rule matches these filters.")
+
+    count_label = ngettext_lazy("%(shown)s rule", "%(shown)s rules", "count")
 
     def __init__(self, *args: Any, rule_url: str = "", count_url: str = "", **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -269,6 +272,8 @@ class GroupTable(RowsTable):
         attrs = {"class": "integrity-table", "id": "group-table"}
         orderable = False
         empty_text = _("No duplicates: every row satisfies this rule.")
+
+    count_label = ngettext_lazy("%(shown)s duplicate group", "%(shown)s duplicate groups", "count")
 
     def __init__(self, *args: Any, rule: Rule, group_url: str = "", **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -31,6 +31,7 @@ from integrity.duplicates.forms import RuleFilterForm, merge_form, rule_from
 from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rules_for
 from integrity.duplicates.service import GROUP_LIMIT, POLICIES, ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
+from integrity.lists import Choice, Filter, list_context, matches
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -79,7 +80,32 @@ def _filtered(wanted: dict[str, str], rows: list[RuleRow]) -> list[RuleRow]:
         rows = [r for r in rows if r.app_label == wanted["app"]]
     if wanted["database"]:
         rows = [r for r in rows if r.database == wanted["database"]]
+    if wanted["q"]:
+        rows = [r for r in rows if matches(wanted["q"], r.label, r.rule.description, r.rule.name)]
     return rows
+
+
+def _filters(wanted: dict[str, str], apps: list[str], databases: list[str]) -> list[Filter]:
+    """The sidebar: enforcement (by default the rules not enforced), app, database."""
+    state, everything = wanted["enforcement"], wanted["show"] == "all"
+    states = [Choice(s, {"enforcement": s, "show": ""}, state == s) for s in enforcement.STATES]
+    return [
+        Filter(
+            "enforcement",
+            _("enforcement"),
+            links=[
+                Choice(
+                    _("Not enforced"),
+                    {"enforcement": "", "show": ""},
+                    _problems_only(wanted) or state == enforcement.NOT_ENFORCED,
+                ),
+                Choice(_("All"), {"enforcement": "", "show": "all"}, everything and not state),
+                *states,
+            ],
+        ),
+        Filter("app", _("app"), [(a, a) for a in apps]),
+        Filter("database", _("database"), [(d, d) for d in databases]),
+    ]
 
 
 def _unsupported() -> list[tuple[str, str]]:
@@ -116,9 +142,11 @@ def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         all_count=len(every),
         show_all_url=f"?{with_changes(request.GET, show='all')}",
         show_problems_url=f"?{with_changes(request.GET, show='', enforcement='')}",
-        state_choices=enforcement.STATES,
-        apps=sorted({r.app_label for r in rows}),
-        databases=sorted({r.database for r in rows}),
+        search_help=_("Searches the model, the fields or expression, and the rule's name."),
+        **list_context(
+            request.GET,
+            _filters(wanted, sorted({r.app_label for r in rows}), sorted({r.database for r in rows})),
+        ),
     )
     return render(request, "integrity/duplicates.html", context)
 

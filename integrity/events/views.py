@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connections
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -29,6 +29,7 @@ from integrity.events import lifecycle, locations, violations
 from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
+from integrity.lists import Filter, list_context
 from integrity.models import EventGroup
 from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 
@@ -70,10 +71,31 @@ def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
     delta = RANGES.get(wanted.get("range") or "all", (None, ""))[0]
     if delta is not None:
         qs = qs.filter(last_seen__gte=(now or timezone.now()) - delta)
+    for word in (wanted.get("q") or "").split():
+        qs = qs.filter(
+            Q(constraint__icontains=word)
+            | Q(table__icontains=word)
+            | Q(model__icontains=word)
+            | Q(sequence__icontains=word)
+        )
     state = wanted.get("state") or ""
     if state != "all":
         qs = lifecycle.with_states(qs, [state] if state else list(lifecycle.OPEN), now)
     return qs
+
+
+def _filters(choices: dict[str, list[str]]) -> list[Filter]:
+    """The sidebar: state (by default unresolved and regressed), when last seen, kind, handled, model, database."""
+    return [
+        Filter("state", _("state"), list(STATE_FILTERS.items()), show_all=False),
+        Filter(
+            "range", _("last seen"), [(k, label) for k, (_d, label) in RANGES.items()], "all", show_all=False
+        ),
+        Filter("kind", _("kind"), [(k, k) for k in choices["kind"]]),
+        Filter("handled", _("handled"), list(HANDLED.items())),
+        Filter("model", _("model"), [(m, m) for m in choices["model"]]),
+        Filter("database", _("database"), [(d, d) for d in choices["database"]]),
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -117,10 +139,8 @@ def event_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         table=_table(admin, request, qs),
         totals=_totals(qs),
         filters=wanted,
-        choices=choices,
-        ranges=[(key, label) for key, (_delta, label) in RANGES.items()],
-        handled_choices=list(HANDLED.items()),
-        state_choices=list(STATE_FILTERS.items()),
+        search_help=_("Searches the constraint, table, model and sequence names."),
+        **list_context(request.GET, _filters(choices)),
         can_resolve=request.user.has_perm(permissions.RESOLVE_EVENTS),
         state_url=page_url(admin, "state"),
         list_url=request.get_full_path(),
