@@ -119,11 +119,19 @@ class SequenceResyncAdmin(LogAdmin):
             "when",
             "change",
             "sequence_name",
-            "value_before",
-            "value_after",
+            "before",
+            "after",
             _who(self, request),
             "database",
         )
+
+    @admin_display(description=_("next value before"), ordering="value_before")
+    def before(self, record: SequenceResync) -> str:
+        return f"{record.value_before:,}"
+
+    @admin_display(description=_("next value after"), ordering="value_after")
+    def after(self, record: SequenceResync) -> str:
+        return f"{record.value_after:,}"
 
     @admin_display(description=_("change"), ordering="lowered")
     def change(self, record: SequenceResync) -> SafeString:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,10 +275,18 @@ class GroupTable(RowsTable):
 
     count_label = ngettext_lazy("%(shown)s duplicate group", "%(shown)s duplicate groups", "count")
 
-    def __init__(self, *args: Any, rule: Rule, group_url: str = "", **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        rule: Rule,
+        group_url: str = "",
+        pk_url: Callable[[Any], str | None] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.rule = rule
         self.group_url = group_url
+        self.pk_url = pk_url or (lambda pk: None)  # a row's admin change page, when there is one
         self.key_names = [describe(e) for e in rule.key_expressions]
 
     @cached_property
@@ -293,8 +301,12 @@ class GroupTable(RowsTable):
         )
         return mark_safe(" ".join(parts))  # noqa: S308 - every part is escaped
 
+    def _pk(self, pk: Any) -> str:
+        url = self.pk_url(pk)
+        return f'<a href="{escape(url)}">{escape(str(pk))}</a>' if url else str(escape(str(pk)))
+
     def render_members(self, record: Group) -> SafeString:
-        shown = ", ".join(escape(str(pk)) for pk in record.pks)
+        shown = ", ".join(self._pk(pk) for pk in record.pks)
         rest = record.size - len(record.pks)
         if rest > 0:
             shown += (

@@ -31,7 +31,7 @@ from integrity.duplicates.forms import RuleFilterForm, merge_form, rule_from
 from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rules_for
 from integrity.duplicates.service import GROUP_LIMIT, POLICIES, ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
-from integrity.lists import Choice, Filter, list_context, matches
+from integrity.lists import Choice, Filter, list_context, matches, object_url
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -200,7 +200,12 @@ def _groups_table(
     if page > last:
         message = _("Page %(page)d does not exist: this rule has %(n)d pages of groups.")
         raise Refused(message % {"page": page, "n": last}, 404)
-    table = GroupTable(pages, rule=rule, group_url=page_url(admin, "group"))
+    table = GroupTable(
+        pages,
+        rule=rule,
+        group_url=page_url(admin, "group"),
+        pk_url=lambda pk: object_url(admin, request, rule.label, pk),
+    )
     table.request = request
     table.paginate(page=page, per_page=per_page)
     return table, pages.result

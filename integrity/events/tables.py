@@ -201,9 +201,14 @@ class SampleTable(ClampedTable):
     def __init__(self, *args: Any, columns: list[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.key_columns = [str(c) for c in columns or []]
+        self.users: dict[str, Any] = {}  # user_pk -> the user's name, linked (integrity.lists.user_link)
 
     def render_created_at(self, value: Any) -> SafeString:
         return relative_time(value)
+
+    def render_user_pk(self, value: str) -> str:
+        # By name (linked) when the view looked the page's users up; a user since deleted keeps their pk.
+        return self.users.get(value, value)
 
     def render_path(self, value: str) -> SafeString:
         return mark_safe(f"<code>{escape(value)}</code>")  # noqa: S308 - escaped

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
@@ -29,7 +30,8 @@ from integrity.events import lifecycle, locations, violations
 from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
-from integrity.lists import Filter, list_context
+from integrity.inputs import BadValue, pk_value
+from integrity.lists import Filter, list_context, user_link
 from integrity.models import EventGroup
 from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 
@@ -261,6 +263,20 @@ def _lifecycle_context(admin: PageAdmin, request: HttpRequest, group: EventGroup
     }
 
 
+def _sample_users(admin: PageAdmin, request: HttpRequest, samples: SampleTable) -> dict[str, Any]:
+    """The users of the samples shown, by name and linked (one query for the page); a pk that is none stays out."""
+    user_model = get_user_model()
+    wanted: dict[str, Any] = {}
+    for row in samples.paginated_rows:
+        if row.record.user_pk:
+            try:
+                wanted[row.record.user_pk] = pk_value(user_model, row.record.user_pk)
+            except BadValue:
+                continue
+    found = user_model.objects.in_bulk(set(wanted.values())) if wanted else {}
+    return {raw: user_link(admin, request, found[pk]) for raw, pk in wanted.items() if pk in found}
+
+
 @methods("GET")
 def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """One group: its explanation and fix, counts, where it came from, and the samples kept."""
@@ -272,6 +288,7 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     explanation = explain_group(group)
     samples = SampleTable(group.samples.order_by("-created_at", "-id"), columns=list(group.columns or []))
     RequestConfig(request, paginate={"per_page": SampleTable._meta.per_page}).configure(samples)
+    samples.users = _sample_users(admin, request, samples)
     group_url = f"{page_url(admin, 'group')}?{urlencode({'id': group.pk})}"
     context = page_context(
         admin,

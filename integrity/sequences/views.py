@@ -224,6 +224,12 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(page_url(admin, "changelist"))
 
 
+def _shown_key(key: str) -> str:
+    """A key as a person reads it: "shop.Product.id (default)"."""
+    alias, label, column = _parse_key(key)
+    return f"{label}.{column} ({alias})"
+
+
 def _not_resynced(info: SequenceInfo) -> str:
     """Why "Resync selected" leaves this sequence as it is (only a sequence behind its data moves)."""
     if info.status in (sequences.OK, sequences.EMPTY):
@@ -251,7 +257,7 @@ def sequence_resync_selected(admin: PageAdmin, request: HttpRequest) -> HttpResp
     skipped = [
         (found[k].key, f"{found[k].model}.{found[k].column} ({found[k].database})", _not_resynced(found[k]))
         if k in found
-        else (k, k, _("no such sequence (the model or its sequence is gone)"))
+        else (k, _shown_key(k), _("no such sequence (the model or its sequence is gone)"))
         for k in keys
         if k not in found or found[k].status != sequences.BEHIND
     ]
