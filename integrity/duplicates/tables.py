@@ -102,9 +102,6 @@ class RuleTable(RowsTable):
     """Every uniqueness rule, its enforcement, and (filled in lazily) its duplicate groups."""
 
     model = tables.Column(verbose_name=_("Model"), accessor="label", order_by=("label", "database"))
-    database = tables.Column(verbose_name=_("Database"))
-    rule = tables.Column(verbose_name=_("Fields or expression"), accessor="key", orderable=False)
-    kind = tables.Column(verbose_name=_("Kind"), order_by=("kind", "label"))
     enforcement = tables.Column(verbose_name=_("Enforcement"), accessor="state", order_by=("rank", "state"))
     groups = tables.Column(
         verbose_name=_("Groups"), accessor="key", orderable=False, attrs={"th": {"class": "num"}}
@@ -112,6 +109,9 @@ class RuleTable(RowsTable):
     rows = tables.Column(
         verbose_name=_("Rows involved"), accessor="key", orderable=False, attrs={"th": {"class": "num"}}
     )
+    rule = tables.Column(verbose_name=_("Fields or expression"), accessor="key", orderable=False)
+    kind = tables.Column(verbose_name=_("Kind"), order_by=("kind", "label"))
+    database = tables.Column(verbose_name=_("Database"))
 
     class Meta:
         template_name = "integrity/duplicates_table.html"
@@ -198,12 +198,12 @@ class RuleTable(RowsTable):
         """One ``<tr>``, its cells in column order, each with its column as class."""
         cells = (
             breakable(record.label),
-            escape(record.database),
-            self.render_rule(record),
-            self.render_kind(record),
             self.render_enforcement(record),
             self.render_groups(record),
             self.render_rows(record),
+            self.render_rule(record),
+            self.render_kind(record),
+            escape(record.database),
         )
         tds = cells_html(RULE_CLASSES, cells)
         return mark_safe(  # noqa: S308 - every part is escaped
@@ -212,7 +212,8 @@ class RuleTable(RowsTable):
         )
 
 
-RULE_CLASSES = ("model", "database", "rule", "kind", "enforcement", "num groups", "num rows")
+# What the rule is and how it stands first (a narrow screen shows them), then its definition.
+RULE_CLASSES = ("model", "enforcement", "num groups", "num rows", "rule", "kind", "database")
 
 
 class GroupPages(TableData):
