@@ -36,11 +36,13 @@ __all__ = [
     "Choice",
     "Filter",
     "absolute_time",
+    "app_and_database",
     "filter_specs",
     "list_context",
     "matches",
     "object_url",
     "pk_link",
+    "problems_first",
     "relative_time",
     "user_link",
     "user_name",
@@ -199,3 +201,37 @@ def pk_link(admin: Any, request: HttpRequest, label: str, pk: Any) -> SafeString
     """``pk``, linked to its row's admin change page when there is one the viewer may see."""
     url = object_url(admin, request, label, pk)
     return format_html('<a href="{}">{}</a>', url, pk) if url else format_html("{}", pk)
+
+
+def problems_first(
+    name: str,
+    title: Any,
+    values: Iterable[str],
+    wanted: dict[str, str],
+    *,
+    default: Any,
+    default_selected: bool,
+) -> Filter:
+    """The filter of a list that shows only what needs action by default: that view, "All" (``show=all``), each value.
+
+    ``default_selected`` says whether the default view is the one shown (the
+    lists differ in what else means it).
+    """
+    current, everything = wanted[name], wanted["show"] == "all"
+    return Filter(
+        name,
+        title,
+        links=[
+            Choice(default, {name: "", "show": ""}, default_selected),
+            Choice(_("All"), {name: "", "show": "all"}, everything and not current),
+            *(Choice(value, {name: value, "show": ""}, current == value) for value in values),
+        ],
+    )
+
+
+def app_and_database(apps: Iterable[str], databases: Iterable[str]) -> list[Filter]:
+    """The app and database filters every list of models has."""
+    return [
+        Filter("app", _("app"), [(a, a) for a in apps]),
+        Filter("database", _("database"), [(d, d) for d in databases]),
+    ]

@@ -45,7 +45,7 @@ from integrity.events import recording as events
 from integrity.events import violations
 from integrity.events.violations import Violation
 from integrity.merge import plan as merge_plan
-from integrity.models import Event, EventGroup, SequenceResync
+from integrity.models import Event, EventGroup, MergeRecord, SequenceResync
 from integrity.sequences import SequenceInfo
 from tests.merging import models as merging
 
@@ -187,6 +187,28 @@ def next_of(sequence: str, using: str = "default") -> int:
         using,
     )[0]
     return last + step if called else last
+
+
+def resync_record(user: Any = None, **fields: Any) -> SequenceResync:
+    """One line of the resync log, as a resync of shop.Product's sequence leaves it; ``fields`` override."""
+    values = {
+        "database": "default",
+        "model": "shop.Product",
+        "table": "shop_product",
+        "column": "id",
+        "sequence": "public.shop_product_id_seq",
+        "value_before": 1,
+        "value_after": 9,
+        **fields,
+    }
+    return SequenceResync.objects.create(user=user, **values)
+
+
+def merge_record(user: Any = None, **fields: Any) -> MergeRecord:
+    """One line of the merge log, as a merge of two crm.Company rows into 12 leaves it; ``fields`` override."""
+    values = {"database": "default", "model": "crm.Company", "rule": "default:crm.Company:unique:name",
+              "survivor": "12", "removed": [13], **fields}  # fmt: skip
+    return MergeRecord.objects.create(user=user, **values)
 
 
 def info(label: str, column: str = "id", using: str = "default") -> SequenceInfo:

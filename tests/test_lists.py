@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from demo.shop.models import Coupon, Product, Tag
 from integrity.lists import relative_time
-from integrity.models import Event, MergeRecord, SequenceResync
+from integrity.models import Event, SequenceResync
 from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
     AUDIT,
     COUPON_KEY,
@@ -35,7 +35,9 @@ from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixtur
     make_ahead,
     make_behind,
     make_user,
+    merge_record,
     next_of,
+    resync_record,
     sequence_of,
     table_rows,
     text,
@@ -107,16 +109,7 @@ def test_relative_time_reads_how_long_ago_with_the_absolute_time_and_zone_in_its
 @DB
 def test_the_resync_log_shows_the_user_by_name_linked_for_who_may_see_users() -> None:
     ada = User.objects.create_user("ada", first_name="Ada", last_name="Lovelace")
-    SequenceResync.objects.create(
-        user=ada,
-        database="default",
-        model="shop.Product",
-        table="shop_product",
-        column="id",
-        sequence="public.shop_product_id_seq",
-        value_before=1,
-        value_after=1_234_567,
-    )
+    resync_record(ada, value_after=1_234_567)
 
     as_superuser = client_for("superuser").get(AUDIT).content.decode()  # may see users
     as_auditor = client_for("auditor").get(AUDIT).content.decode()
@@ -129,7 +122,7 @@ def test_the_resync_log_shows_the_user_by_name_linked_for_who_may_see_users() ->
 
 @DB
 def test_the_merge_log_links_the_survivor_to_its_change_page() -> None:
-    MergeRecord.objects.create(database="default", model="crm.Company", rule="r", survivor="12", removed=[13])
+    merge_record()
 
     body = client_for("superuser").get(MERGES).content.decode()
     viewer = client_for("viewer", ["view_mergerecord"]).get(MERGES).content.decode()
@@ -147,14 +140,9 @@ def test_the_logs_cost_the_same_queries_for_2_rows_as_for_20(page: str, rows: st
     def add(n: int) -> None:
         for i in range(n):
             if rows == "sequence":
-                SequenceResync.objects.create(
-                    user=user, database="default", model="shop.Product", table="t", column="id",
-                    sequence=f"s{i}", value_before=1, value_after=2,
-                )  # fmt: skip
+                resync_record(user, sequence=f"s{i}")
             else:
-                MergeRecord.objects.create(
-                    user=user, database="default", model="crm.Company", rule="r", survivor=str(i), removed=[i + 100]
-                )  # fmt: skip
+                merge_record(user, survivor=str(i), removed=[i + 100])
 
     add(2)
     with CaptureQueriesContext(connections["default"]) as few:
@@ -376,16 +364,7 @@ def test_the_sample_table_shows_users_by_name() -> None:
 @DB
 def test_a_user_without_a_name_is_shown_by_username() -> None:
     user = make_user("staff", username="grace")
-    SequenceResync.objects.create(
-        user=user,
-        database="default",
-        model="m",
-        table="t",
-        column="c",
-        sequence="s",
-        value_before=1,
-        value_after=2,
-    )
+    resync_record(user)
 
     body = client_for("superuser").get(AUDIT).content.decode()
 

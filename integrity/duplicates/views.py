@@ -31,7 +31,7 @@ from integrity.duplicates.forms import RuleFilterForm, merge_form, rule_from
 from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rules_for
 from integrity.duplicates.service import GROUP_LIMIT, POLICIES, ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
-from integrity.lists import Choice, Filter, list_context, matches, object_url
+from integrity.lists import Filter, app_and_database, list_context, matches, object_url, problems_first
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -87,24 +87,17 @@ def _filtered(wanted: dict[str, str], rows: list[RuleRow]) -> list[RuleRow]:
 
 def _filters(wanted: dict[str, str], apps: list[str], databases: list[str]) -> list[Filter]:
     """The sidebar: enforcement (by default the rules not enforced), app, database."""
-    state, everything = wanted["enforcement"], wanted["show"] == "all"
-    states = [Choice(s, {"enforcement": s, "show": ""}, state == s) for s in enforcement.STATES]
+    not_enforced = _problems_only(wanted) or wanted["enforcement"] == enforcement.NOT_ENFORCED
     return [
-        Filter(
+        problems_first(
             "enforcement",
             _("enforcement"),
-            links=[
-                Choice(
-                    _("Not enforced"),
-                    {"enforcement": "", "show": ""},
-                    _problems_only(wanted) or state == enforcement.NOT_ENFORCED,
-                ),
-                Choice(_("All"), {"enforcement": "", "show": "all"}, everything and not state),
-                *states,
-            ],
+            enforcement.STATES,
+            wanted,
+            default=_("Not enforced"),
+            default_selected=not_enforced,
         ),
-        Filter("app", _("app"), [(a, a) for a in apps]),
-        Filter("database", _("database"), [(d, d) for d in databases]),
+        *app_and_database(apps, databases),
     ]
 
 

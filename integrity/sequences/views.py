@@ -17,7 +17,7 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
-from integrity.lists import Choice, Filter, list_context, matches
+from integrity.lists import Filter, app_and_database, list_context, matches, problems_first
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -74,21 +74,18 @@ def _table(admin: PageAdmin, request: HttpRequest, rows: list[SequenceInfo]) -> 
 
 def _filters(wanted: dict[str, str], apps: list[str], databases: list[str]) -> list[Filter]:
     """The sidebar: the status (by default the sequences that need action), capacity, app, database."""
-    status, everything = wanted["status"], shows_all(wanted)
-    statuses = [Choice(s, {"status": s, "show": ""}, status == s) for s in sequences.STATUSES]
+    default = not (wanted["status"] or shows_all(wanted))
     return [
-        Filter(
+        problems_first(
             "status",
             _("status"),
-            links=[
-                Choice(_("Needs action"), {"status": "", "show": ""}, not (status or everything)),
-                Choice(_("All"), {"status": "", "show": "all"}, everything and not status),
-                *statuses,
-            ],
+            sequences.STATUSES,
+            wanted,
+            default=_("Needs action"),
+            default_selected=default,
         ),
         Filter("capacity", _("capacity"), [("warning", _("Near overflow")), ("critical", _("Critical"))]),
-        Filter("app", _("app"), [(a, a) for a in apps]),
-        Filter("database", _("database"), [(d, d) for d in databases]),
+        *app_and_database(apps, databases),
     ]
 
 

@@ -17,8 +17,17 @@ from playwright.sync_api import Page, expect
 
 from demo import seed
 from demo.shop.models import Product
-from integrity.models import MergeRecord, SequenceResync
-from tests.helpers import PASSWORD, browser_page, group, log_in, next_of, sequence_of
+from integrity.models import SequenceResync
+from tests.helpers import (
+    PASSWORD,
+    browser_page,
+    group,
+    log_in,
+    merge_record,
+    next_of,
+    resync_record,
+    sequence_of,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 
@@ -84,27 +93,16 @@ def every_list_filled(superuser: Any) -> None:
     """The demo's stories, plus a row in each log and the events list, with long values where they can be."""
     seed.load()
     for lowered in (False, True):
-        SequenceResync.objects.create(
-            user=superuser,
-            database="default",
+        resync_record(
+            superuser,
             model="metrics.Reading",
             table="metrics_reading",
-            column="id",
             sequence="public.metrics_reading_id_seq",
             value_before=1_950_000_026,
             value_after=1_950_000_025 if lowered else 9_223_372_036_854_775_000,
             lowered=lowered,
         )
-    MergeRecord.objects.create(
-        user=superuser,
-        database="default",
-        model="crm.Company",
-        rule="default:crm.Company:unique:name",
-        survivor="12",
-        removed=list(range(13, 40)),
-        repointed=123_456,
-        deleted=27,
-    )
+    merge_record(superuser, removed=list(range(13, 40)), repointed=123_456, deleted=27)
     group("crm_customer_email_ci_uniq", model="crm.Customer", table="crm_customer", count=1_234_567)
 
 
