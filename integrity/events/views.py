@@ -149,7 +149,6 @@ def event_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         poll_seconds=settings.EVENTS_POLL_SECONDS,
         refresh_url=f"{base}?{query}" if query else base,
         updated=when(timezone.now()),
-        filtered=any(v for k, v in wanted.items()),
     )
     if is_htmx(request):
         response = render(request, "integrity/events_live.html", context)
