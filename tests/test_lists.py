@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth.models import User
 from django.db import connections
+from django.template import Context, Template
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -369,3 +370,12 @@ def test_a_user_without_a_name_is_shown_by_username() -> None:
     body = client_for("superuser").get(AUDIT).content.decode()
 
     assert f'<a href="/admin/auth/user/{user.pk}/change/">grace</a>' in body
+
+
+def test_the_ago_filter_renders_the_same_time_element_in_templates() -> None:
+    then = timezone.now() - timedelta(hours=5)
+
+    rendered = Template("{% load integrity %}{{ then|ago }}").render(Context({"then": then}))
+
+    assert rendered == str(relative_time(then))
+    assert "5\xa0hours ago</time>" in rendered
