@@ -17,6 +17,7 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
+from integrity.lists import Filter, app_and_database, list_context, matches, problems_first
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -53,6 +54,8 @@ def _filtered(wanted: dict[str, str], reports: list[sequences.AliasReport]) -> l
         rows = [r for r in rows if r.app_label == wanted["app"]]
     if wanted["database"]:
         rows = [r for r in rows if r.database == wanted["database"]]
+    if wanted["q"]:
+        rows = [r for r in rows if matches(wanted["q"], r.model, r.table, r.column, r.sequence)]
     if wanted["capacity"] == "warning":
         rows = [r for r in rows if r.capacity_level != "ok"]
     elif wanted["capacity"]:
@@ -69,6 +72,23 @@ def _table(admin: PageAdmin, request: HttpRequest, rows: list[SequenceInfo]) -> 
     )
 
 
+def _filters(wanted: dict[str, str], apps: list[str], databases: list[str]) -> list[Filter]:
+    """The sidebar: the status (by default the sequences that need action), capacity, app, database."""
+    default = not (wanted["status"] or shows_all(wanted))
+    return [
+        problems_first(
+            "status",
+            _("status"),
+            sequences.STATUSES,
+            wanted,
+            default=_("Needs action"),
+            default_selected=default,
+        ),
+        Filter("capacity", _("capacity"), [("warning", _("Near overflow")), ("critical", _("Critical"))]),
+        *app_and_database(apps, databases),
+    ]
+
+
 @methods("GET")
 def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The sequences page: filters, a sortable paginated table, problem rows first."""
@@ -80,6 +100,7 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     table = _table(admin, request, rows)
     RequestConfig(request, paginate={"per_page": settings.SEQUENCES_PER_PAGE}).configure(table)
     all_rows = [info for report in reports for info in report.sequences]
+    apps, databases = sorted({r.app_label for r in all_rows}), [r.database for r in reports]
     context = page_context(
         admin,
         request,
@@ -94,11 +115,11 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         all_count=len(every),
         show_all_url=f"?{with_changes(request.GET, show='all')}",
         show_problems_url=f"?{with_changes(request.GET, show='', status='')}",
-        status_choices=sequences.STATUSES,
-        apps=sorted({r.app_label for r in all_rows}),
-        databases=[r.database for r in reports],
         can_resync=request.user.has_perm(permissions.RESYNC_SEQUENCE),
         resync_all_url=page_url(admin, "resync_all"),
+        resync_selected_url=page_url(admin, "resync_selected"),
+        search_help=_("Searches the model, table, column and sequence names."),
+        **list_context(request.GET, _filters(wanted, apps, databases)),
     )
     return render(request, "integrity/sequences.html", context)
 
@@ -170,7 +191,13 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "integrity/resync_all.html",
-            page_context(admin, request, title=_("Resync all behind sequences"), behind=behind),
+            page_context(
+                admin,
+                request,
+                title=_("Resync all behind sequences"),
+                behind=behind,
+                resync_all_url=page_url(admin, "resync_all"),
+            ),
         )
     keys = request.POST.getlist("key")
     if not keys:
@@ -192,6 +219,54 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     for failure in failed:
         messages.error(request, _("Not resynced: %(why)s") % {"why": failure})
     return HttpResponseRedirect(page_url(admin, "changelist"))
+
+
+def _shown_key(key: str) -> str:
+    """A key as a person reads it: "shop.Product.id (default)"."""
+    alias, label, column = _parse_key(key)
+    return f"{label}.{column} ({alias})"
+
+
+def _not_resynced(info: SequenceInfo) -> str:
+    """Why "Resync selected" leaves this sequence as it is (only a sequence behind its data moves)."""
+    if info.status in (sequences.OK, sequences.EMPTY):
+        return _("already past its data: nothing to change")
+    if info.status == sequences.AHEAD:
+        return _("ahead of its data (a gap, harmless): a resync never lowers a sequence")
+    reason = info.reason or _("its data could not be compared with the sequence")
+    return _("%(status)s: %(reason)s") % {"status": info.status, "reason": reason}
+
+
+@methods("POST")
+def sequence_resync_selected(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """The confirmation of "Resync selected": what will change, and why the others won't; its form resyncs."""
+    require(request, permissions.RESYNC_SEQUENCE)
+    keys = list(dict.fromkeys(request.POST.getlist("key")))
+    if not keys:
+        return refused(admin, request, Refused(_("No sequences were selected."), 400))
+    try:
+        for key in keys:
+            _parse_key(key)
+    except SequenceNotFound as exc:
+        return refused(admin, request, Refused(str(exc), 400))
+    found = {info.key: info for report in sequences.collect() for info in report.sequences}
+    behind = [found[k] for k in keys if k in found and found[k].status == sequences.BEHIND]
+    skipped = [
+        (found[k].key, f"{found[k].model}.{found[k].column} ({found[k].database})", _not_resynced(found[k]))
+        if k in found
+        else (k, _shown_key(k), _("no such sequence (the model or its sequence is gone)"))
+        for k in keys
+        if k not in found or found[k].status != sequences.BEHIND
+    ]
+    context = page_context(
+        admin,
+        request,
+        title=_("Resync selected sequences"),
+        behind=behind,
+        skipped=skipped,
+        resync_all_url=page_url(admin, "resync_all"),
+    )
+    return render(request, "integrity/resync_all.html", context)
 
 
 @methods("GET", "POST")
