@@ -22,7 +22,7 @@ from integrity import permissions
 from integrity.conf import settings
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
-from integrity.duplicates.rules import Rule
+from integrity.duplicates.rules import Rule, RuleNotFound, get_rule
 from integrity.duplicates.service import POLICIES
 from integrity.merge import bulk as merge_all
 from integrity.merge import execute as merge
@@ -197,6 +197,7 @@ def _record_context(
         admin,
         request,
         record=record,
+        **_record_rule(admin, record),
         title=str(record),
         survivor_url=_survivor_url(admin, request, record),
         deleted=[{"model": d["model"], "rows": len(d["rows"])} for d in data.get("deleted", [])],
@@ -207,6 +208,16 @@ def _record_context(
         log_url=page_url(admin, "changelist"),
         **extra,
     )
+
+
+def _record_rule(admin: PageAdmin, record: MergeRecord) -> dict[str, Any]:
+    """The record's rule by its ``display_name``, linked to its page; in words when the models no longer declare it."""
+    try:
+        rule = get_rule(record.rule)
+    except RuleNotFound:
+        return {"rule_name": _("a rule of %(model)s no longer declared") % {"model": record.model}}
+    url = reverse(f"{admin.admin_site.name}:integrity_duplicaterule_rule")
+    return {"rule_name": rule.display_name, "rule_url": with_query(url, rule=rule.key)}
 
 
 def _survivor_url(admin: PageAdmin, request: HttpRequest, record: MergeRecord) -> str | None:

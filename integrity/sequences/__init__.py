@@ -29,9 +29,13 @@ from integrity.sequences.service import (
     SequenceNotFound,
     collect,
     collect_alias,
+    display_name,
     find,
     for_connection,
+    named,
+    parse_key,
     resync,
+    resync_sql,
 )
 
 __all__ = [
@@ -55,7 +59,11 @@ __all__ = [
     "TableBusy",
     "collect",
     "collect_alias",
+    "display_name",
     "find",
     "for_connection",
+    "named",
+    "parse_key",
     "resync",
+    "resync_sql",
 ]

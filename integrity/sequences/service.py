@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils import timezone
@@ -50,7 +50,11 @@ __all__ = [
     "NotComparable",
     "OutOfRange",
     "collect",
+    "display_name",
+    "named",
+    "parse_key",
     "resync",
+    "resync_sql",
 ]
 
 OK, AHEAD, BEHIND, EMPTY, UNREADABLE = "ok", "ahead", "behind", "empty", "unreadable"
@@ -114,8 +118,13 @@ class SequenceInfo:
 
     @property
     def key(self) -> str:
-        """Identifies the row in forms: alias, model label and column."""
+        """Identifies the row in forms: alias, model label and column (an id: never shown to a person)."""
         return f"{self.database}:{self.model}:{self.column}"
+
+    @property
+    def display_name(self) -> str:
+        """The sequence as a person knows it: ``public.shop_product_id_seq (Product.id)`` (see ``display_name``)."""
+        return display_name(self.sequence, self.model, self.column, self.database)
 
     @property
     def problem(self) -> bool:
@@ -152,6 +161,18 @@ class SequenceInfo:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def display_name(sequence: str, label: str, column: str, database: str = DEFAULT_DB_ALIAS) -> str:
+    """``public.shop_product_id_seq (Product.id)``; ``… on database 'other'`` off the default one.
+
+    The one wording of a sequence on pages, in messages and in the command's
+    text (``SequenceInfo.key`` is the id forms and ``--json`` carry).
+    """
+    name = f"{sequence} ({label.rpartition('.')[2]}.{column})"
+    if database != DEFAULT_DB_ALIAS:
+        return _("%(name)s on database %(alias)r") % {"name": name, "alias": database}
+    return name
 
 
 @dataclass
@@ -422,6 +443,21 @@ def find(alias: str, label: str, column: str) -> tuple[type[Model], SequenceLink
     )
 
 
+def parse_key(key: str) -> tuple[str, str, str]:
+    """``SequenceInfo.key`` back to (database, model label, column); ``SequenceNotFound`` when malformed."""
+    parts = key.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise SequenceNotFound(_("Malformed sequence key %(key)r.") % {"key": key})
+    return parts[0], parts[1], parts[2]
+
+
+def named(key: str) -> str:
+    """The ``display_name`` of the sequence ``key`` identifies, from the catalog; ``SequenceNotFound``."""
+    alias, label, column = parse_key(key)
+    _model, link = find(alias, label, column)
+    return display_name(f"{link.sequence_schema}.{link.sequence}", label, column, alias)
+
+
 def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None:
     """The next value the sequence should hand out, or None to leave it."""
     current = next_value_of(state, link.increment)
@@ -440,6 +476,24 @@ def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None
     if not ahead and lower:
         return None  # lowering only ever lowers
     return wanted
+
+
+def resync_sql(alias: str, label: str, column: str, *, lower: bool = False) -> list[str]:
+    """The statements a resync (or, with ``lower``, a lowering) would run now; empty when it would change nothing.
+
+    The backend's own statements, with the target read now: the resync reads it
+    again under its lock, so a row inserted in between moves it further.
+    ``SequenceNotFound`` or a ``ResyncRefused`` as ``resync`` would raise them.
+    """
+    _model, link = find(alias, label, column)
+    _check_comparable(link, lower)
+    backend = for_connection(connections[alias])
+    assert backend is not None
+    [state] = backend.states([link])
+    target = _target(link, state, lower)
+    if target is None or target == next_value_of(state, link.increment):
+        return []
+    return backend.statements(link, target)
 
 
 def _check_comparable(link: SequenceLink, lower: bool) -> None:

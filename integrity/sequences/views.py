@@ -17,6 +17,7 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
+from integrity.db import transaction_text
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -103,11 +104,21 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     return render(request, "integrity/sequences.html", context)
 
 
-def _parse_key(raw: str) -> tuple[str, str, str]:
-    parts = raw.split(":")
-    if len(parts) != 3 or not all(parts):
-        raise SequenceNotFound(_("Malformed sequence key %(key)r.") % {"key": raw})
-    return parts[0], parts[1], parts[2]
+def _sql(infos: list[SequenceInfo], *, lower: bool) -> dict[str, str]:
+    """``sql``: what resyncing (or lowering) ``infos`` runs now, one transaction each, as the service builds it.
+
+    ``sql_refused``: why one of them would be refused (its SQL is left out).
+    """
+    texts, refusals = [], []
+    for info in infos:
+        try:
+            statements = sequences.resync_sql(info.database, info.model, info.column, lower=lower)
+        except (SequenceNotFound, ResyncRefused) as exc:
+            refusals.append(str(exc))
+            continue
+        if statements:
+            texts.append(transaction_text(statements))
+    return {"sql": "".join(texts), "sql_refused": " ".join(refusals)}
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -117,7 +128,7 @@ def _back(request: HttpRequest, default: str) -> str:
 
 
 def _do_resync(request: HttpRequest, key: str, *, lower: bool) -> sequences.ResyncResult:
-    alias, label, column = _parse_key(key)
+    alias, label, column = sequences.parse_key(key)
     return sequences.resync(alias, label, column, user=request.user, lower=lower)
 
 
@@ -167,16 +178,13 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     require(request, permissions.RESYNC_SEQUENCE)
     if request.method == "GET":
         behind = [i for r in sequences.collect() for i in r.sequences if i.status == sequences.BEHIND]
-        return render(
-            request,
-            "integrity/resync_all.html",
-            page_context(admin, request, title=_("Resync all behind sequences"), behind=behind),
-        )
+        context = page_context(admin, request, title=_("Resync all behind sequences"), behind=behind)
+        return render(request, "integrity/resync_all.html", {**context, **_sql(behind, lower=False)})
     keys = request.POST.getlist("key")
     if not keys:
         return refused(admin, request, Refused(_("No sequences were selected."), 400))
     try:
-        parsed = [_parse_key(k) for k in keys]
+        parsed = [sequences.parse_key(k) for k in keys]
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
     done, failed = 0, []
@@ -200,17 +208,14 @@ def sequence_lower(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     require(request, permissions.RESYNC_SEQUENCE)
     key = request.POST.get("key", "") if request.method == "POST" else request.GET.get("key", "")
     try:
-        alias, label, column = _parse_key(key)
+        alias, label, column = sequences.parse_key(key)
         model, _link = sequences.find(alias, label, column)
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
     info = next(i for i in sequences.collect_alias(alias, [model]).sequences if i.column == column)
     if request.method == "GET":
-        return render(
-            request,
-            "integrity/lower.html",
-            page_context(admin, request, title=_("Lower a sequence"), info=info, key=key),
-        )
+        context = page_context(admin, request, title=_("Lower a sequence"), info=info, key=key)
+        return render(request, "integrity/lower.html", {**context, **_sql([info], lower=True)})
     try:
         result = sequences.resync(alias, label, column, user=request.user, lower=True)
     except ResyncRefused as exc:
