@@ -22,7 +22,8 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern
 from django.utils.translation import gettext as _
 
-from integrity import reads
+from integrity import permissions, reads
+from integrity.models import Sequence
 from integrity.pages import PageAdmin, page_context
 
 READS = ("GET", "HEAD")
@@ -60,6 +61,18 @@ def _denied(admin: Any, request: HttpRequest, exc: PermissionDenied) -> HttpResp
         return HttpResponse(render_to_string("integrity/messages.html", {"error": message}), status=403)
     context = page_context(admin, request, title=_("Permission needed"), error=message)
     return render(request, "integrity/refused.html", context, status=403)
+
+
+def _dashboard_denied(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """403 as an admin page naming what the dashboard needs: any one of the app's permissions to see a page."""
+    perms = ", ".join(f"“{p}”" for p in permissions.VIEWS)
+    message = _(
+        "The data integrity dashboard needs at least one of the permissions %(perms)s, which your account "
+        "does not have."
+    ) % {"perms": perms}
+    context = {**site.each_context(request), "title": _("Permission needed"), "error": message}
+    # Sequence's opts: the breadcrumbs name the app by its verbose name.
+    return render(request, "integrity/refused.html", {**context, "opts": Sequence._meta}, status=403)
 
 
 def busy_message(exc: reads.ReadBusy) -> str:
@@ -127,7 +140,7 @@ def guard_app_index(site: AdminSite, label: str) -> None:
         if app_label != label:
             return original(request, app_label, extra_context)
         if not request.user.has_module_perms(label):
-            raise PermissionDenied
+            return _dashboard_denied(site, request)
         try:
             response = bounded_render(lambda: original(request, app_label, extra_context))
         except reads.ReadBusy as exc:  # each card says so itself; this is for anything else that waited

@@ -208,7 +208,7 @@ def test_demo_command_with_no_serve_prints_no_address(client):
         assert row and 'data-status="behind"' in row.group(0), model
 
 
-# Seed 002: uniqueness rules in every state the database can be in. -----------
+# Uniqueness rules in every state the database can be in. --------------------
 
 
 def crm_indexes() -> dict[str, tuple[bool, bool, str]]:
