@@ -13,6 +13,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib import messages
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -20,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from integrity import permissions
 from integrity.conf import settings
+from integrity.db import transaction_text
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
 from integrity.duplicates.rules import Rule, RuleNotFound, get_rule
@@ -83,6 +85,8 @@ def _preview(
         error=error,
         merge_url=page_url(admin, "merge"),
         duplicate_pks=", ".join(str(m.pk) for m in plan.duplicates),
+        # With a conflict's row still to choose, what is deleted is not known yet.
+        sql="" if plan.unresolved else transaction_text(merge.statements(plan)),
     )
     return render(request, "integrity/merge_preview.html", context, status=status)
 
@@ -246,13 +250,21 @@ def _get_record(object_id: str) -> MergeRecord:
     return record
 
 
+def _undo_sql(record: MergeRecord) -> str:
+    """The undo's statements as one transaction; none when it was undone already or its database is gone."""
+    if record.undone_at is not None or record.database not in connections:
+        return ""
+    return transaction_text(merge_undo.statements(record))
+
+
 @methods("POST")
 def undo_view(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """POST without ``confirm``: what the undo will restore; with ``confirm=1``: undo it."""
     require(request, *MERGE_PERMS)
     record = _get_record(object_id)
     if request.POST.get("confirm") != "1":
-        return render(request, "integrity/merge_undo.html", _record_context(admin, request, record))
+        context = _record_context(admin, request, record, sql=_undo_sql(record))
+        return render(request, "integrity/merge_undo.html", context)
     try:
         merge_undo.undo(record, user=request.user)
     except MergeRefused as exc:
