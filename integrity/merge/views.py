@@ -215,11 +215,13 @@ def _record_context(
 
 
 def _record_rule(admin: PageAdmin, record: MergeRecord) -> dict[str, Any]:
-    """The record's rule by its ``display_name``, linked to its page; in words when the models no longer declare it."""
+    """The record's rule by its ``display_name``, linked to its page; in words when the models do not declare it."""
     try:
         rule = get_rule(record.rule)
-    except RuleNotFound:
-        return {"rule_name": _("a rule of %(model)s no longer declared") % {"model": record.model}}
+    except RuleNotFound:  # a data migration's own rule (MergeDuplicates), or one the models dropped since
+        fields = record.rule.split(":", 2)[-1].split(":", 1)[-1]  # "alias:label:kind:fields" -> "fields"
+        text = _("%(model)s: %(fields)s (not a rule the models declare now)")
+        return {"rule_name": text % {"model": record.model, "fields": fields}}
     url = reverse(f"{admin.admin_site.name}:integrity_duplicaterule_rule")
     return {"rule_name": rule.display_name, "rule_url": with_query(url, rule=rule.key)}
 

@@ -135,11 +135,11 @@ def _do_resync(request: HttpRequest, key: str, *, lower: bool) -> sequences.Resy
 def _result_message(result: sequences.ResyncResult) -> str:
     if not result.changed:
         return _("Sequence %(seq)s needed no change (next value %(value)s).") % {
-            "seq": result.info.sequence,
+            "seq": result.info.display_name,
             "value": f"{result.value_after:,}",
         }
     return _("Sequence %(seq)s: next value %(before)s → %(after)s.") % {
-        "seq": result.info.sequence,
+        "seq": result.info.display_name,
         "before": f"{result.value_before:,}",
         "after": f"{result.value_after:,}",
     }
