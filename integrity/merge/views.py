@@ -169,6 +169,9 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     )
     if step == "preview":
         context["groups"], context["rows"] = duplicates.totals(rule)
+        context["sql"] = (
+            transaction_text(merge_all.first_group_statements(rule, policy)) if context["groups"] else ""
+        )
         return render(request, "integrity/merge_all.html", context)
     skip, done = form.cleaned_data["skip"], form.cleaned_data["done"]
     stop = step == "stop"

@@ -21,6 +21,7 @@ from demo import seed, seed_crm
 from integrity import duplicates
 from integrity.models import MergeRecord
 from tests.helpers import VAT_KEY, make_user
+from tests.merging.models import Order, Person
 from tests.pages import ADMIN, form_of
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -100,3 +101,23 @@ def test_the_undo_confirmation_shows_the_statements_the_undo_runs(client: Client
     assert sum(s.startswith("UPDATE") for s in shown) >= 5  # each moved reference pointed back
     record.refresh_from_db()
     assert record.undone_at is not None
+
+
+def test_merge_every_group_shows_the_first_groups_statements_as_it_runs_them(rules_configured: None) -> None:
+    ann, ann2 = Person.objects.create(email="a@x"), Person.objects.create(email="a@x")
+    Order.objects.create(person=ann2, total=1)
+    Person.objects.create(email="b@x"), Person.objects.create(email="b@x")
+    client = Client()
+    client.force_login(make_user("superuser", username="bulk"))
+    data = {"rule": "default:merging.Person:configured:email", "policy": "oldest"}
+
+    page = client.post(f"{ADMIN}duplicaterule/merge-all/", {**data, "step": "preview"})
+    shown = shown_statements(page, "merge-all-sql")
+    with CaptureQueriesContext(connection) as captured:
+        assert client.post(f"{ADMIN}duplicaterule/merge-all/", {**data, "step": "run"}).status_code == 200
+
+    assert MergeRecord.objects.count() == 2
+    assert list(Order.objects.values_list("person", flat=True)) == [ann.pk]
+    assert (shown[0], shown[-1]) == ("BEGIN", "COMMIT")
+    assert run_in_order(shown[1:-1], captured) == []
+    assert f"ANY('{{{ann2.pk}}}'" in shown[-2]  # the first group: ann2 merged into ann (the oldest)
