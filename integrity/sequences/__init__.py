@@ -36,6 +36,7 @@ from integrity.sequences.service import (
     parse_key,
     resync,
     resync_sql,
+    resync_sql_each,
 )
 
 __all__ = [
@@ -66,4 +67,5 @@ __all__ = [
     "parse_key",
     "resync",
     "resync_sql",
+    "resync_sql_each",
 ]

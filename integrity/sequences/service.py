@@ -55,6 +55,7 @@ __all__ = [
     "parse_key",
     "resync",
     "resync_sql",
+    "resync_sql_each",
 ]
 
 OK, AHEAD, BEHIND, EMPTY, UNREADABLE = "ok", "ahead", "behind", "empty", "unreadable"
@@ -487,13 +488,64 @@ def resync_sql(alias: str, label: str, column: str, *, lower: bool = False) -> l
     """
     _model, link = find(alias, label, column)
     _check_comparable(link, lower)
+    _check_readable(link)
     backend = for_connection(connections[alias])
     assert backend is not None
     [state] = backend.states([link])
+    return _planned(backend, link, state, lower)
+
+
+def resync_sql_each(infos: Sequence[SequenceInfo]) -> list[list[str] | LookupError | ResyncRefused]:
+    """``resync_sql`` (forward) of each of ``infos``, reading the catalog and the sequences once per database.
+
+    Each item is the statements, or what ``resync`` would raise instead
+    (``SequenceNotFound``, a ``ResyncRefused``): the confirmation of "resync
+    all" shows thousands of sequences in a few queries.
+    """
+    found: dict[int, list[str] | LookupError | ResyncRefused] = {}
+    for alias in dict.fromkeys(info.database for info in infos):
+        mine = [(n, info) for n, info in enumerate(infos) if info.database == alias]
+        labels = {info.model for _n, info in mine}
+        models = [m for m in apps.get_models(include_auto_created=True) if m._meta.label in labels]
+        links = {(label, link.column): link for label, link in _links(alias, models)}
+        todo = []
+        for n, info in mine:
+            link = links.get((info.model, info.column))
+            try:
+                if link is None:
+                    raise SequenceNotFound(
+                        _("No sequence feeds %(label)s.%(column)s on database %(alias)r.")
+                        % {"label": info.model, "column": info.column, "alias": alias}
+                    )
+                _check_comparable(link, False)
+                _check_readable(link)
+            except (SequenceNotFound, ResyncRefused) as exc:
+                found[n] = exc
+                continue
+            todo.append((n, link))
+        backend = for_connection(connections[alias])
+        assert backend is not None
+        for (n, link), state in zip(todo, backend.states([link for _n, link in todo]), strict=True):
+            try:
+                found[n] = _planned(backend, link, state, False)
+            except ResyncRefused as exc:
+                found[n] = exc
+    return [found[n] for n in range(len(infos))]
+
+
+def _planned(backend: SequenceBackend, link: SequenceLink, state: SequenceState, lower: bool) -> list[str]:
     target = _target(link, state, lower)
     if target is None or target == next_value_of(state, link.increment):
         return []
     return backend.statements(link, target)
+
+
+def _check_readable(link: SequenceLink) -> None:
+    if not (link.sequence_readable and link.column_readable and link.extremes_readable):
+        raise NotPermitted(
+            _("The database user cannot read %(seq)s or every column it feeds (%(table)s.%(column)s).")
+            % {"seq": link.sequence, "table": link.table, "column": link.column}
+        )
 
 
 def _check_comparable(link: SequenceLink, lower: bool) -> None:
@@ -523,11 +575,7 @@ def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool
     """
     model, link = find(alias, label, column)
     _check_comparable(link, lower)
-    if not (link.sequence_readable and link.column_readable and link.extremes_readable):
-        raise NotPermitted(
-            _("The database user cannot read %(seq)s or every column it feeds (%(table)s.%(column)s).")
-            % {"seq": link.sequence, "table": link.table, "column": link.column}
-        )
+    _check_readable(link)
     backend = for_connection(connections[alias])
     assert backend is not None
     with writing(alias, ResyncRefused):

@@ -6,6 +6,8 @@ checks its own permission, and changes data only on POST (CSRF protected).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -104,21 +106,22 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     return render(request, "integrity/sequences.html", context)
 
 
-def _sql(infos: list[SequenceInfo], *, lower: bool) -> dict[str, str]:
-    """``sql``: what resyncing (or lowering) ``infos`` runs now, one transaction each, as the service builds it.
+def _sql(each: Iterable[list[str] | Exception]) -> dict[str, str]:
+    """``sql``: the statements of each change (one transaction each), as the service builds them.
 
-    ``sql_refused``: why one of them would be refused (its SQL is left out).
+    ``sql_refused``: why some would be refused (their SQL is left out).
     """
-    texts, refusals = [], []
-    for info in infos:
-        try:
-            statements = sequences.resync_sql(info.database, info.model, info.column, lower=lower)
-        except (SequenceNotFound, ResyncRefused) as exc:
-            refusals.append(str(exc))
-            continue
-        if statements:
-            texts.append(transaction_text(statements))
+    found = list(each)
+    texts = [transaction_text(item) for item in found if isinstance(item, list) and item]
+    refusals = [str(item) for item in found if isinstance(item, Exception)]
     return {"sql": "".join(texts), "sql_refused": " ".join(refusals)}
+
+
+def _lower_sql(info: SequenceInfo) -> list[str] | Exception:
+    try:
+        return sequences.resync_sql(info.database, info.model, info.column, lower=True)
+    except (SequenceNotFound, ResyncRefused) as exc:
+        return exc
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -179,7 +182,9 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         behind = [i for r in sequences.collect() for i in r.sequences if i.status == sequences.BEHIND]
         context = page_context(admin, request, title=_("Resync all behind sequences"), behind=behind)
-        return render(request, "integrity/resync_all.html", {**context, **_sql(behind, lower=False)})
+        return render(
+            request, "integrity/resync_all.html", {**context, **_sql(sequences.resync_sql_each(behind))}
+        )
     keys = request.POST.getlist("key")
     if not keys:
         return refused(admin, request, Refused(_("No sequences were selected."), 400))
@@ -215,7 +220,7 @@ def sequence_lower(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     info = next(i for i in sequences.collect_alias(alias, [model]).sequences if i.column == column)
     if request.method == "GET":
         context = page_context(admin, request, title=_("Lower a sequence"), info=info, key=key)
-        return render(request, "integrity/lower.html", {**context, **_sql([info], lower=True)})
+        return render(request, "integrity/lower.html", {**context, **_sql([_lower_sql(info)])})
     try:
         result = sequences.resync(alias, label, column, user=request.user, lower=True)
     except ResyncRefused as exc:

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from demo.metrics.models import Entry
-from demo.shop.models import Coupon, Product
+from demo.shop.models import Coupon, Product, Tag
 from integrity import sequences
 from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
     COUPON_KEY,
@@ -107,3 +107,18 @@ def test_nothing_to_change_shows_no_sql() -> None:
     page = client_for("superuser").get(LOWER, {"key": COUPON_KEY}).content.decode()
     assert 'id="lower-sql"' not in page
     assert info.display_name == "public.shop_coupon_id_seq (Coupon.id)"
+
+
+@DB
+def test_resync_all_reads_the_sql_of_every_sequence_in_a_constant_number_of_queries() -> None:
+    client = client_for("superuser")
+    make_behind(Product, 8)
+    with CaptureQueriesContext(connection) as one:
+        first = shown_sql(client.get(RESYNC_ALL), "resync-all-sql")
+    make_behind(Entry, 5)
+    make_behind(Tag, 4)
+    with CaptureQueriesContext(connection) as three:
+        second = shown_sql(client.get(RESYNC_ALL), "resync-all-sql")
+
+    assert second.count("setval(") == first.count("setval(") + 2
+    assert len(three.captured_queries) == len(one.captured_queries)
