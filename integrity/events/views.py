@@ -24,8 +24,9 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
-from integrity import permissions
+from integrity import permissions, sequences
 from integrity.conf import settings
+from integrity.db import transaction_text
 from integrity.events import lifecycle, locations, violations
 from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
@@ -209,6 +210,19 @@ def _reverse(admin: PageAdmin, name: str) -> str | None:
         return None
 
 
+def _resync_fix(key: str) -> dict[str, str]:
+    """The sequence a resync fix moves, by name, and the SQL its button runs now (none when it changes nothing)."""
+    try:
+        alias, label, column = sequences.parse_key(key)
+        name = sequences.named(key)
+        sql = sequences.resync_sql(alias, label, column)
+    except sequences.SequenceNotFound:  # the model or its sequence is gone since the error
+        return {"sequence_name": key.split(":", 1)[-1].replace(":", ".")}
+    except sequences.ResyncRefused as exc:
+        return {"sequence_name": name, "resync_refused": str(exc)}
+    return {"sequence_name": name, "resync_sql": transaction_text(sql) if sql else ""}
+
+
 def fix_context(admin: PageAdmin, request: HttpRequest, fix: Any) -> dict[str, Any] | None:
     """What the page offers for the explanation's fix: a resync form, a link to the rule, or the label alone."""
     if fix is None:
@@ -219,6 +233,7 @@ def fix_context(admin: PageAdmin, request: HttpRequest, fix: Any) -> dict[str, A
         if url and request.user.has_perm(permissions.RESYNC_SEQUENCE):
             shown["resync_url"] = url
             shown["sequence_key"] = fix.sequence_key
+            shown.update(_resync_fix(fix.sequence_key))
         else:
             shown["missing"] = _("Resyncing a sequence needs the permission integrity.resync_sequence.")
     elif fix.kind == "widen":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -240,16 +241,33 @@ class PostgresSequenceBackend:
             cursor.execute(LOCKED_SQL, [[r[0] for r in relations], [r[1] for r in relations]])
             return {(schema, name) for schema, name in cursor.fetchall()}
 
+    def _lock_sql(self, link: SequenceLink) -> str:
+        # SHARE ROW EXCLUSIVE blocks INSERT/UPDATE/DELETE and other
+        # resyncs of the tables, but not SELECT.
+        return f"LOCK TABLE {', '.join(_locked_tables(link))} IN SHARE ROW EXCLUSIVE MODE"
+
+    def _setval(self, link: SequenceLink, target: int) -> tuple[str, list[Any]]:
+        # By its schema-qualified, quoted name (not its OID), so that the statement
+        # the pages show is the very one run, and one a data migration can hold.
+        return "SELECT setval(%s::regclass, %s, false)", [
+            qualified(link.sequence_schema, link.sequence),
+            target,
+        ]
+
+    def statements(self, link: SequenceLink, target: int) -> list[str]:
+        """The statements ``set_next`` runs to move the sequence to ``target``, values inlined, as run."""
+        # compose_sql: how Django's PostgreSQL backend logs an executed statement (connection.queries).
+        setval = self.connection.ops.compose_sql(*self._setval(link, target))  # type: ignore[attr-defined]
+        return [self._lock_sql(link), str(setval)]
+
     def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
         """Lock every table the sequence feeds against writers (not readers), then move the sequence."""
-        tables = sorted({qualified(f.schema, f.table) for f in link.compared})
+        tables = _locked_tables(link)
         seq = qualified(link.sequence_schema, link.sequence)
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_ms)}ms"])
             try:
-                # SHARE ROW EXCLUSIVE blocks INSERT/UPDATE/DELETE and other
-                # resyncs of the tables, but not SELECT.
-                cursor.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+                cursor.execute(self._lock_sql(link))
                 extreme_sql = self._extreme_sql(link)
                 cursor.execute(f"SELECT s.last_value, s.is_called, m.v FROM {seq} s, ({extreme_sql}) m")  # noqa: S608
                 last_value, is_called, extreme = cursor.fetchone()
@@ -258,8 +276,7 @@ class PostgresSequenceBackend:
                 target = choose(state)
                 if target is None or target == before:
                     return before, before
-                # By OID: no name of the sequence is parsed again.
-                cursor.execute("SELECT setval(%s::oid::regclass, %s, false)", [link.sequence_id, target])
+                cursor.execute(*self._setval(link, target))
             except DatabaseError as exc:
                 code = sqlstate(exc)
                 if code == LOCK_NOT_AVAILABLE:
@@ -271,6 +288,10 @@ class PostgresSequenceBackend:
                     ) from exc
                 raise
             return before, target
+
+
+def _locked_tables(link: SequenceLink) -> list[str]:
+    return sorted({qualified(f.schema, f.table) for f in link.compared})
 
 
 def _feeds(raw: str | None) -> tuple[Feed, ...]:

@@ -6,6 +6,8 @@ checks its own permission, and changes data only on POST (CSRF protected).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -17,6 +19,7 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
+from integrity.db import transaction_text
 from integrity.lists import Filter, app_and_database, list_context, matches, problems_first
 from integrity.pages import (
     PageAdmin,
@@ -124,11 +127,22 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     return render(request, "integrity/sequences.html", context)
 
 
-def _parse_key(raw: str) -> tuple[str, str, str]:
-    parts = raw.split(":")
-    if len(parts) != 3 or not all(parts):
-        raise SequenceNotFound(_("Malformed sequence key %(key)r.") % {"key": raw})
-    return parts[0], parts[1], parts[2]
+def _sql(each: Iterable[list[str] | Exception]) -> dict[str, str]:
+    """``sql``: the statements of each change (one transaction each), as the service builds them.
+
+    ``sql_refused``: why some would be refused (their SQL is left out).
+    """
+    found = list(each)
+    texts = [transaction_text(item) for item in found if isinstance(item, list) and item]
+    refusals = [str(item) for item in found if isinstance(item, Exception)]
+    return {"sql": "".join(texts), "sql_refused": " ".join(refusals)}
+
+
+def _lower_sql(info: SequenceInfo) -> list[str] | Exception:
+    try:
+        return sequences.resync_sql(info.database, info.model, info.column, lower=True)
+    except (SequenceNotFound, ResyncRefused) as exc:
+        return exc
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -138,18 +152,18 @@ def _back(request: HttpRequest, default: str) -> str:
 
 
 def _do_resync(request: HttpRequest, key: str, *, lower: bool) -> sequences.ResyncResult:
-    alias, label, column = _parse_key(key)
+    alias, label, column = sequences.parse_key(key)
     return sequences.resync(alias, label, column, user=request.user, lower=lower)
 
 
 def _result_message(result: sequences.ResyncResult) -> str:
     if not result.changed:
         return _("Sequence %(seq)s needed no change (next value %(value)s).") % {
-            "seq": result.info.sequence,
+            "seq": result.info.display_name,
             "value": f"{result.value_after:,}",
         }
     return _("Sequence %(seq)s: next value %(before)s → %(after)s.") % {
-        "seq": result.info.sequence,
+        "seq": result.info.display_name,
         "before": f"{result.value_before:,}",
         "after": f"{result.value_after:,}",
     }
@@ -188,22 +202,21 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     require(request, permissions.RESYNC_SEQUENCE)
     if request.method == "GET":
         behind = [i for r in sequences.collect() for i in r.sequences if i.status == sequences.BEHIND]
+        context = page_context(admin, request, title=_("Resync all behind sequences"), behind=behind)
         return render(
             request,
             "integrity/resync_all.html",
-            page_context(
-                admin,
-                request,
-                title=_("Resync all behind sequences"),
-                behind=behind,
-                resync_all_url=page_url(admin, "resync_all"),
-            ),
+            {
+                **context,
+                "resync_all_url": page_url(admin, "resync_all"),
+                **_sql(sequences.resync_sql_each(behind)),
+            },
         )
     keys = request.POST.getlist("key")
     if not keys:
         return refused(admin, request, Refused(_("No sequences were selected."), 400))
     try:
-        parsed = [_parse_key(k) for k in keys]
+        parsed = [sequences.parse_key(k) for k in keys]
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
     done, failed = 0, []
@@ -275,17 +288,14 @@ def sequence_lower(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     require(request, permissions.RESYNC_SEQUENCE)
     key = request.POST.get("key", "") if request.method == "POST" else request.GET.get("key", "")
     try:
-        alias, label, column = _parse_key(key)
+        alias, label, column = sequences.parse_key(key)
         model, _link = sequences.find(alias, label, column)
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
     info = next(i for i in sequences.collect_alias(alias, [model]).sequences if i.column == column)
     if request.method == "GET":
-        return render(
-            request,
-            "integrity/lower.html",
-            page_context(admin, request, title=_("Lower a sequence"), info=info, key=key),
-        )
+        context = page_context(admin, request, title=_("Lower a sequence"), info=info, key=key)
+        return render(request, "integrity/lower.html", {**context, **_sql([_lower_sql(info)])})
     try:
         result = sequences.resync(alias, label, column, user=request.user, lower=True)
     except ResyncRefused as exc:

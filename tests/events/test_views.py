@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -519,6 +519,32 @@ def test_group_page_offers_the_resync_of_a_sequence_behind() -> None:
     assert posted.status_code == 302 and posted["Location"] == page
     assert Product.objects.create(name="after").pk == 9
     assert "next value 1 → 9" in text(client.get(page))
+
+
+@DB
+def test_the_resync_fix_names_the_sequence_and_shows_the_setval_it_runs() -> None:
+    make_behind(Product, 8)
+    made_id = events.write(violation("shop_product_pkey"), "default", REQUEST)
+    assert made_id is not None
+    client = client_for("superuser")
+
+    page = client.get(url(GROUP, id=made_id))
+    shown = text(page)
+    assert "Moves sequence public.shop_product_id_seq (Product.id) just past the column's MAX" in shown
+    assert "default:shop.Product:id" not in shown
+    block = re.search(
+        r'<pre id="event-resync-sql"[^>]*><code>(.*?)</code></pre>', page.content.decode(), re.S
+    )
+    assert block is not None
+    statements = [s for s in html.unescape(block.group(1)).split(";\n") if s]
+    with CaptureQueriesContext(connection) as captured:
+        assert client.post(RESYNC, {"key": "default:shop.Product:id"}).status_code == 302
+
+    executed = [q["sql"] for q in captured.captured_queries]
+    assert statements[0] == "BEGIN" and statements[-1] == "COMMIT"
+    assert all(s in executed for s in statements[1:-1])
+    assert statements[2] == 'SELECT setval(\'"public"."shop_product_id_seq"\'::regclass, 9, false)'
+    assert Product.objects.create(name="after").pk == 9
 
 
 @DB
