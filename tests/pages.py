@@ -180,6 +180,10 @@ def load_demo(username: str = "pat") -> Demo:
     )
 
 
+def _behind(demo: Demo) -> list[str]:
+    return [s.key for s in demo.sequences if s.status == sequences.BEHIND]
+
+
 def _ahead(demo: Demo) -> list[str]:
     return [s.key for s in demo.sequences if s.status in (sequences.AHEAD, sequences.EMPTY)]
 
@@ -203,6 +207,10 @@ SAMPLES: dict[str, Callable[[Demo], list[Sample]]] = {
     ],
     "integrity_sequence_resync": lambda d: [Sample("GET", f"{ADMIN}sequence/resync/")],
     "integrity_sequence_resync_all": lambda d: [Sample("GET", f"{ADMIN}sequence/resync-all/")],
+    "integrity_sequence_resync_selected": lambda d: [
+        Sample("GET", f"{ADMIN}sequence/resync-selected/"),
+        Sample("POST", f"{ADMIN}sequence/resync-selected/", {"key": [*_behind(d), *_ahead(d)]}),
+    ],
     "integrity_sequence_lower": lambda d: [
         Sample("GET", f"{ADMIN}sequence/lower/", {"key": k}) for k in _ahead(d)
     ],

@@ -255,8 +255,11 @@ def test_resync_selected_confirms_what_will_change_then_resyncs_only_that(behind
     shown = text(confirm)
     assert 'value="Yes, resync 1 sequence"' in confirm.content.decode()
     assert "Not changed: 2 selected sequences" in shown
+    # The statements it will run, to copy (only the sequence that moves).
+    assert 'SELECT setval(\'"public"."shop_product_id_seq"\'::regclass' in shown
+    assert "shop_coupon_id_seq\"'::regclass" not in shown
     assert (
-        "shop.Coupon.id (default): ahead of its data (a gap, harmless): a resync never lowers a sequence"
+        "public.shop_coupon_id_seq (Coupon.id): ahead of its data (a gap, harmless): a resync never lowers a sequence"
         in shown
     )
     assert "shop.Gone.id (default): no such sequence" in shown

@@ -236,7 +236,7 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
 
 def _shown_key(key: str) -> str:
     """A key as a person reads it: "shop.Product.id (default)"."""
-    alias, label, column = _parse_key(key)
+    alias, label, column = sequences.parse_key(key)
     return f"{label}.{column} ({alias})"
 
 
@@ -259,13 +259,13 @@ def sequence_resync_selected(admin: PageAdmin, request: HttpRequest) -> HttpResp
         return refused(admin, request, Refused(_("No sequences were selected."), 400))
     try:
         for key in keys:
-            _parse_key(key)
+            sequences.parse_key(key)
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
     found = {info.key: info for report in sequences.collect() for info in report.sequences}
     behind = [found[k] for k in keys if k in found and found[k].status == sequences.BEHIND]
     skipped = [
-        (found[k].key, f"{found[k].model}.{found[k].column} ({found[k].database})", _not_resynced(found[k]))
+        (found[k].key, found[k].display_name, _not_resynced(found[k]))
         if k in found
         else (k, _shown_key(k), _("no such sequence (the model or its sequence is gone)"))
         for k in keys
@@ -279,7 +279,9 @@ def sequence_resync_selected(admin: PageAdmin, request: HttpRequest) -> HttpResp
         skipped=skipped,
         resync_all_url=page_url(admin, "resync_all"),
     )
-    return render(request, "integrity/resync_all.html", context)
+    return render(
+        request, "integrity/resync_all.html", {**context, **_sql(sequences.resync_sql_each(behind))}
+    )
 
 
 @methods("GET", "POST")
