@@ -22,7 +22,6 @@ from django.utils.translation import gettext as _
 from integrity import permissions
 from integrity.conf import settings
 from integrity.db import transaction_text
-from integrity.duplicates import service as duplicates
 from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
 from integrity.duplicates.rules import Rule, RuleNotFound, get_rule
 from integrity.duplicates.service import POLICIES
@@ -168,9 +167,12 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         url=page_url(admin, "merge_all"),
     )
     if step == "preview":
-        context["groups"], context["rows"] = duplicates.totals(rule)
+        first = merge_all.first_group(rule)
+        context["groups"], context["rows"] = first.total_groups, first.total_rows
         context["sql"] = (
-            transaction_text(merge_all.first_group_statements(rule, policy)) if context["groups"] else ""
+            transaction_text(merge_all.group_statements(rule, policy, first.groups[0]))
+            if first.groups
+            else ""
         )
         return render(request, "integrity/merge_all.html", context)
     skip, done = form.cleaned_data["skip"], form.cleaned_data["done"]
