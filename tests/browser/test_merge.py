@@ -147,6 +147,35 @@ def test_the_merge_moved_everything_before_the_undo(live_server, superuser, demo
     assert list(BillingProfile.objects.filter(company=acme)) == [billing]
 
 
+NO_OVERLAP = """table => [...table.querySelectorAll("tr")].filter(tr => tr.querySelector("th[scope=row]")).map(tr => {
+    const th = tr.querySelector("th[scope=row]").getBoundingClientRect();
+    const td = tr.querySelector("td").getBoundingClientRect();
+    return [tr.dataset.field || tr.dataset.relation || tr.dataset.choice || tr.dataset.fieldChoice, th.right - td.left];
+})"""
+COLUMNS = """table => [...table.querySelectorAll("th.member, tr[data-choice=survivor] td, tr[data-field-choice] td")]
+    .map(cell => [cell.closest("tr").rowIndex, cell.cellIndex, Math.round(cell.getBoundingClientRect().left)])"""
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_the_merge_form_lines_up_with_the_comparison_and_no_label_overlaps(
+    live_server, superuser, demo, width: int
+) -> None:
+    acme = Company.objects.get(name="Acme Ltd")
+    base = live_server.url
+    with browser_page(viewport={"width": width, "height": 900}) as page:
+        log_in(page, base, superuser, "/admin/integrity/duplicaterule/")
+        page.goto(f"{base}/admin/integrity/duplicaterule/group/?rule={VAT_KEY}&pk={acme.pk}")
+        table = page.locator("#member-table")
+        expect(table.locator("#merge-choices tr[data-choice=survivor] td")).to_have_count(3)
+        overlaps = table.evaluate(NO_OVERLAP)
+        columns = table.evaluate(COLUMNS)
+    assert [row for row, over in overlaps if over > 0.5] == []  # every label ends before its row's values
+    lefts: dict[int, set[int]] = {}
+    for _row, column, left in columns:
+        lefts.setdefault(column, set()).add(left)
+    assert len(lefts) == 3 and all(len(found) == 1 for found in lefts.values())  # one left edge per member
+
+
 def totals(page: Any) -> dict[str, str]:
     """The three numbers of ``#merge-totals`` (the preview's and the record's): moved, deleted, changed."""
     cells = page.locator("#merge-totals dd")
