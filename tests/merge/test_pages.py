@@ -187,7 +187,7 @@ def test_the_group_page_is_titled_by_its_key_and_size_and_places_itself_lazily(
 ) -> None:
     big, one, two = groups
     client = client_for("staff", ["view_duplicaterule"])
-    page = client.get(GROUP, {"rule": KEY, "pk": one[1].pk})
+    page = client.get(GROUP, {"rule": KEY, "pk": str(one[1].pk)})
     body = page.content.decode()
     assert "<h1>email = &#x27;a@x&#x27; – 2 rows</h1>" in body
     pager_url = f"{PAGER}?rule={KEY.replace(':', '%3A')}&amp;pk={one[0].pk}"
@@ -195,7 +195,7 @@ def test_the_group_page_is_titled_by_its_key_and_size_and_places_itself_lazily(
     assert f'href="{pager_url}&amp;to=next"' in body
 
     with CaptureQueriesContext(connection) as sql:
-        placed = client.get(PAGER, {"rule": KEY, "pk": one[0].pk}, headers={"HX-Request": "true"})
+        placed = client.get(PAGER, {"rule": KEY, "pk": str(one[0].pk)}, headers={"HX-Request": "true"})
     assert placed.status_code == 200
     assert "Group 2 of 3" in text(placed)
     assert (
@@ -208,20 +208,20 @@ def test_the_group_page_is_titled_by_its_key_and_size_and_places_itself_lazily(
     )
     assert len([q for q in sql if "HAVING COUNT(*) > 1" in q["sql"].upper()]) == 1  # one scan
 
-    first = client.get(PAGER, {"rule": KEY, "pk": big[2].pk}, headers={"HX-Request": "true"})
+    first = client.get(PAGER, {"rule": KEY, "pk": str(big[2].pk)}, headers={"HX-Request": "true"})
     assert "Group 1 of 3" in text(first) and 'rel="prev"' not in first.content.decode()
 
 
 def test_without_javascript_next_and_previous_redirect_to_the_neighbour(groups: list[list[Person]]) -> None:
     big, one, two = groups
     client = client_for("staff", ["view_duplicaterule"])
-    nxt = client.get(PAGER, {"rule": KEY, "pk": one[0].pk, "to": "next"})
+    nxt = client.get(PAGER, {"rule": KEY, "pk": str(one[0].pk), "to": "next"})
     assert (
         nxt.status_code == 302 and nxt["Location"] == f"{GROUP}?rule={KEY.replace(':', '%3A')}&pk={two[0].pk}"
     )
-    back = client.get(PAGER, {"rule": KEY, "pk": one[0].pk, "to": "previous"})
+    back = client.get(PAGER, {"rule": KEY, "pk": str(one[0].pk), "to": "previous"})
     assert back["Location"] == f"{GROUP}?rule={KEY.replace(':', '%3A')}&pk={big[0].pk}"
-    end = client.get(PAGER, {"rule": KEY, "pk": two[0].pk, "to": "next"}, follow=True)
+    end = client.get(PAGER, {"rule": KEY, "pk": str(two[0].pk), "to": "next"}, follow=True)
     assert "That was the last group of this rule." in text(end)
 
 
