@@ -192,7 +192,7 @@ def scan(
         f"GROUP BY {keys}, p.{qn('n')}, p.total_groups, p.total_rows ORDER BY p.{qn('n')} DESC, {keys}"
     )
     params = (*params, int(limit), int(offset), *member_params)
-    rows = _run(rule, sql, params, timeout_ms)
+    rows = run(rule, sql, params, timeout_ms)
     result = ScanResult(rule, offset=offset)
     width = len(names)
     for row in rows:
@@ -209,11 +209,12 @@ def totals(rule: Rule, *, timeout_ms: int | None = None) -> tuple[int, int]:
     qs, _names = counted(rule)
     inner, params = qs.query.sql_with_params()
     sql = f"SELECT COUNT(*), COALESCE(SUM(g.n), 0) FROM ({inner}) g"  # noqa: S608
-    ((groups, rows),) = _run(rule, sql, params, timeout_ms)
+    ((groups, rows),) = run(rule, sql, params, timeout_ms)
     return int(groups), int(rows)
 
 
-def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) -> list[tuple[Any, ...]]:
+def run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) -> list[tuple[Any, ...]]:
+    """Rows of a scan's statement, under the scan's timeout; ``ScanTimedOut`` when it runs past it."""
     connection = connections[rule.database]
     nested = connection.in_atomic_block
     try:
