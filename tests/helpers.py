@@ -649,6 +649,8 @@ def log_in(page: Page, base_url: str, username: str, next_path: str) -> None:
     page.locator("#id_password").fill(PASSWORD)
     page.locator("#login-form [type=submit]").click()
     expect(page).to_have_url(f"{base_url}{next_path}")
+    # The URL changes when the page starts to arrive: callers that count elements at once need all of it.
+    page.wait_for_load_state()
 
 
 # ---------------------------------------------------------------------------

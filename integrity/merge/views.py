@@ -191,7 +191,9 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         total=done + len(result.merged) + max(result.remaining, 0),
         first=first_record,
         last=last,
-        first_url=reverse(f"{site}:integrity_mergerecord_change", args=[first_record]) if first_record else None,
+        first_url=reverse(f"{site}:integrity_mergerecord_change", args=[first_record])
+        if first_record
+        else None,
         last_url=reverse(f"{site}:integrity_mergerecord_change", args=[last]) if last else None,
         log_url=with_query(reverse(f"{site}:integrity_mergerecord_changelist"), model__exact=rule.label),
         remaining=result.remaining,

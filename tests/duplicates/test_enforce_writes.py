@@ -2,9 +2,9 @@
 lock timeout (plus a generous margin), even with an old transaction that makes the build retry.
 
 The table gets 200,000 rows so the build lasts; four writer threads insert
-rows throughout (each insert timed); a reader holds a snapshot for longer
-than the lock timeout when the build starts, so its first try times out, is
-dropped and tried again. Nothing here asserts an absolute time but the bound.
+rows throughout (each insert timed); a reader holds a snapshot from before the
+build until the build tries again, so its first try times out, is dropped and
+tried again. Nothing here asserts an absolute time but the bound.
 """
 
 from __future__ import annotations
@@ -53,13 +53,30 @@ def writer(stop: threading.Event, latencies: list[float], errors: list[BaseExcep
             latencies.append(time.monotonic() - started)
 
 
-def old_snapshot(ready: threading.Event, seconds: float) -> None:
-    """A transaction with a snapshot older than the build, kept open ``seconds`` (longer than the lock timeout)."""
-    with psycopg.connect(**connection.get_connection_params()) as conn:
+def old_snapshot(ready: threading.Event) -> None:
+    """A transaction with a snapshot older than the build, kept open until the build's first try has timed out.
+
+    Held for a fixed time instead, a loaded machine could reach the build after the snapshot was gone (or
+    keep it past the clean-up). It is released once PostgreSQL has reported the build waiting for old
+    snapshots and then the build's statement has ended (the lock timeout), so the clean-up and the next try
+    find it gone; at most 30 s.
+    """
+    params = connection.get_connection_params()
+    progress = "SELECT pid, phase FROM pg_stat_progress_create_index"
+    with psycopg.connect(**params) as conn, psycopg.connect(**params, autocommit=True) as watcher:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         conn.execute("SELECT count(*) FROM crm_company")
         ready.set()
-        time.sleep(seconds)
+        deadline, waiting = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            phases = dict(watcher.execute(progress).fetchall())
+            if waiting is None:
+                waiting = next(
+                    (pid for pid, phase in phases.items() if phase == "waiting for old snapshots"), None
+                )
+            elif phases.get(waiting) != "waiting for old snapshots":
+                break
+            time.sleep(0.02)
         conn.rollback()
 
 
@@ -73,7 +90,7 @@ def test_no_insert_waits_longer_than_the_lock_timeout_during_the_build(restore: 
     stop, latencies, errors = threading.Event(), list[float](), list[BaseException]()
     writers = [threading.Thread(target=writer, args=(stop, latencies, errors)) for _ in range(WRITERS)]
     ready = threading.Event()
-    reader = threading.Thread(target=old_snapshot, args=(ready, 3 * LOCK_TIMEOUT_MS / 1000))
+    reader = threading.Thread(target=old_snapshot, args=(ready,))
     reader.start()
     assert ready.wait(10)
     for t in writers:
