@@ -132,6 +132,11 @@ class Settings:
         return max(int(self._get("EVENT_FRAMES", 5)), 0)
 
     @property
+    def EVENT_TRENDS(self) -> bool:
+        """Count occurrences per hour and per day for the events' charts (default True)."""
+        return bool(self._get("EVENT_TRENDS", True))
+
+    @property
     def EVENT_VALUES(self) -> str:
         """Which key values an event stores: "keys" (primary and foreign keys; the default), "all" or "none"."""
         value = str(self._get("EVENT_VALUES", "keys"))

@@ -36,7 +36,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from integrity.conf import settings
-from integrity.events import locations
+from integrity.events import locations, trends
 from integrity.events.locations import MAX_LOCATIONS
 from integrity.models import Event, EventActivity, EventGroup
 from integrity.reads import set_timeouts, sqlstate
@@ -334,7 +334,7 @@ def _upsert_sql(qn: Callable[[str], str]) -> str:
         "sampled = CASE WHEN g.sampled < %(limit)s THEN g.sampled + 1 ELSE g.sampled END, "
         "last_slot = CASE WHEN g.sampled < %(limit)s THEN g.count + 1 ELSE g.last_slot END, "
         f"views = {_bump('views')}, paths = {_bump('paths')}, locations = {_LOCATION_BUMP} "
-        "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s"
+        "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s AS regressed"
     )
 
 
@@ -377,7 +377,8 @@ def write(
     ``frames`` are where in the project's code it came from (``locations.frames``),
     innermost first: kept on the sample, the innermost counted in the group's ``locations``.
 
-    Two statements (a third when the occurrence regresses a resolved group).
+    Two statements (a third when the occurrence regresses a resolved group); the first
+    also counts it in its hour's and day's buckets (``trends``, unless ``INTEGRITY_EVENT_TRENDS`` is off).
     ``started`` is when the failing request (or ``capture()`` block) began. Returns the group's id, or None when the events database
     is not PostgreSQL (nothing is recorded there).
     """
@@ -420,7 +421,11 @@ def write(
     }
     with _writer(target) as cursor:
         qn = cursor.db.ops.quote_name
-        cursor.execute(_upsert_sql(qn), params)
+        upsert = _upsert_sql(qn)
+        if settings.EVENT_TRENDS:
+            upsert = trends.bucket_sql(upsert, qn)
+            params |= trends.bucket_params(now)
+        cursor.execute(upsert, params)
         group_id, count, last_slot, regressed = cursor.fetchone()
         if regressed:
             cursor.execute(_regressed_sql(qn), {"group": group_id, "now": now, "count": count})
