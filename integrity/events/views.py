@@ -25,7 +25,7 @@ from django_tables2 import RequestConfig
 
 from integrity import permissions
 from integrity.conf import settings
-from integrity.events import lifecycle, locations, violations
+from integrity.events import charts, lifecycle, locations, trends, violations
 from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
@@ -241,6 +241,26 @@ def _lifecycle_context(admin: PageAdmin, request: HttpRequest, group: EventGroup
     }
 
 
+def charts_context(group: EventGroup) -> dict[str, Any]:
+    """The group page's two bar charts, from the group's counters (two queries, whatever the count)."""
+    hourly = trends.series(group.pk, trends.HOUR)
+    daily = trends.series(group.pk, trends.DAY)
+    return {
+        "hourly_chart": charts.bar_chart(
+            hourly,
+            hourly=True,
+            chart_id="event-chart-hourly",
+            title=_("Occurrences per hour, the last %(n)s hours") % {"n": trends.HOURS},
+        ),
+        "daily_chart": charts.bar_chart(
+            daily,
+            hourly=False,
+            chart_id="event-chart-daily",
+            title=_("Occurrences per day, the last %(n)s days") % {"n": trends.DAYS},
+        ),
+    }
+
+
 @methods("GET")
 def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """One group: its explanation and fix, counts, where it came from, and the samples kept."""
@@ -271,5 +291,6 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         max_locations=locations.MAX_LOCATIONS,
         group_url=group_url,
         **_lifecycle_context(admin, request, group),
+        **charts_context(group),
     )
     return render(request, "integrity/event_group.html", context)

@@ -7,11 +7,13 @@ statement count of the error path.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.db import IntegrityError, connection, transaction
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -21,7 +23,7 @@ from integrity.events import recording as events
 from integrity.events.violations import UNIQUE, Violation
 from integrity.models import EventActivity, EventBucket, EventGroup
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -135,3 +137,45 @@ def test_recording_still_costs_two_statements_with_the_buckets() -> None:
 def test_with_trends_off_nothing_is_counted_per_bucket() -> None:
     group = hit(timedelta(0))
     assert group.count == 1 and not group.buckets.exists()
+
+
+# The pages ---------------------------------------------------------------------------------------
+
+
+def viewer() -> Client:
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_eventgroup"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def drawn(svg: str) -> list[int]:
+    return [int(c) for c in re.findall(r'<rect class="bar" data-count="(\d+)"', svg)]
+
+
+def test_the_list_draws_a_sparkline_per_row_from_one_query() -> None:
+    for i in range(12):
+        hit(*[timedelta(0)] * (i + 1), HOUR, constraint=f"k{i:02d}_key")
+    client = viewer()
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/admin/integrity/eventgroup/?evt-per_page=50").content.decode()
+    assert len([q for q in queries.captured_queries if "integrity_eventbucket" in q["sql"]]) == 1
+    rows = re.findall(r'<tr[^>]*data-group="(\d+)".*?<td class="trend">(.*?)</td>', page, re.S)
+    assert len(rows) == 12
+    by_group = {int(pk): drawn(cell) for pk, cell in rows}
+    for i in range(12):
+        counts = by_group[EventGroup.objects.get(constraint=f"k{i:02d}_key").pk]
+        assert len(counts) == trends.HOURS and counts[-2:] == [1, i + 1] and sum(counts) == i + 2
+
+
+def test_the_group_page_draws_48_hours_and_30_days() -> None:
+    group = hit(timedelta(0), timedelta(0), 2 * HOUR, 3 * DAY)
+    page = viewer().get(f"/admin/integrity/eventgroup/group/?id={group.pk}").content.decode()
+    hourly = re.search(r'<svg class="integrity-chart" id="event-chart-hourly".*?</svg>', page, re.S)
+    daily = re.search(r'<svg class="integrity-chart" id="event-chart-daily".*?</svg>', page, re.S)
+    assert hourly and daily
+    hours, days = drawn(hourly.group()), drawn(daily.group())
+    assert len(hours) == 48 and hours[-3:] == [1, 0, 2] and sum(hours) == 3
+    assert len(days) == 30 and sum(days) == 4
+    assert "Occurrences per hour, the last 48 hours" in hourly.group()
