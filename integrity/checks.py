@@ -1,5 +1,5 @@
 """System checks: configuration errors (E0xx), settings (E003, E004), the events middleware (W002, W003),
-and a base manager that filters rows (W001)."""
+notifications with nobody to mail (W004), and a base manager that filters rows (W001)."""
 
 from __future__ import annotations
 
@@ -125,3 +125,18 @@ def check_base_managers(app_configs: Iterable[Any] | None = None, **kwargs: Any)
                 )
             )
     return warnings
+
+
+@register(Tags.compatibility)
+def check_notify_email(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``INTEGRITY_NOTIFY_EMAIL`` on needs someone to mail: ``ADMINS``."""
+    if getattr(settings, "INTEGRITY_NOTIFY_EMAIL", False) is True and not settings.ADMINS:
+        return [
+            Warning(
+                "INTEGRITY_NOTIFY_EMAIL is on but ADMINS is empty: no e-mail about new or regressed "
+                "IntegrityError groups can be sent.",
+                hint="Set ADMINS (and the EMAIL_* settings), or turn INTEGRITY_NOTIFY_EMAIL off.",
+                id="integrity.W004",
+            )
+        ]
+    return []

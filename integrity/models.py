@@ -218,6 +218,8 @@ class EventGroup(models.Model):
     cause_evidence = models.JSONField(_("cause evidence"), default=dict)
     cause_at = models.DateTimeField(_("cause decided"), null=True, blank=True)
     cause_count = models.PositiveBigIntegerField(_("occurrences explained"), default=0)
+    # When ADMINS were last e-mailed about it (integrity.events.notify): the rate limit's clock.
+    notified_at = models.DateTimeField(_("notified"), null=True, blank=True)
 
     class Meta:
         default_permissions = ("view", "delete")

@@ -36,7 +36,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from integrity.conf import settings
-from integrity.events import locations, trends
+from integrity.events import locations, notify, trends
 from integrity.events.locations import MAX_LOCATIONS
 from integrity.models import Event, EventActivity, EventGroup
 from integrity.reads import set_timeouts, sqlstate
@@ -343,7 +343,7 @@ def _insert_sample_sql(qn: Callable[[str], str]) -> str:
         f"INSERT INTO {qn(Event._meta.db_table)} (group_id, created_at, database, origin, method, path, view, "  # noqa: S608
         f"user_pk, started_at, handled, {qn('values')}, detail, locations) VALUES (%(group)s, %(now)s, "
         "%(database)s, %(origin)s, %(method)s, %(path)s, %(view)s, %(user_pk)s, %(started)s, %(handled_flag)s, "
-        "%(values)s::jsonb, %(detail)s, %(frames)s::jsonb)"
+        "%(values)s::jsonb, %(detail)s, %(frames)s::jsonb) RETURNING id"
     )
 
 
@@ -427,6 +427,7 @@ def write(
             params |= trends.bucket_params(now)
         cursor.execute(upsert, params)
         group_id, count, last_slot, regressed = cursor.fetchone()
+        event_id = None
         if regressed:
             cursor.execute(_regressed_sql(qn), {"group": group_id, "now": now, "count": count})
         if limit > 0 and last_slot == count:
@@ -443,6 +444,9 @@ def write(
                 "frames": json.dumps(frames),
             }
             cursor.execute(_insert_sample_sql(qn), sample)
+            event_id = cursor.fetchone()[0]
+    if count == 1 or regressed:  # committed: now whoever listens may be told
+        notify.queue(target, int(group_id), notify.REGRESSED if regressed else notify.NEW, event_id)
     return int(group_id)
 
 

@@ -1,4 +1,5 @@
-# Per-hour and per-day occurrence counts of event groups, for the charts (integrity.events.trends).
+# Per-hour and per-day occurrence counts of event groups, for the charts (integrity.events.trends), and when
+# ADMINS were last e-mailed about a group (integrity.events.notify).
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -10,6 +11,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name="eventgroup",
+            name="notified_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="notified"),
+        ),
         migrations.CreateModel(
             name="EventBucket",
             fields=[
