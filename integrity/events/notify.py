@@ -2,7 +2,8 @@
 
 The recording (``recording.write``) calls ``queue`` once the occurrence is
 committed, when it is the group's first one or makes a resolved group
-regressed. ``queue`` hands the sending to ``transaction.on_commit`` on the
+regressed, with the group's row as its upsert returned it: being told
+costs no query. ``queue`` hands the sending to ``transaction.on_commit`` on the
 events database: at once when no transaction is open there, else when the
 one around the failure commits. Sending never raises into the request:
 receivers run with ``send_robust`` and each failure is logged.
@@ -15,12 +16,14 @@ conditional UPDATE, so concurrent processes send one e-mail, not one each.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
 
 from django.core.mail import mail_admins
 from django.db import connections, router, transaction
+from django.db.models import JSONField
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -34,27 +37,66 @@ logger = logging.getLogger("integrity.events")
 NEW, REGRESSED = "new", "regressed"
 
 
-def queue(alias: str, group_id: int, kind: str, event_id: int | None) -> None:
-    """Send ``event_group_alert`` for the group once the events database commits (at once outside a transaction)."""
+def queue(
+    alias: str, kind: str, row: str, sample: dict[str, Any] | None, frames: list[dict[str, Any]]
+) -> None:
+    """Send ``event_group_alert`` once the events database commits (at once outside a transaction).
+
+    ``row`` is the group's row as the recording's upsert returned it (JSON),
+    ``sample`` the parameters of the sample it inserted (with its ``id``), if
+    any: the notice is built from them, without reading the database again.
+    """
     try:
-        transaction.on_commit(lambda: send(group_id, kind, event_id), using=alias, robust=True)
+        group = group_from_row(alias, json.loads(row))
+        event = event_from_sample(group, sample, frames) if sample is not None else None
+        transaction.on_commit(lambda: send(group, kind, event), using=alias, robust=True)
     except Exception:  # noqa: BLE001  (being told is best effort: the error the request raised comes first)
-        logger.warning("Could not queue the %s notice of event group %s", kind, group_id, exc_info=True)
+        logger.warning("Could not queue a %s notice of an event group", kind, exc_info=True)
 
 
-def send(group_id: int, kind: str, event_id: int | None) -> None:
-    """Load the group (and the occurrence's sample, if one was kept) and send the signal; failures are logged."""
+def group_from_row(alias: str, data: dict[str, Any]) -> EventGroup:
+    """The ``EventGroup`` of a ``row_to_json`` of its row, as a query would have loaded it."""
+    values = {}
+    for field in EventGroup._meta.concrete_fields:
+        value = data.get(str(field.column))
+        if value is not None and not isinstance(field, JSONField):
+            value = field.to_python(value)
+        values[field.attname] = value
+    group = EventGroup(**values)
+    group._state.adding, group._state.db = False, alias
+    return group
+
+
+def event_from_sample(group: EventGroup, sample: dict[str, Any], frames: list[dict[str, Any]]) -> Event:
+    """The ``Event`` the recording just inserted, from its own parameters."""
+    event = Event(
+        id=sample["id"],
+        group=group,
+        created_at=sample["now"],
+        database=sample["database"],
+        origin=sample["origin"],
+        method=sample["method"],
+        path=sample["path"],
+        view=sample["view"],
+        user_pk=sample["user_pk"],
+        started_at=sample["started"],
+        handled=sample["handled_flag"],
+        values=json.loads(sample["values"]),
+        detail=sample["detail"],
+        locations=frames,
+    )
+    event._state.adding, event._state.db = False, group._state.db
+    return event
+
+
+def send(group: EventGroup, kind: str, event: Event | None) -> None:
+    """Send the signal to every receiver; each failure is logged."""
     try:
-        # One read: the sample with its group, or the group alone when no sample was kept.
-        event = Event.objects.select_related("group").filter(pk=event_id).first() if event_id else None
-        group = event.group if event is not None else EventGroup.objects.filter(pk=group_id).first()
-        if group is None:  # deleted meanwhile: nobody to tell about
-            return
         answers = signals.event_group_alert.send_robust(
             sender=EventGroup, group=group, kind=kind, event=event
         )
     except Exception:  # noqa: BLE001
-        logger.warning("Could not send the %s notice of event group %s", kind, group_id, exc_info=True)
+        logger.warning("Could not send the %s notice of event group %s", kind, group.pk, exc_info=True)
         return
     for receiver, answer in answers:
         if isinstance(answer, Exception):

@@ -334,7 +334,10 @@ def _upsert_sql(qn: Callable[[str], str]) -> str:
         "sampled = CASE WHEN g.sampled < %(limit)s THEN g.sampled + 1 ELSE g.sampled END, "
         "last_slot = CASE WHEN g.sampled < %(limit)s THEN g.count + 1 ELSE g.last_slot END, "
         f"views = {_bump('views')}, paths = {_bump('paths')}, locations = {_LOCATION_BUMP} "
-        "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s AS regressed"
+        "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s AS regressed, "
+        # The whole row, for the notice of a new or regressed group only (integrity.events.notify): no read later.
+        "CASE WHEN count = 1 OR (state = 'regressed' AND regressed_at = %(now)s) THEN row_to_json(g)::text END "
+        "AS alert"
     )
 
 
@@ -426,8 +429,8 @@ def write(
             upsert = trends.bucket_sql(upsert, qn)
             params |= trends.bucket_params(now)
         cursor.execute(upsert, params)
-        group_id, count, last_slot, regressed = cursor.fetchone()
-        event_id = None
+        group_id, count, last_slot, regressed, alert = cursor.fetchone()
+        sample: dict[str, Any] | None = None
         if regressed:
             cursor.execute(_regressed_sql(qn), {"group": group_id, "now": now, "count": count})
         if limit > 0 and last_slot == count:
@@ -444,9 +447,9 @@ def write(
                 "frames": json.dumps(frames),
             }
             cursor.execute(_insert_sample_sql(qn), sample)
-            event_id = cursor.fetchone()[0]
-    if count == 1 or regressed:  # committed: now whoever listens may be told
-        notify.queue(target, int(group_id), notify.REGRESSED if regressed else notify.NEW, event_id)
+            sample["id"] = cursor.fetchone()[0]
+    if alert is not None:  # committed: now whoever listens may be told
+        notify.queue(target, notify.REGRESSED if regressed else notify.NEW, alert, sample, frames)
     return int(group_id)
 
 
