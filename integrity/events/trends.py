@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -36,6 +36,12 @@ def _local(now: datetime) -> datetime:
     if timezone.is_naive(now):
         return now
     return timezone.localtime(now, timezone.get_default_timezone())
+
+
+def _absolute(moment: datetime) -> datetime:
+    """``moment`` in UTC. An aware local datetime's arithmetic and comparisons are in wall time: the two 02:00
+    of a night the clocks go back would be one hour, one key. In UTC they are two."""
+    return moment.astimezone(UTC) if timezone.is_aware(moment) else moment
 
 
 def hour_start(now: datetime) -> datetime:
@@ -60,7 +66,7 @@ def bucket_params(now: datetime) -> dict[str, datetime]:
     return {
         "bucket_hour": hour,
         "bucket_day": day,
-        "keep_hour": hour - timedelta(hours=HOURS - 1),
+        "keep_hour": _absolute(hour) - timedelta(hours=HOURS - 1),
         "keep_day": day_start(_local(now).date() - timedelta(days=DAYS - 1)),
     }
 
@@ -109,15 +115,15 @@ class Point:
 
 
 def hour_starts(now: datetime, hours: int = HOURS) -> list[datetime]:
-    """The starts of the last ``hours`` hours, oldest first, the current one last."""
-    last = hour_start(now)
-    return [_local(last - timedelta(hours=n)) for n in range(hours - 1, -1, -1)]
+    """The starts of the last ``hours`` hours, oldest first, the current one last (in UTC: see ``_absolute``)."""
+    last = _absolute(hour_start(now))
+    return [last - timedelta(hours=n) for n in range(hours - 1, -1, -1)]
 
 
 def day_starts(now: datetime, days: int = DAYS) -> list[datetime]:
-    """The starts of the last ``days`` days, oldest first, today last."""
+    """The starts of the last ``days`` days, oldest first, today last (in UTC: see ``_absolute``)."""
     today = _local(now).date()
-    return [day_start(today - timedelta(days=n)) for n in range(days - 1, -1, -1)]
+    return [_absolute(day_start(today - timedelta(days=n))) for n in range(days - 1, -1, -1)]
 
 
 def _filled(starts: list[datetime], counts: dict[datetime, int]) -> list[Point]:

@@ -180,3 +180,12 @@ def test_the_group_page_draws_48_hours_and_30_days() -> None:
     assert len(hours) == 48 and hours[-3:] == [1, 0, 2] and sum(hours) == 3
     assert len(days) == 30 and sum(days) == 4
     assert "Occurrences per hour, the last 48 hours" in hourly.group()
+
+
+@override_settings(TIME_ZONE="Europe/Paris")
+def test_the_hours_across_a_change_of_clocks_are_48_real_hours() -> None:
+    after = timezone.make_aware(timezone.datetime(2026, 10, 26, 12, 30), timezone.get_default_timezone())
+    starts = trends.hour_starts(after)
+    assert len(starts) == 48 and len(set(starts)) == 48
+    assert all((b - a) == HOUR for a, b in zip(starts, starts[1:], strict=False))
+    assert starts[-1] == trends.hour_start(after)
