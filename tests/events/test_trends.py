@@ -8,7 +8,7 @@ statement count of the error path.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -184,7 +184,7 @@ def test_the_group_page_draws_48_hours_and_30_days() -> None:
 
 @override_settings(TIME_ZONE="Europe/Paris")
 def test_the_hours_across_a_change_of_clocks_are_48_real_hours() -> None:
-    after = timezone.make_aware(timezone.datetime(2026, 10, 26, 12, 30), timezone.get_default_timezone())
+    after = timezone.make_aware(datetime(2026, 10, 26, 12, 30), timezone.get_default_timezone())
     starts = trends.hour_starts(after)
     assert len(starts) == 48 and len(set(starts)) == 48
     assert all((b - a) == HOUR for a, b in zip(starts, starts[1:], strict=False))
