@@ -5,7 +5,8 @@ whose path or parameters hold a NUL character (no PostgreSQL text can hold
 one) is a 400 that says so; a GET runs, and renders, inside
 ``reads.bounded_all()`` so that no read waits for a lock or runs without a
 limit, and a read that could not finish in time is a page that says so
-(HTTP 200, with a link to try again), never a hang or a 500.
+(HTTP 200, with a link to try again), never a hang or a 500; a change (POST)
+whose bounded reads could not finish is that page too, with 503.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern
 from django.utils.translation import gettext as _
 
-from integrity import reads
+from integrity import permissions, reads
+from integrity.models import Sequence
 from integrity.pages import PageAdmin, page_context
 
 READS = ("GET", "HEAD")
@@ -47,23 +49,57 @@ def _answer(admin: Any, request: HttpRequest, message: str, status: int) -> Http
     if getattr(request, "htmx", False):
         fragment = render_to_string("integrity/messages.html", {"error": message})
         return HttpResponse(fragment, status=status)
-    context = page_context(
-        admin, request, title=_("Try again"), error=message, retry_url=request.get_full_path()
-    )
+    # A POST is not repeated by a link: its form is on the page the user came from.
+    retry = request.get_full_path() if request.method in READS else request.META.get("HTTP_REFERER")
+    context = page_context(admin, request, title=_("Try again"), error=message, retry_url=retry)
     return render(request, "integrity/busy.html", context, status=status)
 
 
-def _denied(admin: Any, request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+def _needed(admin: Any, route: str) -> str:
+    """What a 403 of Django's own views of ``admin`` (a log's list, change, history, add, delete) lacks, in words.
+
+    Those raise ``PermissionDenied`` without a message; the app's views name
+    their permissions themselves (``pages.require``).
+    """
+    opts = admin.model._meta
+    if route.rsplit("_", 1)[-1] in ("add", "delete"):
+        return _("The app writes the %(log)s itself: nothing can be added or deleted here.") % {
+            "log": opts.verbose_name_plural
+        }
+    message = _("This page needs the permission %(perms)s, which your account does not have.")
+    return message % {"perms": f"“{opts.app_label}.view_{opts.model_name}”"}
+
+
+def _denied(admin: Any, request: HttpRequest, exc: PermissionDenied, route: str = "") -> HttpResponse:
     """403 as an admin page naming the missing permission (Django's own 403 page says only "Forbidden")."""
-    message = str(exc) or _("Your account does not have the permission this page needs.")
+    message = str(exc) or _needed(admin, route)
     if getattr(request, "htmx", False):
         return HttpResponse(render_to_string("integrity/messages.html", {"error": message}), status=403)
     context = page_context(admin, request, title=_("Permission needed"), error=message)
     return render(request, "integrity/refused.html", context, status=403)
 
 
+def _dashboard_denied(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """403 as an admin page naming what the dashboard needs: any one of the app's permissions to see a page."""
+    perms = ", ".join(f"“{p}”" for p in permissions.VIEWS)
+    message = _(
+        "The data integrity dashboard needs at least one of the permissions %(perms)s, which your account "
+        "does not have."
+    ) % {"perms": perms}
+    context = {**site.each_context(request), "title": _("Permission needed"), "error": message}
+    # Sequence's opts: the breadcrumbs name the app by its verbose name.
+    return render(request, "integrity/refused.html", {**context, "opts": Sequence._meta}, status=403)
+
+
 def busy_message(exc: reads.ReadBusy) -> str:
     return _("The page could not be read in time: %(reason)s.") % {"reason": exc.reason}
+
+
+def busy_write_message(exc: reads.ReadBusy) -> str:
+    return _(
+        "This could not be done in time: %(reason)s. The step that waited changed nothing; "
+        "anything finished before it is kept. Try again."
+    ) % {"reason": exc.reason}
 
 
 def bounded_render(call: Callable[[], HttpResponse]) -> HttpResponse:
@@ -80,8 +116,11 @@ def bounded_render(call: Callable[[], HttpResponse]) -> HttpResponse:
     return response
 
 
-def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """``view`` with NUL bytes refused (400) and, for reads, every query bounded (see the module)."""
+def guarded(admin: Any, view: Callable[..., HttpResponse], route: str = "") -> Callable[..., HttpResponse]:
+    """``view`` with NUL bytes refused (400) and, for reads, every query bounded (see the module).
+
+    ``route``: the URL pattern's name, for a 403 that must say what it lacks.
+    """
 
     @wraps(view)
     def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -92,13 +131,17 @@ def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., Http
             if request.method not in READS:
                 return view(request, *args, **kwargs)
         except PermissionDenied as exc:
-            return _denied(admin, request, exc)
+            return _denied(admin, request, exc, route)
+        except reads.ReadBusy as exc:
+            # A change's own reads are bounded too (a scan, a plan): each change
+            # commits in its own transactions, so the one that waited changed nothing.
+            return _answer(admin, request, busy_write_message(exc), 503)
         try:
             response = bounded_render(lambda: view(request, *args, **kwargs))
         except reads.ReadBusy as exc:
             return _answer(admin, request, busy_message(exc), 200)
         except PermissionDenied as exc:
-            return _denied(admin, request, exc)
+            return _denied(admin, request, exc, route)
         return response
 
     return inner
@@ -108,7 +151,7 @@ def guard_patterns(admin: Any, patterns: list[Any]) -> list[Any]:
     """Every route of ``admin`` guarded."""
     for pattern in patterns:
         if isinstance(pattern, URLPattern):
-            pattern.callback = guarded(admin, pattern.callback)
+            pattern.callback = guarded(admin, pattern.callback, pattern.name or "")
     return patterns
 
 
@@ -127,7 +170,7 @@ def guard_app_index(site: AdminSite, label: str) -> None:
         if app_label != label:
             return original(request, app_label, extra_context)
         if not request.user.has_module_perms(label):
-            raise PermissionDenied
+            return _dashboard_denied(site, request)
         try:
             response = bounded_render(lambda: original(request, app_label, extra_context))
         except reads.ReadBusy as exc:  # each card says so itself; this is for anything else that waited

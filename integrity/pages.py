@@ -34,6 +34,7 @@ __all__ = [
     "Refused",
     "FilterForm",
     "change_url",
+    "row_change_url",
     "is_htmx",
     "methods",
     "page_context",
@@ -95,7 +96,23 @@ class PageAdmin(admin.ModelAdmin):
         )
 
 
-def not_allowed(admin: PageAdmin, request: HttpRequest, allowed: tuple[str, ...]) -> HttpResponse:
+def _form_page(admin: PageAdmin, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The link back to the page whose button posts to an object's address (a merge record's Undo: the record)."""
+    if "object_id" not in kwargs:
+        return {}  # the page's own refusal template links to its list
+    opts = admin.model._meta
+    try:
+        url = reverse(
+            f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[kwargs["object_id"]]
+        )
+    except NoReverseMatch:
+        return {}
+    return {"back_url": url, "back_label": _("Back to its page")}
+
+
+def not_allowed(
+    admin: PageAdmin, request: HttpRequest, allowed: tuple[str, ...], kwargs: dict[str, Any] | None = None
+) -> HttpResponse:
     """405, as an admin page that says what to do (a bookmark or a refresh of a form's address lands here)."""
     if allowed == ("POST",):
         message = _(
@@ -106,7 +123,7 @@ def not_allowed(admin: PageAdmin, request: HttpRequest, allowed: tuple[str, ...]
         message = _("This address does not answer %(method)s requests; nothing was changed.") % {
             "method": request.method
         }
-    response = refused(admin, request, Refused(message, 405))
+    response = refused(admin, request, Refused(message, 405), **_form_page(admin, kwargs or {}))
     response["Allow"] = ", ".join(allowed)
     return response
 
@@ -118,7 +135,7 @@ def methods(*allowed: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapper(admin: PageAdmin, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in allowed:
-                return not_allowed(admin, request, allowed)
+                return not_allowed(admin, request, allowed, kwargs)
             return view(admin, request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -235,11 +252,16 @@ def change_url(admin: PageAdmin, request: HttpRequest, obj: Model) -> str | None
         return None
     if not model_admin.has_view_or_change_permission(request, obj):
         return None
-    opts = obj._meta
+    return row_change_url(admin, type(obj), obj.pk)
+
+
+def row_change_url(admin: PageAdmin, model: type[Model], pk: Any) -> str | None:
+    """The change page's address of ``model``'s row ``pk`` on this AdminSite (no permission checked)."""
+    opts = model._meta
     try:
         return reverse(
             f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
-            args=[quote(obj.pk)],
+            args=[quote(pk)],
             current_app=admin.admin_site.name,
         )
     except NoReverseMatch:

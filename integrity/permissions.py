@@ -17,6 +17,9 @@ ENFORCE_DUPLICATES = "integrity.enforce_duplicaterule"
 VIEW_MERGE_RECORDS = "integrity.view_mergerecord"
 VIEW_EVENTS = "integrity.view_eventgroup"
 RESOLVE_EVENTS = "integrity.resolve_eventgroup"
+VIEW_RESYNCS = "integrity.view_sequenceresync"
+# Each lets a user see one of the app's pages: any one of them opens the dashboard.
+VIEWS = (VIEW_SEQUENCES, VIEW_DUPLICATES, VIEW_EVENTS, VIEW_MERGE_RECORDS, VIEW_RESYNCS)
 
 __all__ = [
     "ENFORCE_DUPLICATES",
@@ -26,5 +29,7 @@ __all__ = [
     "VIEW_DUPLICATES",
     "VIEW_EVENTS",
     "VIEW_MERGE_RECORDS",
+    "VIEW_RESYNCS",
     "VIEW_SEQUENCES",
+    "VIEWS",
 ]

@@ -44,6 +44,7 @@ CORE = {
     "migrations",
     "transactions",
     "reads",
+    "lists",
     "inputs",
     "guard",
     "signals",

@@ -1,9 +1,10 @@
 """Pages that each raise a real IntegrityError (POST), to see the middleware turn them into events.
 
 Every page sets up what it needs first, so it fails the same way on every
-visit, then makes the mistake of one seed story or one kind of constraint.
-Nothing here catches the error, except the "handled" page, which does what
-seed 004 recommends (try the insert, catch the error, fetch the row).
+visit, then makes the mistake of one of the demo's stories or one kind of
+constraint. Nothing here catches the error, except the "handled" page, which
+does what the check-then-create story recommends (try the insert, catch the
+error, fetch the row).
 """
 
 from __future__ import annotations
@@ -32,20 +33,20 @@ PAGES = [
         "sequence",
         "23505",
         _(
-            "Duplicate primary key: a data migration wrote products with explicit ids, their sequence stayed behind"
+            "Duplicate primary key: a data migration gave shop.Product explicit ids; its sequence stayed behind"
         ),
     ),
     (
         "hidden-row",
         "23505",
-        _("Duplicate primary key: saving a doctor that the model's default manager hides inserts it again"),
+        _("Duplicate primary key: save() of a row clinic.Doctor's base manager hides"),
     ),
-    ("ticket-race", "23505", _("Ticket numbers computed as the highest number + 1, two requests at once")),
+    ("ticket-race", "23505", _("MAX(number) + 1 ticket numbers, two requests at once")),
     ("unique", "23505", _("Sign up with an email already taken (a unique field)")),
     (
         "handled",
         "23505",
-        _("The same, caught and answered with the existing row (try, then fetch): a handled event"),
+        _("The same, caught and answered with the existing row (insert, then fetch): a handled event"),
     ),
     (
         "sign-up-form",
@@ -78,7 +79,7 @@ def _done(what: str) -> HttpResponse:
 
 @require_POST
 def sequence_behind(request: HttpRequest) -> HttpResponse:
-    """Seed 001: the next id the sequence hands out was already written with an explicit id."""
+    """A data migration wrote explicit ids: the next id the sequence hands out is already taken."""
     with connection.cursor() as cursor:
         # Peek at the next value without consuming it.
         cursor.execute(
@@ -94,7 +95,7 @@ def sequence_behind(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def hidden_row(request: HttpRequest) -> HttpResponse:
-    """Seed 000: the base manager shows only the current locale's doctors; saving another one INSERTs."""
+    """A filtering base manager: it shows only the current locale's doctors; saving another one INSERTs."""
     doctor = Doctor.everyone.filter(locale="fr").first() or Doctor.everyone.create(
         name="Dr. Benoît", locale="fr"
     )
@@ -105,7 +106,7 @@ def hidden_row(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def ticket_race(request: HttpRequest) -> HttpResponse:
-    """Seed 003: the model's save() computes the number in Python; a request in the gap computes the same one."""
+    """MAX + 1 numbering: save() computes the number in Python; a request in the gap computes the same one."""
     ticket = NumberedTicket(subject=f"Ticket by {request.user}")
     ticket.gap = min(float(request.GET.get("sleep", "0.5")), 5)
     ticket.save()
@@ -126,7 +127,7 @@ def unique(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def handled(request: HttpRequest) -> HttpResponse:
-    """Seed 004's fix: insert, and on the unique violation fetch the row that won."""
+    """Check-then-create done right: insert, and on the unique violation fetch the row that won."""
     _taken()
     try:
         with transaction.atomic():

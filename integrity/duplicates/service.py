@@ -16,6 +16,7 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Aggregate, Count, F, Field, Model, QuerySet
 from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
+from django.utils.translation import gettext as _
 
 from integrity import reads
 from integrity.conf import settings
@@ -34,8 +35,24 @@ def most_referenced(members: Sequence[Model], totals: Mapping[Any, int]) -> Any:
     return min(members, key=lambda m: (-totals.get(m.pk, 0), m.pk)).pk
 
 
-class ScanTimedOut(Exception):
-    """The scan ran past ``INTEGRITY_SCAN_TIMEOUT_MS``; nothing was changed."""
+class ScanTimedOut(reads.ReadBusy):
+    """The scan ran past ``INTEGRITY_SCAN_TIMEOUT_MS``; nothing was changed.
+
+    A read not done in time like any other (``reads.ReadBusy``), so that a
+    page that lets it through is the guard's "try again" page, never a 500;
+    its text is the rule's key.
+    """
+
+    def __init__(self, key: str, *, timeout_ms: int, locked: bool = False) -> None:
+        if locked:
+            reason = _("the duplicate scan waited for a lock another transaction holds")
+        else:
+            reason = _("the duplicate scan ran past %(ms)s ms") % {"ms": f"{int(timeout_ms):,}"}
+        super().__init__(reason, locked=locked)
+        self.key = key
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class FirstKeys(Aggregate):
@@ -75,7 +92,7 @@ class ScanResult:
 
 
 def _every_row(model: type[Model], alias: str) -> QuerySet[Any]:
-    """All rows of the table: a base manager may filter rows (seed 000), the database's rule does not."""
+    """All rows of the table: a base manager may filter rows, the database's rule does not."""
     return QuerySet(model=model, using=alias)
 
 
@@ -211,7 +228,9 @@ def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) ->
     except DatabaseError as exc:
         if reads.sqlstate(exc) in (QUERY_CANCELED, reads.LOCK_NOT_AVAILABLE):
             # A lock not granted in time (INTEGRITY_READ_LOCK_TIMEOUT_MS) is a scan that could not finish too.
-            raise ScanTimedOut(rule.key) from exc
+            locked = reads.sqlstate(exc) == reads.LOCK_NOT_AVAILABLE
+            ms = settings.SCAN_TIMEOUT_MS if timeout_ms is None else timeout_ms
+            raise ScanTimedOut(rule.key, timeout_ms=ms, locked=locked) from exc
         raise
 
 

@@ -26,7 +26,7 @@ from integrity.duplicates.service import (
     most_referenced,
 )
 from integrity.merge.exceptions import MergeRefused
-from integrity.merge.execute import merge
+from integrity.merge.execute import merge, statements
 from integrity.merge.plan import Plan, build_plan
 from integrity.models import MergeRecord
 
@@ -59,6 +59,26 @@ def check_policy(policy: str) -> None:
             _("Unknown survivor policy %(policy)r; use one of %(all)s.")
             % {"policy": policy, "all": ", ".join(POLICIES)}
         )
+
+
+def first_group(rule: Rule) -> duplicates.ScanResult:
+    """The rule's totals and its first group (the one ``merge_all`` merges first), in one scan."""
+    return duplicates.scan(rule, limit=1, sample=GROUP_LIMIT)
+
+
+def group_statements(rule: Rule, policy: str, group: duplicates.Group) -> list[str]:
+    """The statements ``merge_all`` would run for ``group`` (``execute.statements``), as an example.
+
+    Empty when that group needs a choice (it would be skipped).
+    """
+    check_policy(policy)
+    pks = group.pks
+    try:
+        survivor = choose_survivor(build_plan(rule, pks[0], pks[1:]), policy)
+        plan = build_plan(rule, survivor, [pk for pk in pks if pk != survivor])
+    except MergeRefused:
+        return []
+    return [] if plan.unresolved else statements(plan)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib import messages
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -20,9 +21,9 @@ from django.utils.translation import gettext as _
 
 from integrity import permissions
 from integrity.conf import settings
-from integrity.duplicates import service as duplicates
+from integrity.db import transaction_text
 from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
-from integrity.duplicates.rules import Rule
+from integrity.duplicates.rules import Rule, RuleNotFound, get_rule
 from integrity.duplicates.service import POLICIES
 from integrity.merge import bulk as merge_all
 from integrity.merge import execute as merge
@@ -83,6 +84,8 @@ def _preview(
         error=error,
         merge_url=page_url(admin, "merge"),
         duplicate_pks=", ".join(str(m.pk) for m in plan.duplicates),
+        # With a conflict's row still to choose, what is deleted is not known yet.
+        sql="" if plan.unresolved else transaction_text(merge.statements(plan)),
     )
     return render(request, "integrity/merge_preview.html", context, status=status)
 
@@ -164,7 +167,13 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         url=page_url(admin, "merge_all"),
     )
     if step == "preview":
-        context["groups"], context["rows"] = duplicates.totals(rule)
+        first = merge_all.first_group(rule)
+        context["groups"], context["rows"] = first.total_groups, first.total_rows
+        context["sql"] = (
+            transaction_text(merge_all.group_statements(rule, policy, first.groups[0]))
+            if first.groups
+            else ""
+        )
         return render(request, "integrity/merge_all.html", context)
     skip, done = form.cleaned_data["skip"], form.cleaned_data["done"]
     stop = step == "stop"
@@ -197,6 +206,7 @@ def _record_context(
         admin,
         request,
         record=record,
+        **_record_rule(admin, record),
         title=str(record),
         survivor_url=_survivor_url(admin, request, record),
         deleted=[{"model": d["model"], "rows": len(d["rows"])} for d in data.get("deleted", [])],
@@ -207,6 +217,18 @@ def _record_context(
         log_url=page_url(admin, "changelist"),
         **extra,
     )
+
+
+def _record_rule(admin: PageAdmin, record: MergeRecord) -> dict[str, Any]:
+    """The record's rule by its ``display_name``, linked to its page; in words when the models do not declare it."""
+    try:
+        rule = get_rule(record.rule)
+    except RuleNotFound:  # a data migration's own rule (MergeDuplicates), or one the models dropped since
+        fields = record.rule.split(":", 2)[-1].split(":", 1)[-1]  # "alias:label:kind:fields" -> "fields"
+        text = _("%(model)s: %(fields)s (not a rule the models declare now)")
+        return {"rule_name": text % {"model": record.model, "fields": fields}}
+    url = reverse(f"{admin.admin_site.name}:integrity_duplicaterule_rule")
+    return {"rule_name": rule.display_name, "rule_url": with_query(url, rule=rule.key)}
 
 
 def _survivor_url(admin: PageAdmin, request: HttpRequest, record: MergeRecord) -> str | None:
@@ -235,13 +257,21 @@ def _get_record(object_id: str) -> MergeRecord:
     return record
 
 
+def _undo_sql(record: MergeRecord) -> str:
+    """The undo's statements as one transaction; none when it was undone already or its database is gone."""
+    if record.undone_at is not None or record.database not in connections:
+        return ""
+    return transaction_text(merge_undo.statements(record))
+
+
 @methods("POST")
 def undo_view(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """POST without ``confirm``: what the undo will restore; with ``confirm=1``: undo it."""
     require(request, *MERGE_PERMS)
     record = _get_record(object_id)
     if request.POST.get("confirm") != "1":
-        return render(request, "integrity/merge_undo.html", _record_context(admin, request, record))
+        context = _record_context(admin, request, record, sql=_undo_sql(record))
+        return render(request, "integrity/merge_undo.html", context)
     try:
         merge_undo.undo(record, user=request.user)
     except MergeRefused as exc:
