@@ -12,6 +12,7 @@ from demo.violations import story
 from demo.violations.models import Member
 from integrity.events import lifecycle, trends
 from integrity.models import EventGroup
+from tests.pages import KEY_SHAPE, SEED, visible_text
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -55,6 +56,9 @@ def test_the_sign_up_form_answers_the_race_with_the_fields_error(client: Client)
     page = response.content.decode()
     assert "Member with this Email already exists." in page
     assert 'value="race@example.com"' in page  # the form the user filled, to try again
+    shown = visible_text(response.content)  # names as a person knows them: no constraint, table or key
+    assert not KEY_SHAPE.findall(shown) and not SEED.findall(shown)
+    assert not re.search(r"violations_member|violations\.Member|email_key", shown), shown
     assert Member.objects.filter(email="race@example.com").count() == 1  # the other request's
     assert client.get("/demo/violations/").status_code == 200
     assert "answers with the field" in client.get("/demo/violations/").content.decode()
