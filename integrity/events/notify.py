@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from integrity import signals
 from integrity.conf import settings
 from integrity.models import Event, EventGroup
+from integrity.reads import set_timeouts
 
 logger = logging.getLogger("integrity.events")
 
@@ -112,7 +113,10 @@ def _claim(group: EventGroup) -> bool:
     now = timezone.now()
     since = now - timedelta(seconds=settings.NOTIFY_INTERVAL)
     alias = router.db_for_write(EventGroup)
-    with connections[alias].cursor() as cursor:
+    ms = settings.EVENT_WRITE_TIMEOUT_MS
+    # Bounded as the recording's own writes: a group row locked elsewhere costs this much, then a logged failure.
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        set_timeouts(cursor, ms, ms)
         table = connections[alias].ops.quote_name(EventGroup._meta.db_table)
         cursor.execute(
             f"UPDATE {table} SET notified_at = %s WHERE id = %s AND (notified_at IS NULL OR notified_at <= %s)",  # noqa: S608

@@ -14,11 +14,12 @@ from typing import Any
 import django
 import pytest
 from django.core import mail
+from django.db import connections
 from django.test import Client, override_settings
 
 from integrity.checks import check_notify_email
 from integrity.conf import invalid_values
-from integrity.events import lifecycle
+from integrity.events import lifecycle, notify
 from integrity.models import Event, EventGroup
 from integrity.signals import event_group_alert
 
@@ -165,3 +166,43 @@ def test_the_settings_are_checked() -> None:
         assert [w.id for w in check_notify_email()] == ["integrity.W004"]
     with override_settings(INTEGRITY_NOTIFY_EMAIL=True, ADMINS=ADMINS):
         assert check_notify_email() == []
+
+
+@pytest.mark.filterwarnings(r"ignore:The EMAIL_\w+ setting is deprecated")
+def test_smtp_without_a_timeout_is_warned_of() -> None:
+    """The e-mail is sent by the failing request: a mail server that never answers must not hold it."""
+    smtp = {
+        "INTEGRITY_NOTIFY_EMAIL": True,
+        "ADMINS": ADMINS,
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    }
+    with override_settings(**smtp, EMAIL_TIMEOUT=None):
+        assert [w.id for w in check_notify_email()] == ["integrity.W005"]
+    with override_settings(**smtp, EMAIL_TIMEOUT=10):
+        assert check_notify_email() == []
+    with override_settings(**{**smtp, "INTEGRITY_NOTIFY_EMAIL": False}, EMAIL_TIMEOUT=None):
+        assert check_notify_email() == []
+
+
+def test_a_locked_group_row_costs_the_claim_its_timeout_then_a_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Claiming the e-mail's interval waits for a group row locked elsewhere at most the write timeout."""
+    sign_up(raising_client())
+    group = EventGroup.objects.get(constraint=CONSTRAINT)
+    holder = connections.create_connection("default")
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT id FROM integrity_eventgroup WHERE id = %s FOR UPDATE", [group.pk])
+            with (
+                override_settings(
+                    INTEGRITY_NOTIFY_EMAIL=True, ADMINS=ADMINS, INTEGRITY_EVENT_WRITE_TIMEOUT_MS=200
+                ),
+                caplog.at_level(logging.WARNING, logger="integrity.events"),
+            ):
+                notify.send(group, notify.REGRESSED, None)
+            cursor.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert ours() == []
+    failed = [r for r in caplog.records if "receiver of event_group_alert failed" in r.getMessage()]
+    assert failed and failed[0].exc_info and "timeout" in str(failed[0].exc_info[1])  # the lock waited for, no longer
