@@ -205,4 +205,5 @@ def test_a_locked_group_row_costs_the_claim_its_timeout_then_a_log(caplog: pytes
         holder.close()
     assert ours() == []
     failed = [r for r in caplog.records if "receiver of event_group_alert failed" in r.getMessage()]
-    assert failed and failed[0].exc_info and "timeout" in str(failed[0].exc_info[1])  # the lock waited for, no longer
+    # The lock was waited for no longer than the timeout.
+    assert failed and failed[0].exc_info and "timeout" in str(failed[0].exc_info[1])
