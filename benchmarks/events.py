@@ -37,6 +37,10 @@ every middleware, URL resolving, the response's ``close()``) as WSGI calls.
    ``Tag.objects.create`` line as its location; error requests with
    locations on (``INTEGRITY_EVENT_FRAMES`` 5, the default) and off (0),
    interleaved, and what reading the frames of one traceback costs alone.
+   Then the hourly and daily counters (``integrity.events.trends``, counted
+   in the group's upsert statement): they must add up to the group's count;
+   error requests with locations and counters on (the defaults) and both
+   off, interleaved: the ratio is what the error path pays for both.
 3. The storm: ``--storm`` identical violations (each a real failing
    ``INSERT``, recorded with ``integrity.events.record``) from ``--threads``
    threads at once, each on its own connection. Target: one group,
@@ -352,6 +356,8 @@ def error_path(with_mw: Any, without_mw: Any, args: argparse.Namespace) -> bool:
         with override_settings(INTEGRITY_EVENT_SAMPLES=10**9):
             every = interleaved(apps, template, n, rounds, nothing)
         located, frames_us = locations_cost(group, with_mw, template, n, rounds)
+        counted_per_hour = counters_counted(group)
+        both = interleaved({"on": with_mw, "off": with_mw}, template, n, rounds, counters_and_locations)
     print(f"   time per error request ({rounds} interleaved rounds of {n}):")
     for label, times, statements in (("group full", full, 1), ("every event sampled", every, 2)):
         w, wo = median(times["with"]), median(times["without"])
@@ -364,7 +370,44 @@ def error_path(with_mw: Any, without_mw: Any, args: argparse.Namespace) -> bool:
         f"   locations (INTEGRITY_EVENT_FRAMES 5, the default, against 0; group full): {on / 1000:.2f} ms "
         f"against {off / 1000:.2f} ms per event; reading the frames alone {located:.1f} µs per event"
     )
-    return bounded and counted and located >= 0
+    on, off = median(both["on"]), median(both["off"])
+    ratios = [a / b for a, b in zip(both["on"], both["off"], strict=True)]
+    print(
+        f"   locations and hourly/daily counters on (the defaults) against both off (INTEGRITY_EVENT_FRAMES 0, "
+        f"INTEGRITY_EVENT_TRENDS False; group full): {on / 1000:.2f} ms against {off / 1000:.2f} ms per error "
+        f"request, ratio {median(ratios):.3f} (median of {len(ratios)} rounds); counters "
+        f"{'ok' if counted_per_hour else 'FAILED'}"
+    )
+    return bounded and counted and located >= 0 and counted_per_hour
+
+
+@contextmanager
+def counters_and_locations(name: str) -> Iterator[None]:
+    from django.test.utils import override_settings
+
+    if name == "off":
+        with override_settings(INTEGRITY_EVENT_FRAMES=0, INTEGRITY_EVENT_TRENDS=False):
+            yield
+    else:
+        yield
+
+
+def counters_counted(group: Any) -> bool:
+    """The group's hourly and daily counters each add up to its count (checked before the rounds whose "off" half
+    counts no bucket)."""
+    from django.db.models import Sum
+
+    from integrity.events import trends
+
+    group.refresh_from_db()
+    buckets = dict(
+        group.buckets.values_list("kind").annotate(total=Sum("count")).values_list("kind", "total")
+    )
+    print(
+        f"   counters: {buckets.get(trends.HOUR, 0)} in this hour's buckets, {buckets.get(trends.DAY, 0)} in "
+        f"today's (summed over the buckets), group count {group.count}"
+    )
+    return buckets.get(trends.HOUR, 0) == group.count == buckets.get(trends.DAY, 0)
 
 
 def locations_cost(

@@ -1,8 +1,9 @@
 """System checks: configuration errors (E0xx), settings (E003, E004), the events middleware (W002, W003),
-and a base manager that filters rows (W001)."""
+notifications with nobody to mail (W004) or through SMTP without a timeout (W005), and a base manager that filters rows (W001)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -125,3 +126,46 @@ def check_base_managers(app_configs: Iterable[Any] | None = None, **kwargs: Any)
                 )
             )
     return warnings
+
+
+def _smtp_without_timeout() -> bool:
+    """Whether the project's e-mail goes through SMTP with no timeout (Django's default: wait for ever)."""
+    mailers = getattr(settings, "MAILERS", None)
+    if isinstance(mailers, dict):  # Django 6.1's mailers
+        default = mailers.get("default") or {}
+        backend, timeout = default.get("BACKEND", ""), (default.get("OPTIONS") or {}).get("timeout")
+    else:
+        with warnings.catch_warnings():  # Django 6.1 deprecates reading EMAIL_*; this is a check, not a use
+            warnings.simplefilter("ignore")
+            backend, timeout = (
+                getattr(settings, "EMAIL_BACKEND", ""),
+                getattr(settings, "EMAIL_TIMEOUT", None),
+            )
+    return "smtp" in str(backend).lower() and timeout is None
+
+
+@register(Tags.compatibility)
+def check_notify_email(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``INTEGRITY_NOTIFY_EMAIL`` on needs someone to mail (``ADMINS``) and a mail server that cannot hold a request."""
+    if getattr(settings, "INTEGRITY_NOTIFY_EMAIL", False) is not True:
+        return []
+    found: list[CheckMessage] = []
+    if not settings.ADMINS:
+        found.append(
+            Warning(
+                "INTEGRITY_NOTIFY_EMAIL is on but ADMINS is empty: no e-mail about new or regressed "
+                "IntegrityError groups can be sent.",
+                hint="Set ADMINS (and the EMAIL_* settings), or turn INTEGRITY_NOTIFY_EMAIL off.",
+                id="integrity.W004",
+            )
+        )
+    if _smtp_without_timeout():
+        found.append(
+            Warning(
+                "INTEGRITY_NOTIFY_EMAIL is on and e-mail goes through SMTP without a timeout: the e-mail is sent "
+                "by the request that failed, which a mail server that does not answer would hold for ever.",
+                hint="Set EMAIL_TIMEOUT (or the default mailer's OPTIONS timeout), e.g. 10 seconds.",
+                id="integrity.W005",
+            )
+        )
+    return found

@@ -132,6 +132,21 @@ class Settings:
         return max(int(self._get("EVENT_FRAMES", 5)), 0)
 
     @property
+    def EVENT_TRENDS(self) -> bool:
+        """Count occurrences per hour and per day for the events' charts (default True)."""
+        return bool(self._get("EVENT_TRENDS", True))
+
+    @property
+    def NOTIFY_EMAIL(self) -> bool:
+        """E-mail ADMINS when a group of IntegrityErrors is new or regressed (default False)."""
+        return bool(self._get("NOTIFY_EMAIL", False))
+
+    @property
+    def NOTIFY_INTERVAL(self) -> int:
+        """At most one such e-mail per group in this many seconds (default 3600)."""
+        return max(int(self._get("NOTIFY_INTERVAL", 3600)), 0)
+
+    @property
     def EVENT_VALUES(self) -> str:
         """Which key values an event stores: "keys" (primary and foreign keys; the default), "all" or "none"."""
         value = str(self._get("EVENT_VALUES", "keys"))
@@ -167,7 +182,9 @@ INTEGER_MINIMUMS = {
     "EVENT_FRAMES": 0,
     "EVENTS_POLL_SECONDS": 1,
     "WRITE_STATEMENT_TIMEOUT_MS": 1,
+    "NOTIFY_INTERVAL": 0,
 }
+BOOLEANS = ("EVENT_TRENDS", "NOTIFY_EMAIL")  # the switches of newer features: True or False, nothing else
 FRACTIONS = ("CAPACITY_WARNING", "CAPACITY_CRITICAL")
 
 
@@ -190,6 +207,10 @@ def invalid_values() -> list[str]:
         value = getattr(django_settings, f"INTEGRITY_{name}", _MISSING)
         if value is not _MISSING and (isinstance(value, bool) or _as(int, value) is None):
             problems.append(f"INTEGRITY_{name} must be a whole number, not {value!r}.")
+    for name in BOOLEANS:
+        value = getattr(django_settings, f"INTEGRITY_{name}", _MISSING)
+        if value is not _MISSING and not isinstance(value, bool):
+            problems.append(f"INTEGRITY_{name} must be True or False, not {value!r}.")
     for name in FRACTIONS:
         value = getattr(django_settings, f"INTEGRITY_{name}", _MISSING)
         number = None if value is _MISSING or isinstance(value, bool) else _as(float, value)

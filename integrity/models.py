@@ -218,6 +218,8 @@ class EventGroup(models.Model):
     cause_evidence = models.JSONField(_("cause evidence"), default=dict)
     cause_at = models.DateTimeField(_("cause decided"), null=True, blank=True)
     cause_count = models.PositiveBigIntegerField(_("occurrences explained"), default=0)
+    # When ADMINS were last e-mailed about it (integrity.events.notify): the rate limit's clock.
+    notified_at = models.DateTimeField(_("notified"), null=True, blank=True)
 
     class Meta:
         default_permissions = ("view", "delete")
@@ -286,3 +288,30 @@ class EventActivity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action}"
+
+
+class EventBucket(models.Model):
+    """How many times a group occurred in one hour or one day: what the charts draw, never the samples.
+
+    Written by the recording in its upsert's statement (``integrity.events.recording``);
+    hourly buckets are kept 48 hours, daily ones 30 days (``integrity.events.trends``).
+    """
+
+    HOUR, DAY = "hour", "day"
+
+    group = models.ForeignKey(EventGroup, on_delete=models.CASCADE, related_name="buckets")
+    kind = models.CharField(_("bucket"), max_length=4)
+    start = models.DateTimeField(_("start"))
+    count = models.PositiveBigIntegerField(_("count"), default=0)
+
+    class Meta:
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["group", "kind", "start"], name="integrity_eventbucket_unique")
+        ]
+        ordering = ["group", "kind", "start"]
+        verbose_name = _("event count bucket")
+        verbose_name_plural = _("event count buckets")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.start:%Y-%m-%d %H:%M}: {self.count}"

@@ -15,12 +15,27 @@ committed: a resync that moved a sequence forward (by
 
 The events room (``integrity.events.fixes``) records the fix on the groups
 it explains, to verify it against the occurrences that follow.
+
+``event_group_alert`` is sent when a group of recorded errors is new (its
+first occurrence) or regressed (it occurred again after it was resolved),
+once the occurrence is committed (``transaction.on_commit`` on the events
+database), by ``integrity.events.notify``; a receiver that raises is logged,
+never raised into the request. ``sender`` is ``EventGroup``; its keyword
+arguments:
+
+- ``group``: the ``EventGroup`` (count, state, constraint, model, message…);
+- ``kind``: ``"new"`` or ``"regressed"``;
+- ``event``: the ``Event`` sample kept of this occurrence, or None when the
+  group's sample slots are full (``INTEGRITY_EVENT_SAMPLES``).
+
+The app's own receiver e-mails ``ADMINS`` when ``INTEGRITY_NOTIFY_EMAIL`` is on.
 """
 
 from __future__ import annotations
 
 from django.dispatch import Signal
 
-__all__ = ["fix_applied"]
+__all__ = ["event_group_alert", "fix_applied"]
 
 fix_applied = Signal()
+event_group_alert = Signal()

@@ -19,6 +19,9 @@ from integrity.conf import settings
         ("EVENT_VALUES", "keys"),
         ("EVENTS_POLL_SECONDS", 10),
         ("ENFORCE_RETRIES", 3),
+        ("EVENT_TRENDS", True),
+        ("NOTIFY_EMAIL", False),
+        ("NOTIFY_INTERVAL", 3600),
     ],
 )
 def test_defaults(name, default):
@@ -72,6 +75,7 @@ def test_every_setting_documents_its_default():
         "EVENTS_POLL_SECONDS",
         "EVENT_FRAMES",
         "EVENT_SAMPLES",
+        "EVENT_TRENDS",
         "EVENT_VALUES",
         "EVENT_VALUE_CHARS",
         "EVENT_WRITE_TIMEOUT_MS",
@@ -79,6 +83,8 @@ def test_every_setting_documents_its_default():
         "GROUP_SAMPLE_SIZE",
         "LOCK_TIMEOUT_MS",
         "MERGE_BATCH",
+        "NOTIFY_EMAIL",
+        "NOTIFY_INTERVAL",
         "READ_LOCK_TIMEOUT_MS",
         "READ_STATEMENT_TIMEOUT_MS",
         "SCAN_TIMEOUT_MS",

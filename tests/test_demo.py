@@ -182,6 +182,9 @@ def test_the_command_finds_the_stories_and_fix_repairs_them(loaded):
     assert ticket.number == 41
 
 
+# The command commits as it does when run by hand (its story records events on their own connection,
+# which would wait on the rows a test transaction holds): these tests run outside one.
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_demo_command_prepares_everything_twice():
     for _ in range(2):
         out = io.StringIO()
@@ -195,6 +198,9 @@ def test_demo_command_prepares_everything_twice():
     assert user.is_staff and user.is_superuser and user.check_password("admin")
 
 
+# The command commits as it does when run by hand (its story records events on their own connection,
+# which would wait on the rows a test transaction holds): these tests run outside one.
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_demo_command_with_no_serve_prints_no_address(client):
     out = io.StringIO()
     call_command("demo", "0.0.0.0:9001", "--no-serve", stdout=out)
@@ -495,6 +501,9 @@ def test_load_twice_gives_the_same_duplicates(without_email_rule):
     assert crm_indexes()[seed_crm.SUBSCRIBER_INDEX][:2] == (True, False)
 
 
+# The command commits as it does when run by hand (its story records events on their own connection,
+# which would wait on the rows a test transaction holds): these tests run outside one.
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_demo_command_leaves_the_email_rule_unapplied_and_says_why():
     for _ in range(2):
         out = io.StringIO()

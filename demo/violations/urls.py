@@ -17,4 +17,5 @@ urlpatterns = [
     path("nested/", views.nested, name="nested"),
     path("async/", views.async_unique, name="async"),
     path("sequence-max/", views.sequence_max, name="sequence-max"),
+    path("sign-up-form/", views.sign_up_form, name="sign-up-form"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from django import forms
 from django.db import IntegrityError, connection, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.http import HttpRequest, HttpResponse
@@ -18,6 +19,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+import integrity
 from demo.clinic.models import Doctor
 from demo.shop.models import Product
 from demo.violations.models import Account, Booking, Coupon, Invoice, Member, NumberedTicket
@@ -46,6 +48,11 @@ PAGES = [
         "23505",
         _("The same, caught and answered with the existing row (insert, then fetch): a handled event"),
     ),
+    (
+        "sign-up-form",
+        "23505",
+        _("A sign-up form that loses a race: it answers with the field's error (400), not a 500"),
+    ),
     ("foreign-key", "23503", _("An invoice for a member that does not exist, found at COMMIT (deferred)")),
     ("not-null", "23502", _("A member without a nickname (NOT NULL)")),
     ("check", "23514", _("An account with a negative balance (CHECK)")),
@@ -55,7 +62,7 @@ PAGES = [
     (
         "sequence-max",
         "2200H",
-        _("A sequence at its maximum: violations.Coupon's integer id ran out (DataError)"),
+        _("A sequence at its maximum: the coupons' integer id ran out (an outage, not only an error)"),
     ),
 ]
 
@@ -186,3 +193,43 @@ def sequence_max(request: HttpRequest) -> HttpResponse:
         )
     Coupon.objects.create(code="SPRING")  # nextval: reached maximum value of sequence
     return _done("the coupon was created")
+
+
+class SignUpForm(forms.ModelForm):
+    class Meta:
+        model = Member
+        fields = ["email"]
+
+
+RACED = "race@example.com"
+
+
+def _the_other_request(email: str) -> None:
+    """What a second request does between this one's validation and its insert: sign up the same email."""
+    Member.objects.create(email=email, nickname="the other request")
+
+
+@require_POST
+def sign_up_form(request: HttpRequest) -> HttpResponse:
+    """A race answered with a form error: validate_unique() passes, another request takes the email, save() fails.
+
+    ``integrity.field_errors`` turns the IntegrityError into the field's own
+    message, so the user sees the form again with "Member with this Email
+    already exists." and a 400, instead of a server error.
+    """
+    email = request.POST.get("email") or RACED
+    Member.objects.filter(email=email).delete()  # every visit starts the race over
+    form = SignUpForm(request.POST or {"email": email})
+    if form.is_valid():  # the email is free: validate_unique() passes
+        _the_other_request(email)
+        try:
+            with transaction.atomic():
+                form.save()
+            return _done("the member signed up")
+        except IntegrityError as exc:
+            errors = integrity.field_errors(exc, instance=form.instance)
+            if not errors:
+                raise
+            for field, messages in errors.items():
+                form.add_error(field if field in form.fields else None, messages)
+    return render(request, "violations/sign_up.html", {"form": form}, status=400 if form.errors else 200)

@@ -36,7 +36,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from integrity.conf import settings
-from integrity.events import locations
+from integrity.events import locations, notify, trends
 from integrity.events.locations import MAX_LOCATIONS
 from integrity.models import Event, EventActivity, EventGroup
 from integrity.reads import set_timeouts, sqlstate
@@ -334,7 +334,10 @@ def _upsert_sql(qn: Callable[[str], str]) -> str:
         "sampled = CASE WHEN g.sampled < %(limit)s THEN g.sampled + 1 ELSE g.sampled END, "
         "last_slot = CASE WHEN g.sampled < %(limit)s THEN g.count + 1 ELSE g.last_slot END, "
         f"views = {_bump('views')}, paths = {_bump('paths')}, locations = {_LOCATION_BUMP} "
-        "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s"
+        "RETURNING id, count, last_slot, state = 'regressed' AND regressed_at = %(now)s AS regressed, "
+        # The whole row, for the notice of a new or regressed group only (integrity.events.notify): no read later.
+        "CASE WHEN count = 1 OR (state = 'regressed' AND regressed_at = %(now)s) THEN row_to_json(g)::text END "
+        "AS alert"
     )
 
 
@@ -343,7 +346,7 @@ def _insert_sample_sql(qn: Callable[[str], str]) -> str:
         f"INSERT INTO {qn(Event._meta.db_table)} (group_id, created_at, database, origin, method, path, view, "  # noqa: S608
         f"user_pk, started_at, handled, {qn('values')}, detail, locations) VALUES (%(group)s, %(now)s, "
         "%(database)s, %(origin)s, %(method)s, %(path)s, %(view)s, %(user_pk)s, %(started)s, %(handled_flag)s, "
-        "%(values)s::jsonb, %(detail)s, %(frames)s::jsonb)"
+        "%(values)s::jsonb, %(detail)s, %(frames)s::jsonb) RETURNING id"
     )
 
 
@@ -377,7 +380,8 @@ def write(
     ``frames`` are where in the project's code it came from (``locations.frames``),
     innermost first: kept on the sample, the innermost counted in the group's ``locations``.
 
-    Two statements (a third when the occurrence regresses a resolved group).
+    Two statements (a third when the occurrence regresses a resolved group); the first
+    also counts it in its hour's and day's buckets (``trends``, unless ``INTEGRITY_EVENT_TRENDS`` is off).
     ``started`` is when the failing request (or ``capture()`` block) began. Returns the group's id, or None when the events database
     is not PostgreSQL (nothing is recorded there).
     """
@@ -420,8 +424,13 @@ def write(
     }
     with _writer(target) as cursor:
         qn = cursor.db.ops.quote_name
-        cursor.execute(_upsert_sql(qn), params)
-        group_id, count, last_slot, regressed = cursor.fetchone()
+        upsert = _upsert_sql(qn)
+        if settings.EVENT_TRENDS:
+            upsert = trends.bucket_sql(upsert, qn)
+            params |= trends.bucket_params(now)
+        cursor.execute(upsert, params)
+        group_id, count, last_slot, regressed, alert = cursor.fetchone()
+        sample: dict[str, Any] | None = None
         if regressed:
             cursor.execute(_regressed_sql(qn), {"group": group_id, "now": now, "count": count})
         if limit > 0 and last_slot == count:
@@ -438,6 +447,9 @@ def write(
                 "frames": json.dumps(frames),
             }
             cursor.execute(_insert_sample_sql(qn), sample)
+            sample["id"] = cursor.fetchone()[0]
+    if alert is not None:  # committed: now whoever listens may be told
+        notify.queue(target, notify.REGRESSED if regressed else notify.NEW, alert, sample, frames)
     return int(group_id)
 
 

@@ -1,8 +1,9 @@
 """Pruning IntegrityError events: old samples go, groups nobody has hit since go with them.
 
-``prune(older_than)`` runs three set-based statements in one transaction on
+``prune(older_than)`` runs set-based statements in one transaction on
 the events database, whatever the number of rows: delete every sample
-recorded before the cutoff; delete every group left without samples that was
+recorded before the cutoff; delete the hourly and daily counters past
+keeping (``integrity.events.trends``); delete every group left without samples that was
 last seen before it; set each remaining group's ``sampled`` to the number of
 samples it still has, so that ``events.write`` hands out sample slots again
 (a group that had its ``INTEGRITY_EVENT_SAMPLES`` samples keeps new ones once
@@ -26,7 +27,8 @@ from django.db import connections, router
 from django.utils import timezone
 
 from integrity import reads
-from integrity.models import Event, EventGroup
+from integrity.events import trends
+from integrity.models import Event, EventActivity, EventBucket, EventGroup
 from integrity.transactions import writing
 
 
@@ -43,7 +45,12 @@ class PruneResult:
 
 def _names(alias: str) -> dict[str, str]:
     qn = connections[alias].ops.quote_name
-    return {"ev": qn(Event._meta.db_table), "grp": qn(EventGroup._meta.db_table)}
+    return {
+        "ev": qn(Event._meta.db_table),
+        "grp": qn(EventGroup._meta.db_table),
+        "bkt": qn(EventBucket._meta.db_table),
+        "act": qn(EventActivity._meta.db_table),
+    }
 
 
 # Table names are our own models', quoted; the cutoff is always a parameter.
@@ -51,6 +58,9 @@ DELETE_SAMPLES = "DELETE FROM {ev} WHERE created_at < %s"
 DELETE_GROUPS = (
     "DELETE FROM {grp} WHERE last_seen < %s AND NOT EXISTS (SELECT 1 FROM {ev} e WHERE e.group_id = {grp}.id)"
 )
+# What refers to a group about to go goes first: the foreign keys are checked at COMMIT.
+GONE = "SELECT id FROM {grp} WHERE last_seen < %s AND NOT EXISTS (SELECT 1 FROM {ev} e WHERE e.group_id = {grp}.id)"
+DELETE_GONE = "DELETE FROM {table} WHERE group_id IN (" + GONE + ")"  # noqa: S608  (our names, quoted)
 RECOUNT = (
     "UPDATE {grp} SET sampled = (SELECT COUNT(*) FROM {ev} e WHERE e.group_id = {grp}.id) "
     "WHERE sampled <> (SELECT COUNT(*) FROM {ev} e WHERE e.group_id = {grp}.id)"
@@ -93,6 +103,9 @@ def prune(older_than: timedelta, *, dry_run: bool = False, now: datetime | None 
     with writing(alias, PruneBusy), connections[alias].cursor() as cursor:
         cursor.execute(DELETE_SAMPLES.format(**names), [cutoff])
         samples = cursor.rowcount
+        cursor.execute(trends.PRUNE_SQL.format(**names), trends.prune_params(now or timezone.now()))
+        for table in ("bkt", "act"):
+            cursor.execute(DELETE_GONE.format(table=names[table], **names), [cutoff])
         cursor.execute(DELETE_GROUPS.format(**names), [cutoff])
         groups = cursor.rowcount
         cursor.execute(RECOUNT.format(**names))

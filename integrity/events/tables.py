@@ -19,8 +19,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
+from integrity.events import charts, lifecycle, trends
 from integrity.events import explain as explaining
-from integrity.events import lifecycle
 from integrity.events.explain import Explanation
 from integrity.lists import relative_time
 from integrity.models import Event, EventGroup
@@ -88,6 +88,7 @@ class EventGroupTable(ClampedTable):
     count = tables.Column(
         verbose_name=_("Count"), order_by=("count", "last_seen", "id"), attrs={"th": {"class": "num"}}
     )
+    trend = tables.Column(verbose_name=_("Last 48 h"), accessor="pk", orderable=False)
     kind = tables.Column(verbose_name=_("Kind"), order_by=("kind", "last_seen", "id"))
     model = tables.Column(verbose_name=_("Model"), order_by=("model", "last_seen", "id"), empty_values=())
     constraint = tables.Column(
@@ -121,6 +122,7 @@ class EventGroupTable(ClampedTable):
         super().__init__(*args, **kwargs)
         self.group_url = group_url
         self._explained: dict[Any, Explanation] | None = None
+        self._trends: dict[int, list[trends.Point]] | None = None
 
     def url_for(self, record: EventGroup) -> str:
         return f"{self.group_url}?{urlencode({'id': record.pk})}"
@@ -145,6 +147,11 @@ class EventGroupTable(ClampedTable):
             handled = _("%(n)s handled") % {"n": f"{record.handled_count:,}"}
             html += f' <div class="integrity-note">{escape(handled)}</div>'
         return mark_safe(html)  # noqa: S308 - every part is escaped
+
+    def render_trend(self, record: EventGroup) -> SafeString:
+        if self._trends is None:  # one query for the rows of the page shown
+            self._trends = trends.sparklines([row.record.pk for row in self.paginated_rows])
+        return charts.sparkline(self._trends.get(record.pk, []))
 
     def render_kind(self, value: str) -> SafeString:
         css = escape(value.replace(" ", "-"))

@@ -27,7 +27,7 @@ from django_tables2 import RequestConfig
 from integrity import permissions, sequences
 from integrity.conf import settings
 from integrity.db import transaction_text
-from integrity.events import lifecycle, locations, violations
+from integrity.events import charts, lifecycle, locations, trends, violations
 from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
@@ -277,6 +277,26 @@ def _lifecycle_context(admin: PageAdmin, request: HttpRequest, group: EventGroup
     }
 
 
+def charts_context(group: EventGroup) -> dict[str, Any]:
+    """The group page's two bar charts, from the group's counters (two queries, whatever the count)."""
+    hourly = trends.series(group.pk, trends.HOUR)
+    daily = trends.series(group.pk, trends.DAY)
+    return {
+        "hourly_chart": charts.bar_chart(
+            hourly,
+            hourly=True,
+            chart_id="event-chart-hourly",
+            title=_("Occurrences per hour, the last %(n)s hours") % {"n": trends.HOURS},
+        ),
+        "daily_chart": charts.bar_chart(
+            daily,
+            hourly=False,
+            chart_id="event-chart-daily",
+            title=_("Occurrences per day, the last %(n)s days") % {"n": trends.DAYS},
+        ),
+    }
+
+
 def _sample_users(admin: PageAdmin, request: HttpRequest, samples: SampleTable) -> dict[str, Any]:
     """The users of the samples shown, by name and linked (one query for the page); a pk that is none stays out."""
     user_model = get_user_model()
@@ -322,5 +342,6 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         max_locations=locations.MAX_LOCATIONS,
         group_url=group_url,
         **_lifecycle_context(admin, request, group),
+        **charts_context(group),
     )
     return render(request, "integrity/event_group.html", context)

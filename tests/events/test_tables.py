@@ -36,6 +36,7 @@ def test_columns_are_explicit_and_in_order() -> None:
         "last_seen",
         "state",
         "count",
+        "trend",
         "kind",
         "model",
         "constraint",

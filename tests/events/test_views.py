@@ -31,7 +31,7 @@ from integrity.dashboard import event_cards
 from integrity.events import recording as events
 from integrity.events import tables as tables_events
 from integrity.events.violations import Violation
-from integrity.models import Event, EventGroup
+from integrity.models import Event, EventActivity, EventBucket, EventGroup
 from tests import helpers
 from tests.helpers import (  # noqa: F401 - clean_sequences is an autouse fixture
     REQUEST,
@@ -72,7 +72,8 @@ def delete_committed_events() -> None:
     side = connections.create_connection("default")
     try:
         with side.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {side.ops.quote_name(Event._meta.db_table)}")  # noqa: S608
+            for model in (Event, EventBucket, EventActivity):  # what refers to a group goes first
+                cursor.execute(f"DELETE FROM {side.ops.quote_name(model._meta.db_table)}")  # noqa: S608
             cursor.execute(f"DELETE FROM {side.ops.quote_name(EventGroup._meta.db_table)}")  # noqa: S608
     finally:
         side.close()

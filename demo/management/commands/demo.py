@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
 from demo import seed, seed_crm
+from demo.violations import story
 from integrity.models import Event, EventGroup, MergeRecord, SequenceResync
 
 FILTERING_MANAGER_CHECK = "integrity.W001"
@@ -70,6 +71,7 @@ class Command(BaseCommand):
         user.is_staff = user.is_superuser = True
         user.set_password(PASSWORD)
         user.save()
+        story.tell(user)
         addrport = options["addrport"]
         host, _, port = addrport.rpartition(":")
         self.stdout.write(
@@ -89,6 +91,10 @@ class Command(BaseCommand):
         self.stdout.write(
             f"The system check warning {FILTERING_MANAGER_CHECK} (clinic.Doctor) is part of the story, on purpose: "
             "its base manager hides the doctors of other locales, so saving a hidden one inserts an id that exists."
+        )
+        self.stdout.write(
+            "IntegrityError events: an overdrawn account that was resolved and occurred again (regressed), "
+            "and new members' ids colliding until their sequence was resynced (no occurrence since)."
         )
         self.stdout.write(f"Admin login:  username {USERNAME!r}  password {PASSWORD!r}")
         self.stdout.write(

@@ -1,0 +1,1 @@
+"""Bridges to other tools a project may use; each module imports its tool only when the project does."""
