@@ -17,8 +17,10 @@ ENFORCE_DUPLICATES = "integrity.enforce_duplicaterule"
 VIEW_MERGE_RECORDS = "integrity.view_mergerecord"
 VIEW_EVENTS = "integrity.view_eventgroup"
 RESOLVE_EVENTS = "integrity.resolve_eventgroup"
+DELETE_EVENTS = "integrity.delete_eventgroup"  # what a prune of old events needs
 
 __all__ = [
+    "DELETE_EVENTS",
     "ENFORCE_DUPLICATES",
     "MERGE_DUPLICATES",
     "RESOLVE_EVENTS",

@@ -1,0 +1,127 @@
+"""Jobs run in this process (Django's immediate backend): each kind ends finished, failed or cancelled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import override_settings
+from django.utils import timezone
+
+from integrity import jobs
+from integrity.duplicates.rules import Rule
+from integrity.jobs import runner, service
+from integrity.jobs.work import WORK
+from integrity.models import Job, MergeRecord
+from tests.helpers import person
+from tests.merging.models import Person
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("constraints_checked")]
+
+DUMMY = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+
+
+def groups_of(n: int, size: int = 2) -> list[list[Person]]:
+    return [[person(f"g{i}@example.com") for _ in range(size)] for i in range(n)]
+
+
+def test_the_default_immediate_backend_is_not_worker_backed() -> None:
+    assert not jobs.worker_backed()
+
+
+def test_an_unknown_backend_is_not_worker_backed_and_says_why() -> None:
+    with override_settings(INTEGRITY_TASK_BACKEND="nowhere"):
+        assert not jobs.worker_backed()
+        assert "nowhere" in (service.backend_error() or "")
+
+
+def test_a_merge_all_job_merges_every_group_and_says_how_many(rule: Rule) -> None:
+    groups_of(25, size=3)
+    user = User.objects.create_superuser("boss", "b@example.com", "pw")
+    job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"}, user)
+    assert (job.status, job.done, job.total, job.error) == (Job.FINISHED, 25, 25, "")
+    assert job.result["merged"] == 25
+    assert Person.objects.count() == 25
+    assert MergeRecord.objects.filter(user=user).count() == 25
+    assert job.started_at and job.finished_at and job.task_id
+
+
+def test_a_scan_job_stores_the_groups_largest_first(rule: Rule) -> None:
+    groups_of(3, size=2)
+    person("big@example.com"), person("big@example.com"), person("big@example.com")
+    job = jobs.start(Job.SCAN, rule.description, {"rule": rule.key})
+    assert job.status == Job.FINISHED
+    assert (job.result["total_groups"], job.result["total_rows"]) == (4, 9)
+    assert [g["size"] for g in job.result["groups"]] == [3, 2, 2, 2]
+    assert job.result["groups"][0]["key"] == ["big@example.com"]
+    assert job.result["complete"] and job.result["taken_at"]
+
+
+def test_a_scan_job_keeps_the_first_groups_only(rule: Rule) -> None:
+    groups_of(5)
+    with override_settings(INTEGRITY_JOB_RESULT_GROUPS=2):
+        job = jobs.start(Job.SCAN, rule.description, {"rule": rule.key})
+    assert job.result["total_groups"] == 5
+    assert len(job.result["groups"]) == 2
+
+
+def test_a_job_of_a_rule_that_does_not_exist_fails_saying_so() -> None:
+    job = jobs.start(Job.SCAN, "nothing", {"rule": "default:merging.Person:configured:nope"})
+    assert job.status == Job.FAILED
+    assert "nope" in job.error
+
+
+@override_settings(TASKS=DUMMY)
+def test_cancel_of_a_queued_job_ends_it_at_once_and_no_worker_runs_it(rule: Rule) -> None:
+    groups_of(2)
+    job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
+    assert job.status == Job.QUEUED
+    assert jobs.cancel(job).status == Job.CANCELLED
+    assert runner.execute(job.pk, WORK) == Job.CANCELLED
+    assert MergeRecord.objects.count() == 0
+
+
+@override_settings(TASKS=DUMMY, INTEGRITY_MERGE_BATCH=2)
+def test_a_cancel_while_running_stops_after_the_batch_and_leaves_the_rest_untouched(rule: Rule) -> None:
+    groups_of(7)
+    job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
+    real = runner.Unit.progress
+    calls = []
+
+    def progress(unit: runner.Unit, done: int, total: int | None = None, **kw: object) -> None:
+        calls.append(done)
+        if done == 2:  # the first batch is done: a user presses Cancel
+            Job.objects.filter(pk=unit.job.pk).update(cancel_requested=True)
+        real(unit, done, total, **kw)  # type: ignore[arg-type]
+
+    runner.Unit.progress = progress  # type: ignore[method-assign]
+    try:
+        assert runner.execute(job.pk, WORK) == Job.CANCELLED
+    finally:
+        runner.Unit.progress = real  # type: ignore[method-assign]
+    job.refresh_from_db()
+    assert (job.done, job.result["merged"]) == (2, 2)
+    assert MergeRecord.objects.count() == 2
+    assert Person.objects.count() == 12  # 2 of 7 groups merged, each fully
+
+
+@override_settings(TASKS=DUMMY, INTEGRITY_JOB_STALE_SECONDS=30)
+def test_a_running_job_without_heartbeat_is_marked_failed_when_read(rule: Rule) -> None:
+    job = jobs.start(Job.SCAN, rule.description, {"rule": rule.key})
+    Job.objects.filter(pk=job.pk).update(status=Job.RUNNING)
+    assert jobs.read(job.pk).status == Job.RUNNING  # type: ignore[union-attr]
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=31))
+    read = jobs.read(job.pk)
+    assert read is not None and read.status == Job.FAILED
+    assert "worker stopped" in read.error
+
+
+@override_settings(TASKS=DUMMY, INTEGRITY_JOB_STALE_SECONDS=30)
+def test_a_stale_job_run_again_is_resumed(rule: Rule) -> None:
+    groups_of(3)
+    job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
+    old = timezone.now() - timedelta(seconds=31)
+    Job.objects.filter(pk=job.pk).update(status=Job.RUNNING, updated_at=old)
+    assert runner.execute(job.pk, WORK) == Job.FINISHED
+    assert MergeRecord.objects.count() == 3
