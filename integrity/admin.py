@@ -6,7 +6,10 @@ The composition root: every route of every room is here, bound to its
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 from django.urls import URLPattern
 from django.utils.translation import gettext_lazy as _
 
@@ -16,8 +19,10 @@ from integrity.duplicates import views as duplicates
 from integrity.events import actions as event_actions
 from integrity.events import views as events
 from integrity.guard import GuardedPageAdmin
+from integrity.jobs import service as job_service
+from integrity.jobs import views as jobs
 from integrity.merge import views as merge
-from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
+from integrity.models import DuplicateRule, EventGroup, Job, MergeRecord, Sequence, SequenceResync
 from integrity.pages import PageAdmin
 from integrity.sequences import views as sequences
 
@@ -25,6 +30,7 @@ __all__ = [
     "DuplicateRuleAdmin",
     "EventGroupAdmin",
     "GuardedPageAdmin",
+    "JobAdmin",
     "MergeRecordAdmin",
     "PageAdmin",
     "SequenceAdmin",
@@ -122,4 +128,25 @@ class EventGroupAdmin(GuardedPageAdmin):
             self.route("", events.event_list, "changelist"),
             self.route("group/", events.group_detail, "group"),
             self.route("state/", event_actions.group_state, "state"),
+        ]
+
+
+@admin.register(Job)
+class JobAdmin(GuardedPageAdmin):
+    """The Jobs pages: long operations run by the project's task workers, their progress and results."""
+
+    home_url_name = "jobs_url"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A job is seen with the permissions of the operation it runs: the model has none of its own.
+        return bool(job_service.visible_kinds(request.user))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            self.route("", jobs.job_list, "changelist"),
+            self.route("<str:object_id>/", jobs.job_detail, "job"),
+            self.route("<str:object_id>/cancel/", jobs.job_cancel, "cancel"),
         ]

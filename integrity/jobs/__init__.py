@@ -5,6 +5,7 @@ task the workers run; ``work`` what each kind of job does; ``views`` the
 Jobs pages.
 """
 
+from integrity.jobs import service
 from integrity.jobs.service import (
     JobNotStarted,
     cancel,
@@ -14,4 +15,4 @@ from integrity.jobs.service import (
     worker_backed,
 )
 
-__all__ = ["JobNotStarted", "cancel", "mark_stale", "read", "start", "worker_backed"]
+__all__ = ["JobNotStarted", "service", "cancel", "mark_stale", "read", "start", "worker_backed"]

@@ -7,20 +7,19 @@ has the same API as ``django_tasks``. Everything else imports ``task`` and
 
 from __future__ import annotations
 
+from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
-try:
-    from django.tasks import task, task_backends  # type: ignore[import-not-found,unused-ignore]
-    from django.tasks.backends.dummy import DummyBackend  # type: ignore[import-not-found,unused-ignore]
-    from django.tasks.backends.immediate import ImmediateBackend  # type: ignore[import-not-found,unused-ignore]
-    from django.tasks.exceptions import InvalidTaskBackend  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # Django 5.2: the backport
-    from django_tasks import task, task_backends  # type: ignore[no-redef,unused-ignore]
-    from django_tasks.backends.dummy import DummyBackend  # type: ignore[no-redef,unused-ignore]
-    from django_tasks.backends.immediate import ImmediateBackend  # type: ignore[no-redef,unused-ignore]
-    from django_tasks.exceptions import (  # type: ignore[no-redef,unused-ignore]
-        InvalidTaskBackendError as InvalidTaskBackend,
-    )
+# Django 6.x first; the backport only where Django has no Tasks framework.
+BASE = "django.tasks" if find_spec("django.tasks") else "django_tasks"
+_tasks: Any = import_module(BASE)
+task: Any = _tasks.task
+task_backends: Any = _tasks.task_backends
+_exceptions: Any = import_module(f"{BASE}.exceptions")
+InvalidTaskBackend: type[Exception] = getattr(
+    _exceptions, "InvalidTaskBackend", getattr(_exceptions, "InvalidTaskBackendError", Exception)
+)
 
 
 def _no_worker_classes() -> tuple[type[Any], ...]:
@@ -29,14 +28,12 @@ def _no_worker_classes() -> tuple[type[Any], ...]:
     Both modules' when both are installed: a project on Django 6 may still name
     the backport's classes in ``TASKS``.
     """
-    found: list[type[Any]] = [ImmediateBackend, DummyBackend]
-    try:
-        from django_tasks.backends.dummy import DummyBackend as BackportDummy
-        from django_tasks.backends.immediate import ImmediateBackend as BackportImmediate
-    except ImportError:
-        pass
-    else:
-        found += [BackportImmediate, BackportDummy]
+    found: list[type[Any]] = []
+    for base in dict.fromkeys((BASE, "django_tasks")):
+        if find_spec(base) is None:
+            continue
+        found.append(import_module(f"{base}.backends.immediate").ImmediateBackend)
+        found.append(import_module(f"{base}.backends.dummy").DummyBackend)
     return tuple(found)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import connections
@@ -79,7 +79,7 @@ def _beat(pk: int, stop: threading.Event, every: float) -> None:
         connections.close_all()
 
 
-def execute(pk: int, work: dict[str, Callable[[Job, Unit], dict[str, Any]]]) -> str:
+def execute(pk: int, work: Mapping[str, Callable[[Job, Unit], dict[str, Any]]]) -> str:
     """Run job ``pk`` with the function its kind names in ``work``; its final status."""
     job = _claim(pk)
     if job is None:

@@ -152,3 +152,14 @@ def worker_command() -> str:
     if name.startswith("django_tasks_rq"):
         return "python manage.py rqworker --with-scheduler"
     return f"python manage.py db_worker --backend {backend_alias()}"
+
+
+def active_for(kind: str, rule: str) -> Job | None:
+    """A queued or running job of ``kind`` on ``rule``: a second one would only race it."""
+    mark_stale(Job.objects.filter(kind=kind, params__rule=rule))
+    return Job.objects.filter(kind=kind, params__rule=rule, status__in=(Job.QUEUED, Job.RUNNING)).first()
+
+
+def start_once(kind: str, what: str, params: dict[str, Any], user: Any = None) -> Job:
+    """The active job of ``kind`` on ``params["rule"]`` if there is one, else a new one (``start``)."""
+    return active_for(kind, params["rule"]) or start(kind, what, params, user)

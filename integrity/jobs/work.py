@@ -103,21 +103,19 @@ def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
     rule = get_rule(job.params["rule"])
     policy = job.params["policy"]
     bulk.check_policy(policy)
-    merged, skipped, skip = 0, [], []
+    merged = 0
+    skipped: list[list[str]] = []
+    skip: list[str] = []
     total, _rows = duplicates.totals(rule)
     unit.progress(0, total)
     while True:
-        batch = bulk.merge_all(
-            rule, policy, user=job.user, limit=settings.MERGE_BATCH, skip=skip, should_stop=unit.should_stop
-        )
+        # A stop is looked at between batches (unit.progress), so each batch is merged whole.
+        batch = bulk.merge_all(rule, policy, user=job.user, limit=settings.MERGE_BATCH, skip=skip)
         merged += len(batch.merged)
         skip += [str(pk) for pk, _why in batch.skipped]
         skipped += [[str(pk), why] for pk, why in batch.skipped]
         done = merged + len(skip)
         outcome = {"merged": merged, "skipped_count": len(skip), "skipped": skipped[:LISTED]}
-        if batch.stopped:
-            unit.job.result = outcome
-            raise Cancelled
         last = batch.remaining <= 0 or not (batch.merged or batch.skipped)
         unit.progress(done, max(total, done + batch.remaining), check=not last, **outcome)
         if last:

@@ -95,7 +95,7 @@ def test_a_cancel_while_running_stops_after_the_batch_and_leaves_the_rest_untouc
             Job.objects.filter(pk=unit.job.pk).update(cancel_requested=True)
         real(unit, done, total, **kw)  # type: ignore[arg-type]
 
-    runner.Unit.progress = progress  # type: ignore[method-assign]
+    runner.Unit.progress = progress  # type: ignore[method-assign,assignment]
     try:
         assert runner.execute(job.pk, WORK) == Job.CANCELLED
     finally:

@@ -1,0 +1,132 @@
+"""The Jobs pages: the list (newest first), one job (progress, polled while it runs; result; Cancel).
+
+A job is shown to whoever holds the permissions of the operation it runs
+(``service.PERMISSIONS``); Cancel is a POST with CSRF. Reading a job marks it
+failed when its worker stopped beating, so no page shows it running forever.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django_htmx.http import HttpResponseClientRefresh
+from django_tables2 import RequestConfig
+
+from integrity.conf import settings
+from integrity.duplicates.rules import RuleNotFound, get_rule
+from integrity.duplicates.tables import GroupTable
+from integrity.jobs import service
+from integrity.jobs.tables import JobTable, badge_html, progress_html, stored_groups
+from integrity.models import Job
+from integrity.pages import PageAdmin, is_htmx, methods, page_context, page_url, require
+
+POLL_SECONDS = 1
+
+
+def job_url(admin: PageAdmin, pk: int) -> str:
+    opts = admin.model._meta
+    return reverse(f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_job", args=[pk])
+
+
+def _visible(request: HttpRequest) -> list[str]:
+    kinds = service.visible_kinds(request.user)
+    if not kinds:
+        raise PermissionDenied(_("The Jobs page needs the permission of at least one kind of job."))
+    return kinds
+
+
+@methods("GET", "HEAD")
+def job_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Every job the user may see, newest first, with its status and progress."""
+    kinds = _visible(request)
+    service.mark_stale()
+    jobs = Job.objects.filter(kind__in=kinds).select_related("user").order_by("-created_at", "-id")
+    table = JobTable(jobs, job_url=lambda pk: job_url(admin, pk))
+    RequestConfig(request, paginate={"per_page": JobTable._meta.per_page}).configure(table)
+    context = page_context(
+        admin, request, title=_("Jobs"), table=table, worker_backed=service.worker_backed()
+    )
+    return render(request, "integrity/jobs.html", context)
+
+
+def _job(request: HttpRequest, object_id: str) -> Job:
+    if not (str(object_id).isascii() and str(object_id).isdigit()) or len(str(object_id)) > 18:
+        raise Http404(_("There is no job %(id)r.") % {"id": object_id})
+    job = service.read(int(object_id))
+    if job is None:
+        raise Http404(_("There is no job %(id)r.") % {"id": object_id})
+    require(request, *service.PERMISSIONS[job.kind])
+    return job
+
+
+def _context(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]:
+    return page_context(
+        admin,
+        request,
+        title=f"{job.get_kind_display()}: {job.what}",
+        job=job,
+        badge=badge_html(job),
+        progress=progress_html(job),
+        poll_url=job_url(admin, job.pk),
+        poll_seconds=POLL_SECONDS,
+        cancel_url=reverse(
+            f"{admin.admin_site.name}:integrity_job_cancel", args=[job.pk], current_app=admin.admin_site.name
+        ),
+        jobs_url=page_url(admin, "changelist"),
+        waiting_long=service.waiting_long(job),
+        worker_command=service.worker_command(),
+        stale_seconds=settings.JOB_STALE_SECONDS,
+    )
+
+
+def _scan_result(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]:
+    """The stored groups as the rule page's table, paginated, with when the scan was taken."""
+    try:
+        rule = get_rule(job.params.get("rule", ""))
+    except RuleNotFound:
+        return {"rule_gone": True}
+    groups = stored_groups(job.result)
+    group_url = reverse(
+        f"{admin.admin_site.name}:integrity_duplicaterule_group", current_app=admin.admin_site.name
+    )
+    table = GroupTable(groups, rule=rule, group_url=group_url)
+    RequestConfig(request, paginate={"per_page": max(settings.GROUPS_PER_PAGE, 1)}).configure(table)
+    return {
+        "rule": rule,
+        "table": table,
+        "taken_at": parse_datetime(job.result.get("taken_at", "")),
+        "kept": len(groups),
+        "rule_url": reverse(
+            f"{admin.admin_site.name}:integrity_duplicaterule_rule", current_app=admin.admin_site.name
+        )
+        + f"?rule={rule.key}",
+    }
+
+
+@methods("GET", "HEAD")
+def job_detail(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """One job: its progress (htmx asks for the status fragment while it runs), then its result or error."""
+    job = _job(request, object_id)
+    context = _context(admin, request, job)
+    if is_htmx(request):
+        if not job.active:  # it ended since the last poll: the whole page, with its result
+            return HttpResponseClientRefresh()
+        return render(request, "integrity/job_status.html", context)
+    if job.kind == Job.SCAN and job.result.get("groups") is not None:
+        context.update(_scan_result(admin, request, job))
+    return render(request, "integrity/job.html", context)
+
+
+@methods("POST")
+def job_cancel(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """Ask the job to stop after its current unit (a queued job is cancelled at once)."""
+    job = service.cancel(_job(request, object_id))
+    if is_htmx(request):
+        return render(request, "integrity/job_status.html", _context(admin, request, job))
+    return HttpResponseRedirect(job_url(admin, job.pk), status=303)
