@@ -147,6 +147,7 @@ class JobAdmin(GuardedPageAdmin):
     def get_urls(self) -> list[URLPattern]:
         return [
             self.route("", jobs.job_list, "changelist"),
+            self.route("scan/", jobs.scan_start, "scan"),
             self.route("<str:object_id>/", jobs.job_detail, "job"),
             self.route("<str:object_id>/cancel/", jobs.job_cancel, "cancel"),
         ]

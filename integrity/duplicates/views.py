@@ -20,10 +20,11 @@ from django.db import DatabaseError, connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
-from integrity import permissions
+from integrity import jobs, permissions
 from integrity.conf import settings
 from integrity.duplicates import enforce, enforcement
 from integrity.duplicates import service as duplicates
@@ -199,6 +200,7 @@ def rule_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         verify=verify,
         verify_url=with_query(page_url(admin, "rule"), rule=rule.key, verify="1"),
         timeout_ms=settings.SCAN_TIMEOUT_MS,
+        scan_job_url=reverse(f"{admin.admin_site.name}:integrity_job_scan") if jobs.worker_backed() else None,
         merge_all_url=page_url(admin, "merge_all")
         if request.user.has_perm(permissions.MERGE_DUPLICATES)
         else None,

@@ -19,12 +19,13 @@ from django_htmx.http import HttpResponseClientRefresh
 from django_tables2 import RequestConfig
 
 from integrity.conf import settings
+from integrity.duplicates.forms import rule_from
 from integrity.duplicates.rules import RuleNotFound, get_rule
 from integrity.duplicates.tables import GroupTable
 from integrity.jobs import service
 from integrity.jobs.tables import JobTable, badge_html, progress_html, stored_groups
 from integrity.models import Job
-from integrity.pages import PageAdmin, is_htmx, methods, page_context, page_url, require
+from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 
 POLL_SECONDS = 1
 
@@ -129,4 +130,21 @@ def job_cancel(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpRe
     job = service.cancel(_job(request, object_id))
     if is_htmx(request):
         return render(request, "integrity/job_status.html", _context(admin, request, job))
+    return HttpResponseRedirect(job_url(admin, job.pk), status=303)
+
+
+@methods("POST")
+def scan_start(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Scan one rule as a job (the rule page offers it when its in-request scan timed out)."""
+    require(request, *service.PERMISSIONS[Job.SCAN])
+    try:
+        rule = rule_from(request.POST.get("rule", ""))
+    except Refused as exc:
+        return refused(admin, request, exc)
+    try:
+        job = service.start_once(
+            Job.SCAN, f"{rule.label}: {rule.description}", {"rule": rule.key}, request.user
+        )
+    except service.JobNotStarted as exc:
+        return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
     return HttpResponseRedirect(job_url(admin, job.pk), status=303)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connections
 
 from integrity.models import Job
@@ -96,7 +95,7 @@ def redis_server() -> Iterator[int]:
     """A redis-server of our own on the loopback port the test settings use, no persistence; stopped after."""
     if not os.path.exists(REDIS):
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = int(settings.RQ_QUEUES["default"]["PORT"])
+    port = int(os.environ["INTEGRITY_TEST_REDIS_PORT"])
     workdir = tempfile.mkdtemp()
     proc = subprocess.Popen(
         [
