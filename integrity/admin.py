@@ -69,6 +69,7 @@ class DuplicateRuleAdmin(GuardedPageAdmin):
             self.route("summary/", dashboard.summary_card, "summary"),  # the app index's lazy card
             self.route("merge/", merge.merge_view, "merge"),
             self.route("merge-all/", merge.merge_all_view, "merge_all"),
+            self.route("scan-job/", duplicates.scan_job, "scan_job"),
             self.route("enforce/", enforce.enforce_view, "enforce"),
             self.route("enforce/run/", enforce.enforce_run_view, "enforce_run"),
         ]
@@ -147,7 +148,6 @@ class JobAdmin(GuardedPageAdmin):
     def get_urls(self) -> list[URLPattern]:
         return [
             self.route("", jobs.job_list, "changelist"),
-            self.route("scan/", jobs.scan_start, "scan"),
             self.route("<str:object_id>/", jobs.job_detail, "job"),
             self.route("<str:object_id>/cancel/", jobs.job_cancel, "cancel"),
         ]

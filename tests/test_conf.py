@@ -77,12 +77,16 @@ def test_every_setting_documents_its_default():
         "EVENT_WRITE_TIMEOUT_MS",
         "GROUPS_PER_PAGE",
         "GROUP_SAMPLE_SIZE",
+        "JOB_RESULT_GROUPS",
+        "JOB_SCAN_TIMEOUT_MS",
+        "JOB_STALE_SECONDS",
         "LOCK_TIMEOUT_MS",
         "MERGE_BATCH",
         "READ_LOCK_TIMEOUT_MS",
         "READ_STATEMENT_TIMEOUT_MS",
         "SCAN_TIMEOUT_MS",
         "SEQUENCES_PER_PAGE",
+        "TASK_BACKEND",
         "WRITE_STATEMENT_TIMEOUT_MS",
     ]
     for name in names:

@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib.admin.utils import display_for_field, display_for_value
 from django.db import DatabaseError, connections
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -32,6 +32,7 @@ from integrity.duplicates.forms import RuleFilterForm, merge_form, rule_from
 from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rules_for
 from integrity.duplicates.service import GROUP_LIMIT, POLICIES, ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
+from integrity.models import Job
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -200,7 +201,7 @@ def rule_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         verify=verify,
         verify_url=with_query(page_url(admin, "rule"), rule=rule.key, verify="1"),
         timeout_ms=settings.SCAN_TIMEOUT_MS,
-        scan_job_url=reverse(f"{admin.admin_site.name}:integrity_job_scan") if jobs.worker_backed() else None,
+        scan_job_url=page_url(admin, "scan_job") if jobs.worker_backed() else None,
         merge_all_url=page_url(admin, "merge_all")
         if request.user.has_perm(permissions.MERGE_DUPLICATES)
         else None,
@@ -341,3 +342,21 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         ),
     )
     return render(request, "integrity/group.html", context)
+
+
+@methods("POST")
+def scan_job(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Scan one rule as a job (the rule page offers it when its in-request scan timed out); its page follows it."""
+    require(request, permissions.VIEW_DUPLICATES)
+    try:
+        rule = rule_from(request.POST.get("rule", ""))
+    except Refused as exc:
+        return refused(admin, request, exc)
+    try:
+        job = jobs.service.start_once(
+            Job.SCAN, f"{rule.label}: {rule.description}", {"rule": rule.key}, request.user
+        )
+    except jobs.JobNotStarted as exc:
+        return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
+    url = reverse(f"{admin.admin_site.name}:integrity_job_job", args=[job.pk])
+    return HttpResponseRedirect(url, status=303)

@@ -3,7 +3,7 @@
 A heartbeat thread (with its own connection) touches the job's ``updated_at``
 while the work runs, however long one unit takes (a scan is one statement);
 when the worker dies the beat stops and the job goes stale
-(``service.mark_stale``). A task that runs again for a stale job (a backend
+(``integrity.jobs.service.mark_stale``). A task that runs again for a stale job (a backend
 that re-runs lost tasks) resumes it: every kind of work starts from what the
 database holds now, so what was finished is not done twice.
 """
@@ -19,7 +19,8 @@ from django.db import connections
 from django.db.models import F, Q
 from django.utils import timezone
 
-from integrity.jobs import service
+from integrity.conf import settings
+from integrity.jobs.state import cutoff, end
 from integrity.models import Job
 
 logger = logging.getLogger("integrity.jobs")
@@ -61,9 +62,7 @@ class Unit:
 def _claim(pk: int) -> Job | None:
     """Move a queued (or stale running) job to running; None when another worker has it or it is over."""
     now = timezone.now()
-    fresh = Q(status=Job.QUEUED, cancel_requested=False) | Q(
-        status=Job.RUNNING, updated_at__lt=service.cutoff()
-    )
+    fresh = Q(status=Job.QUEUED, cancel_requested=False) | Q(status=Job.RUNNING, updated_at__lt=cutoff())
     if not Job.objects.filter(fresh, pk=pk).update(status=Job.RUNNING, started_at=now, updated_at=now):
         return None
     return Job.objects.select_related("user").get(pk=pk)
@@ -86,7 +85,7 @@ def execute(pk: int, work: Mapping[str, Callable[[Job, Unit], dict[str, Any]]]) 
         found = Job.objects.filter(pk=pk).values_list("status", flat=True).first()
         return found or "missing"
     stop = threading.Event()
-    every = max(min(service.settings.JOB_STALE_SECONDS / 4, 5.0), 0.2)
+    every = max(min(settings.JOB_STALE_SECONDS / 4, 5.0), 0.2)
     beat = threading.Thread(target=_beat, args=(pk, stop, every), name=f"integrity-job-{pk}", daemon=True)
     beat.start()
     unit = Unit(job)
@@ -104,6 +103,6 @@ def execute(pk: int, work: Mapping[str, Callable[[Job, Unit], dict[str, Any]]]) 
         stop.set()
         beat.join(timeout=10)
     # Ended even if it was marked stale meanwhile (a beat missed under load): the work did end, so.
-    service._end(pk, status, **changes)
+    end(pk, status, **changes)
     Job.objects.filter(pk=pk, total__isnull=True).update(total=F("done"))
     return status

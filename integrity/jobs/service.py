@@ -11,7 +11,6 @@ job whose worker stopped (killed, out of memory, machine gone) stops beating:
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -23,6 +22,7 @@ from django.utils.translation import gettext_lazy
 from integrity import permissions
 from integrity.conf import settings
 from integrity.jobs.compat import NO_WORKER, InvalidTaskBackend, task_backends
+from integrity.jobs.state import cutoff, end
 from integrity.models import Job
 
 # What a user needs to start, see or cancel a job: the permissions of the operation it runs.
@@ -95,21 +95,12 @@ def start(kind: str, what: str, params: dict[str, Any], user: Any = None) -> Job
     try:
         result = run_job.using(backend=alias).enqueue(job.pk)
     except Exception as exc:  # noqa: BLE001 - any broker error: the job says it, the page does not 500
-        _end(job.pk, Job.FAILED, error=_("The task backend did not take the job: %(error)s") % {"error": exc})
+        end(job.pk, Job.FAILED, error=_("The task backend did not take the job: %(error)s") % {"error": exc})
         job.refresh_from_db()
         raise JobNotStarted(job.error) from exc
     Job.objects.filter(pk=job.pk).update(task_id=str(result.id)[:200])
     job.refresh_from_db()
     return job
-
-
-def _end(pk: int, status: str, **changes: Any) -> int:
-    now = timezone.now()
-    return Job.objects.filter(pk=pk).update(status=status, finished_at=now, updated_at=now, **changes)
-
-
-def cutoff() -> Any:
-    return timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
 
 
 def mark_stale(jobs: QuerySet[Job] | None = None) -> int:

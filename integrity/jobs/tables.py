@@ -10,7 +10,6 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from integrity.duplicates.service import Group
 from integrity.models import Job
 from integrity.tables import RowsTable, cells_html
 
@@ -59,8 +58,3 @@ class JobTable(RowsTable):
         )
         tds = cells_html(("when", "kind", "what", "status", "progress", "user"), cells)
         return mark_safe(f'<tr data-job="{int(record.pk)}" data-status="{escape(record.status)}">{tds}</tr>')  # noqa: S308
-
-
-def stored_groups(result: dict[str, Any]) -> list[Group]:
-    """The groups a scan job kept, as the rule page's table shows them."""
-    return [Group(tuple(g["key"]), int(g["size"]), list(g["pks"])) for g in result.get("groups", [])]

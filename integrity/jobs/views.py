@@ -13,19 +13,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRefresh
 from django_tables2 import RequestConfig
 
 from integrity.conf import settings
-from integrity.duplicates.forms import rule_from
-from integrity.duplicates.rules import RuleNotFound, get_rule
-from integrity.duplicates.tables import GroupTable
 from integrity.jobs import service
-from integrity.jobs.tables import JobTable, badge_html, progress_html, stored_groups
+from integrity.jobs.tables import JobTable, badge_html, progress_html
+from integrity.jobs.tasks import result_context
 from integrity.models import Job
-from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
+from integrity.pages import PageAdmin, is_htmx, methods, page_context, page_url, require
 
 POLL_SECONDS = 1
 
@@ -86,30 +83,6 @@ def _context(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]
     )
 
 
-def _scan_result(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]:
-    """The stored groups as the rule page's table, paginated, with when the scan was taken."""
-    try:
-        rule = get_rule(job.params.get("rule", ""))
-    except RuleNotFound:
-        return {"rule_gone": True}
-    groups = stored_groups(job.result)
-    group_url = reverse(
-        f"{admin.admin_site.name}:integrity_duplicaterule_group", current_app=admin.admin_site.name
-    )
-    table = GroupTable(groups, rule=rule, group_url=group_url)
-    RequestConfig(request, paginate={"per_page": max(settings.GROUPS_PER_PAGE, 1)}).configure(table)
-    return {
-        "rule": rule,
-        "table": table,
-        "taken_at": parse_datetime(job.result.get("taken_at", "")),
-        "kept": len(groups),
-        "rule_url": reverse(
-            f"{admin.admin_site.name}:integrity_duplicaterule_rule", current_app=admin.admin_site.name
-        )
-        + f"?rule={rule.key}",
-    }
-
-
 @methods("GET", "HEAD")
 def job_detail(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """One job: its progress (htmx asks for the status fragment while it runs), then its result or error."""
@@ -119,8 +92,9 @@ def job_detail(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpRe
         if not job.active:  # it ended since the last poll: the whole page, with its result
             return HttpResponseClientRefresh()
         return render(request, "integrity/job_status.html", context)
-    if job.kind == Job.SCAN and job.result.get("groups") is not None:
-        context.update(_scan_result(admin, request, job))
+    result = result_context(job.kind)
+    if result is not None and job.status != Job.QUEUED:
+        context.update(result(admin, request, job))
     return render(request, "integrity/job.html", context)
 
 
@@ -130,21 +104,4 @@ def job_cancel(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpRe
     job = service.cancel(_job(request, object_id))
     if is_htmx(request):
         return render(request, "integrity/job_status.html", _context(admin, request, job))
-    return HttpResponseRedirect(job_url(admin, job.pk), status=303)
-
-
-@methods("POST")
-def scan_start(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
-    """Scan one rule as a job (the rule page offers it when its in-request scan timed out)."""
-    require(request, *service.PERMISSIONS[Job.SCAN])
-    try:
-        rule = rule_from(request.POST.get("rule", ""))
-    except Refused as exc:
-        return refused(admin, request, exc)
-    try:
-        job = service.start_once(
-            Job.SCAN, f"{rule.label}: {rule.description}", {"rule": rule.key}, request.user
-        )
-    except service.JobNotStarted as exc:
-        return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
     return HttpResponseRedirect(job_url(admin, job.pk), status=303)

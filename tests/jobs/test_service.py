@@ -12,7 +12,7 @@ from django.utils import timezone
 from integrity import jobs
 from integrity.duplicates.rules import Rule
 from integrity.jobs import runner, service
-from integrity.jobs.work import WORK
+from integrity.jobs.tasks import Work
 from integrity.models import Job, MergeRecord
 from tests.helpers import person
 from tests.merging.models import Person
@@ -78,7 +78,7 @@ def test_cancel_of_a_queued_job_ends_it_at_once_and_no_worker_runs_it(rule: Rule
     job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
     assert job.status == Job.QUEUED
     assert jobs.cancel(job).status == Job.CANCELLED
-    assert runner.execute(job.pk, WORK) == Job.CANCELLED
+    assert runner.execute(job.pk, Work()) == Job.CANCELLED
     assert MergeRecord.objects.count() == 0
 
 
@@ -97,7 +97,7 @@ def test_a_cancel_while_running_stops_after_the_batch_and_leaves_the_rest_untouc
 
     runner.Unit.progress = progress  # type: ignore[method-assign,assignment]
     try:
-        assert runner.execute(job.pk, WORK) == Job.CANCELLED
+        assert runner.execute(job.pk, Work()) == Job.CANCELLED
     finally:
         runner.Unit.progress = real  # type: ignore[method-assign]
     job.refresh_from_db()
@@ -123,5 +123,5 @@ def test_a_stale_job_run_again_is_resumed(rule: Rule) -> None:
     job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
     old = timezone.now() - timedelta(seconds=31)
     Job.objects.filter(pk=job.pk).update(status=Job.RUNNING, updated_at=old)
-    assert runner.execute(job.pk, WORK) == Job.FINISHED
+    assert runner.execute(job.pk, Work()) == Job.FINISHED
     assert MergeRecord.objects.count() == 3

@@ -161,8 +161,10 @@ def test_scan_as_a_job_is_offered_when_a_scan_times_out_and_starts_one(rule: Rul
         page = client.get(f"/admin/integrity/duplicaterule/rule/?rule={rule.key}").content.decode()
     if "Scan as a job" not in page:  # a 1 ms timeout may still let a tiny scan finish
         pytest.skip("the scan finished within 1 ms")
-    response = client.post(f"{JOBS}scan/", {"rule": rule.key})
+    response = client.post("/admin/integrity/duplicaterule/scan-job/", {"rule": rule.key})
     assert response.status_code == 303
     assert Job.objects.get().kind == Job.SCAN
-    assert client.post(f"{JOBS}scan/", {"rule": "default:nope.Nope:x"}).status_code in (400, 404)
+    assert client.post(
+        "/admin/integrity/duplicaterule/scan-job/", {"rule": "default:nope.Nope:x"}
+    ).status_code in (400, 404)
     assert Job.objects.count() == 1

@@ -1,34 +1,36 @@
-"""The work of each kind of job, one function per kind: ``(job, unit) -> result``.
+"""The duplicates room's jobs: scan a rule, scan every unenforced rule, an Enforce build; a scan's result page.
 
-Each reports its progress per unit (a chunk of a scan, a rule, a batch of
-groups, a sequence) through ``unit.progress``, which raises ``Cancelled`` when
-a stop was asked: between two units, so whatever a unit changes (a merge, a
-resync) is complete or untouched. Results are JSON, bounded in size.
+Run by ``integrity.jobs`` (``tasks.WORK`` names them): each ``(job, unit) -> result``
+reports per unit through ``unit.progress``, which raises ``Cancelled`` between
+two units when a stop was asked. Results are JSON, bounded.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError
+from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django_tables2 import RequestConfig
 
 from integrity.conf import settings
 from integrity.duplicates import build, enforce, enforcement
 from integrity.duplicates import service as duplicates
-from integrity.duplicates.rules import Rule, get_rule, rules_for
+from integrity.duplicates.rules import Rule, RuleNotFound, get_rule, rules_for
+from integrity.duplicates.tables import GroupTable
 from integrity.jobs.runner import Cancelled, Unit
-from integrity.merge import bulk
 from integrity.models import EnforceRun, Job
+from integrity.pages import PageAdmin
 
-LISTED = 100  # skipped groups, failed sequences... listed in a result at most
 
-
-def _json(value: Any) -> Any:
+def as_json(value: Any) -> Any:
     """``value`` as JSON holds it (dates, decimals, UUIDs as text), as the result is stored and read back."""
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
@@ -68,7 +70,7 @@ def scan(job: Job, unit: Unit) -> dict[str, Any]:
         "total_groups": total_groups,
         "total_rows": total_rows,
         "complete": complete,
-        "groups": _json([{"key": list(g.key), "size": g.size, "pks": g.pks} for g in kept]),
+        "groups": as_json([{"key": list(g.key), "size": g.size, "pks": g.pks} for g in kept]),
     }
     if unit.cancelled or not complete:
         unit.job.result = result
@@ -98,30 +100,6 @@ def scan_all(job: Job, unit: Unit) -> dict[str, Any]:
     return {"rules": rows, "taken_at": timezone.now().isoformat()}
 
 
-def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
-    """Every group of the rule merged, a batch of ``INTEGRITY_MERGE_BATCH`` per unit, each group its own transaction."""
-    rule = get_rule(job.params["rule"])
-    policy = job.params["policy"]
-    bulk.check_policy(policy)
-    merged = 0
-    skipped: list[list[str]] = []
-    skip: list[str] = []
-    total, _rows = duplicates.totals(rule)
-    unit.progress(0, total)
-    while True:
-        # A stop is looked at between batches (unit.progress), so each batch is merged whole.
-        batch = bulk.merge_all(rule, policy, user=job.user, limit=settings.MERGE_BATCH, skip=skip)
-        merged += len(batch.merged)
-        skip += [str(pk) for pk, _why in batch.skipped]
-        skipped += [[str(pk), why] for pk, why in batch.skipped]
-        done = merged + len(skip)
-        outcome = {"merged": merged, "skipped_count": len(skip), "skipped": skipped[:LISTED]}
-        last = batch.remaining <= 0 or not (batch.merged or batch.skipped)
-        unit.progress(done, max(total, done + batch.remaining), check=not last, **outcome)
-        if last:
-            return outcome
-
-
 def enforce_rule(job: Job, unit: Unit) -> dict[str, Any]:
     """The Enforce build of the run the page recorded; the run's page shows its steps."""
     rule = get_rule(job.params["rule"])
@@ -138,38 +116,30 @@ def enforce_rule(job: Job, unit: Unit) -> dict[str, Any]:
     return {"run": run.pk, "message": run.message}
 
 
-def resync_all(job: Job, unit: Unit) -> dict[str, Any]:
-    """Each sequence named moved past its data, one per unit (each its own transaction)."""
-    from integrity import sequences
-
-    keys = list(job.params["keys"])
-    changed, failed = 0, []
-    unit.progress(0, len(keys))
-    for i, key in enumerate(keys, start=1):
-        alias, label, column = key.split(":", 2)
-        try:
-            changed += int(sequences.resync(alias, label, column, user=job.user).changed)
-        except (sequences.SequenceNotFound, sequences.ResyncRefused) as exc:
-            failed.append(f"{label}.{column} ({alias}): {exc}")
-        unit.progress(i, len(keys), changed=changed, failed=failed[:LISTED])
-    return {"changed": changed, "failed": failed[:LISTED]}
+def stored_groups(result: dict[str, Any]) -> list[duplicates.Group]:
+    """The groups a scan job kept, as the rule page's table shows them."""
+    return [
+        duplicates.Group(tuple(g["key"]), int(g["size"]), list(g["pks"])) for g in result.get("groups", [])
+    ]
 
 
-def prune(job: Job, unit: Unit) -> dict[str, Any]:
-    from integrity.events import retention
-
-    unit.progress(0, 1)
-    found = retention.prune(
-        timedelta(seconds=int(job.params["older_than_seconds"])), dry_run=bool(job.params.get("dry_run"))
-    )
-    return {"samples": found.samples, "groups": found.groups, "reset": found.reset, "dry_run": found.dry_run}
-
-
-WORK = {
-    Job.SCAN: scan,
-    Job.SCAN_ALL: scan_all,
-    Job.MERGE_ALL: merge_all,
-    Job.ENFORCE: enforce_rule,
-    Job.RESYNC_ALL: resync_all,
-    Job.PRUNE: prune,
-}
+def scan_result(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]:
+    """A scan job's page: the stored groups as the rule page's table, paginated, with when they were taken."""
+    if job.result.get("groups") is None:
+        return {}
+    try:
+        rule = get_rule(job.params.get("rule", ""))
+    except RuleNotFound:
+        return {"rule_gone": True}
+    groups = stored_groups(job.result)
+    site = admin.admin_site.name
+    table = GroupTable(groups, rule=rule, group_url=reverse(f"{site}:integrity_duplicaterule_group"))
+    RequestConfig(request, paginate={"per_page": max(settings.GROUPS_PER_PAGE, 1)}).configure(table)
+    rule_url = reverse(f"{site}:integrity_duplicaterule_rule") + "?" + urlencode({"rule": rule.key})
+    return {
+        "rule": rule,
+        "table": table,
+        "taken_at": parse_datetime(job.result.get("taken_at", "")),
+        "kept": len(groups),
+        "rule_url": rule_url,
+    }
