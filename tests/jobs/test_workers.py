@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from integrity import jobs
 from integrity.duplicates.rules import Rule
-from integrity.models import Job, MergeRecord
+from integrity.models import EnforceRun, Job, MergeRecord
 from tests.jobs.workers import db_worker, job_status, redis_server, rq_worker, wait_for
 from tests.merging.models import Person
 
@@ -111,3 +111,30 @@ def test_rq_worker_runs_a_scan_job_and_a_merge_all_job(rule: Rule) -> None:
     assert (scan.status, scan.result["total_groups"]) == (Job.FINISHED, 30), scan.error
     assert (merge.status, merge.result["merged"]) == (Job.FINISHED, 30), merge.error
     assert assert_each_group_merged_or_untouched(30) == 30
+
+
+@override_settings(INTEGRITY_TASK_BACKEND="db")
+def test_db_worker_runs_an_enforce_build_started_from_its_page() -> None:
+    from tests.helpers import ENFORCE, client_for, undo_enforce, unique_indexes
+
+    vat = "default:crm.Company:unique:vat_number"
+    client = client_for("superuser")
+    page = client.get(ENFORCE, {"rule": vat}).content.decode()
+    token = page.split('name="token" value="', 1)[1].split('"', 1)[0]
+    try:
+        started = client.post(ENFORCE, {"rule": vat, "token": token})
+        assert started.status_code == 303
+        job = Job.objects.get(kind=Job.ENFORCE)
+        assert job.status == Job.QUEUED and job.params["rule"] == vat
+        with db_worker():
+            wait_for(lambda: not job_status(job.pk).active, what="the Enforce job to end")
+        job = job_status(job.pk)
+        assert job.status == Job.FINISHED, job.error
+        run = EnforceRun.objects.get(pk=job.params["run"])
+        assert run.status == EnforceRun.DONE
+        assert any(
+            name.endswith("vat_number_key") or "vat" in name for name, _valid in unique_indexes("crm_company")
+        )
+        assert "enforced" in client.get(started["Location"]).content.decode()
+    finally:
+        undo_enforce()
