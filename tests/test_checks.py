@@ -256,3 +256,15 @@ def test_w003_when_the_events_middleware_comes_before_authentication():
     last = [*others, EVENTS_MIDDLEWARE]
     with override_settings(MIDDLEWARE=last):
         assert check_events_middleware() == []
+
+
+@override_settings(INTEGRITY_TASK_BACKEND="workers")
+def test_e005_when_the_task_backend_is_not_in_tasks():
+    errors = [e for e in run_checks() if e.id == "integrity.E005"]
+    assert len(errors) == 1
+    assert "INTEGRITY_TASK_BACKEND is 'workers', which is not a backend in TASKS" in errors[0].msg
+
+
+@override_settings(INTEGRITY_TASK_BACKEND="db")
+def test_e005_is_quiet_for_a_backend_of_tasks():
+    assert [e for e in run_checks() if e.id == "integrity.E005"] == []

@@ -12,6 +12,7 @@ from django.utils import timezone
 from integrity import jobs
 from integrity.duplicates.rules import Rule
 from integrity.jobs import runner, service
+from integrity.jobs.compat import BASE
 from integrity.jobs.tasks import Work
 from integrity.models import Job, MergeRecord
 from tests.helpers import person
@@ -19,7 +20,7 @@ from tests.merging.models import Person
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("constraints_checked")]
 
-DUMMY = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+DUMMY = {"default": {"BACKEND": f"{BASE}.backends.dummy.DummyBackend"}}  # enqueues, never runs
 
 
 def groups_of(n: int, size: int = 2) -> list[list[Person]]:
