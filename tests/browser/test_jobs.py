@@ -19,7 +19,11 @@ from tests.helpers import PASSWORD, browser_page, log_in
 from tests.jobs.workers import db_worker
 from tests.merging.models import Person
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases=["default", "other"])]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, databases=["default", "other"]),
+    pytest.mark.usefixtures("restore_sequences"),  # the rows inserted move sequences
+]
 
 
 @override_settings(INTEGRITY_TASK_BACKEND="db")

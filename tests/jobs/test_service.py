@@ -18,7 +18,7 @@ from integrity.models import Job, MergeRecord
 from tests.helpers import person
 from tests.merging.models import Person
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("constraints_checked")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("constraints_checked", "restore_sequences")]
 
 DUMMY = {"default": {"BACKEND": f"{BASE}.backends.dummy.DummyBackend"}}  # enqueues, never runs
 

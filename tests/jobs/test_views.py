@@ -12,7 +12,8 @@ from tests.merging.models import Person
 
 pytestmark = [
     pytest.mark.django_db(databases=["default", "other"]),
-    pytest.mark.usefixtures("rules_configured"),
+    # The rows inserted here move sequences (never rolled back): put them back for the tests after.
+    pytest.mark.usefixtures("rules_configured", "restore_sequences"),
 ]
 
 JOBS = "/admin/integrity/job/"
