@@ -1,9 +1,9 @@
-"""Demo data that reproduces the seed stories, reloaded on every ``manage.py demo``.
+"""Demo data that reproduces real IntegrityError stories, reloaded on every ``manage.py demo``.
 
 Each function leaves one table in the state a real project ends up in:
 sequences behind their data (a data migration and a ``bulk_create`` import
 with explicit ids, MAX + 1 ticket numbers), a gap, an int4 key close to
-overflow, empty tables, and the same table name in two schemas; and (seed 002)
+overflow, empty tables, and the same table name in two schemas; and
 duplicates under uniqueness rules in every state the database can be in.
 """
 
@@ -59,7 +59,7 @@ def reset() -> None:
 
 
 def products_from_data_migration() -> None:
-    """Seed 001: shop.0002 writes products 1..8 with explicit ids; the sequence stays at 1."""
+    """A data migration with explicit ids: shop.0002 writes products 1..8 with explicit ids; the sequence stays at 1."""
     Product.objects.bulk_create(Product(id=i, name=n, price=10 * i) for i, n in enumerate(PRODUCTS, 1))
     tags = [Tag.objects.create(name=n) for n in ("office", "audio", "video")]
     Product.objects.get(id=5).tags.add(tags[1])
@@ -81,7 +81,7 @@ def coupons_with_gap() -> None:
 
 
 def tickets_numbered_max_plus_one() -> None:
-    """Seed 003: numbers were MAX + 1 in Python; ``ticket_sequence`` never moved."""
+    """Ticket numbers were MAX + 1 in Python; ``ticket_sequence`` never moved."""
     for n in range(1, 41):
         Ticket.objects.create(number=n, subject=f"Printer on floor {n % 7} is jammed")
 
@@ -107,7 +107,7 @@ def legacy_and_schemas() -> None:
 
 
 def doctors_with_locale_manager() -> None:
-    """Seed 000: Doctor's base manager filters by locale (see the W001 check)."""
+    """A hidden row: Doctor's base manager filters by locale (see the W001 check)."""
     Doctor.everyone.bulk_create(
         [
             Doctor(name="Dr. Amal", locale="en"),

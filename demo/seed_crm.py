@@ -1,7 +1,7 @@
-"""Seed 002's stories: uniqueness rules in every enforcement state, and the duplicates behind them.
+"""The unique-rules stories: uniqueness rules in every enforcement state, and the duplicates behind them.
 
 Loaded by :func:`demo.seed.load`; the demo command also uses the migration
-helpers to leave the ``Lower(email)`` rule unapplied, as in seed 002's
+helpers to leave the ``Lower(email)`` rule unapplied, as in the story's
 "my migration that adds unique fails".
 """
 
@@ -26,7 +26,7 @@ from demo.crm.models import (
     Subscriber,
 )
 
-# Seed 002: uniqueness rules and duplicates. ----------------------------------
+# Uniqueness rules and duplicates. ---------------------------------------------
 
 CRM_EMAIL_RULE = "0005_customer_email_ci"
 CRM_BEFORE_EMAIL_RULE = "0004_subscriber_email_uniq"
@@ -92,7 +92,7 @@ LEGACY_CONTACTS = [
 
 
 def duplicates() -> None:
-    """Seed 002: an import gone wrong, under every kind of uniqueness rule.
+    """An import gone wrong, under every kind of uniqueness rule.
 
     The rows of each model are what the database lets in given what it really
     enforces: duplicates where a rule is dropped (Company.vat_number), not yet
@@ -238,7 +238,7 @@ def migrate_before_email_rule() -> None:
 def apply_email_rule() -> str | None:
     """Try to apply migration crm.0005 on the loaded data.
 
-    Returns the database's error (duplicates block it, as in seed 002), or
+    Returns the database's error (duplicates block it, as in the story), or
     None when the migration applied.
     """
     deferred = connection.in_atomic_block

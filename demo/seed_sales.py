@@ -1,4 +1,4 @@
-"""Sales work piled up on each spelling of a duplicated company (seed 002, continued).
+"""Sales work piled up on each spelling of a duplicated company (the unique-rules story, continued).
 
 Loaded by :func:`demo.seed.load` after the crm stories. Merging the three
 spellings of Acme Ltd (their VAT number is the same) must carry over deals, a

@@ -95,7 +95,7 @@ LOGIN_URL = "admin:login"
 # The demo's "handled" violation (an IntegrityError the view catches) is recorded too, marked handled.
 INTEGRITY_CAPTURE_HANDLED = True
 
-# Rules the demo's project wants but has not declared unique yet (seed 002:
+# Rules the demo's project wants but has not declared unique yet (the unique-rules story:
 # find the duplicates before adding the constraint).
 INTEGRITY_DUPLICATE_RULES = [
     {

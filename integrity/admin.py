@@ -6,13 +6,18 @@ The composition root: every route of every room is here, bound to its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import display as admin_display
 from django.http import HttpRequest
 from django.urls import URLPattern
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from integrity import lists
 from integrity.dashboard import views as dashboard
 from integrity.duplicates import enforce_views as enforce
 from integrity.duplicates import views as duplicates
@@ -25,6 +30,7 @@ from integrity.merge import views as merge
 from integrity.models import DuplicateRule, EventGroup, Job, MergeRecord, Sequence, SequenceResync
 from integrity.pages import PageAdmin
 from integrity.sequences import views as sequences
+from integrity.tables import breakable
 
 __all__ = [
     "DuplicateRuleAdmin",
@@ -50,6 +56,7 @@ class SequenceAdmin(GuardedPageAdmin):
             self.route("", sequences.sequence_list, "changelist"),
             self.route("resync/", sequences.sequence_resync, "resync"),
             self.route("resync-all/", sequences.sequence_resync_all, "resync_all"),
+            self.route("resync-selected/", sequences.sequence_resync_selected, "resync_selected"),
             self.route("lower/", sequences.sequence_lower, "lower"),
         ]
 
@@ -75,39 +82,108 @@ class DuplicateRuleAdmin(GuardedPageAdmin):
         ]
 
 
+def _who(admin: PageAdmin, request: HttpRequest, field: str = "user") -> Callable[[Any], SafeString]:
+    """A ``list_display`` column of the user who made the change, by name, linked when the viewer may see them.
+
+    Built per request (``get_list_display``): the link depends on the viewer,
+    and a ModelAdmin is shared by every request, so it cannot hold one.
+    """
+
+    @admin_display(description=_("who"), ordering=f"{field}__username")
+    def who(record: Any) -> SafeString:
+        return lists.user_link(admin, request, getattr(record, field))
+
+    return who
+
+
+class LogAdmin(GuardedPageAdmin):
+    """A log of changes the app made (a real changelist): relative times, users by name, the app's CSS."""
+
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+
+    class Media:
+        css = {"all": ("integrity/integrity.css",)}
+
+    @admin_display(description=_("when"), ordering="created_at")
+    def when(self, record: Any) -> SafeString:
+        return lists.relative_time(record.created_at)
+
+
 @admin.register(SequenceResync)
-class SequenceResyncAdmin(GuardedPageAdmin):
-    list_display = (
-        "created_at",
-        "user",
-        "database",
-        "model",
-        "sequence",
-        "value_before",
-        "value_after",
-        "lowered",
-    )
+class SequenceResyncAdmin(LogAdmin):
+    """The resync log: every sequence the app moved, forward or (on request) lowered."""
+
     list_filter = ("database", "lowered", "model")
     search_fields = ("sequence", "model", "table")
-    date_hierarchy = "created_at"
+
+    def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
+        # What changed first, so that a narrow screen shows it: when, how, which sequence, the values.
+        return (
+            "when",
+            "change",
+            "sequence_name",
+            "before",
+            "after",
+            _who(self, request),
+            "database",
+        )
+
+    @admin_display(description=_("next value before"), ordering="value_before")
+    def before(self, record: SequenceResync) -> str:
+        return f"{record.value_before:,}"
+
+    @admin_display(description=_("next value after"), ordering="value_after")
+    def after(self, record: SequenceResync) -> str:
+        return f"{record.value_after:,}"
+
+    @admin_display(description=_("change"), ordering="lowered")
+    def change(self, record: SequenceResync) -> SafeString:
+        if record.lowered:
+            return format_html('<span class="integrity-badge warning">{}</span>', _("lowered"))
+        return format_html('<span class="integrity-badge status-ok">{}</span>', _("moved forward"))
+
+    @admin_display(description=_("sequence"), ordering="sequence")
+    def sequence_name(self, record: SequenceResync) -> SafeString:
+        return format_html(
+            '{}<div class="integrity-note">{}</div>',
+            mark_safe(breakable(f"{record.model}.{record.column}")),  # noqa: S308 - escaped by breakable
+            mark_safe(breakable(record.sequence)),  # noqa: S308 - escaped by breakable
+        )
 
 
 @admin.register(MergeRecord)
-class MergeRecordAdmin(GuardedPageAdmin):
+class MergeRecordAdmin(LogAdmin):
     """The merge log: every merge, who made it, what it removed; each record's page has the Undo."""
 
-    list_display = ("created_at", "user", "model", "survivor", "merged", "repointed", "deleted", "status")
     list_filter = ("database", "model")
     search_fields = ("model", "survivor", "rule")
-    date_hierarchy = "created_at"
+
+    def get_list_display(self, request: HttpRequest) -> tuple[Any, ...]:
+        def survivor(record: MergeRecord) -> SafeString:
+            return lists.pk_link(self, request, record.model, record.survivor)
+
+        survivor_column = admin_display(description=_("survivor"), ordering="survivor")(survivor)
+        return (
+            "when",
+            "status",
+            "model",
+            survivor_column,
+            "merged",
+            "repointed",
+            "deleted",
+            _who(self, request),
+        )
 
     @admin.display(description=_("merged into it"))
     def merged(self, record: MergeRecord) -> str:
         return ", ".join(str(pk) for pk in record.removed)
 
-    @admin.display(description=_("status"))
-    def status(self, record: MergeRecord) -> str:
-        return str(_("undone") if record.undone_at else _("merged"))
+    @admin.display(description=_("status"), ordering="undone_at")
+    def status(self, record: MergeRecord) -> SafeString:
+        if record.undone_at:
+            return format_html('<span class="integrity-badge">{}</span>', _("undone"))
+        return format_html('<span class="integrity-badge status-ok">{}</span>', _("merged"))
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -102,7 +102,7 @@ def check_events_middleware(app_configs: Iterable[Any] | None = None, **kwargs: 
 
 @register(Tags.models)
 def check_base_managers(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """Seed 000: a base manager that filters rows makes save() INSERT existing ids."""
+    """A base manager that filters rows makes save() INSERT existing ids."""
     configs = app_configs if app_configs is not None else apps.get_app_configs()
     warnings: list[CheckMessage] = []
     for config in configs:

@@ -15,7 +15,15 @@ from django.apps import apps
 from django.db import router
 from django.db.models import Model
 
-__all__ = ["escaped", "filtering_base_manager", "models_for_alias", "qualified", "quote", "quote_table"]
+__all__ = [
+    "escaped",
+    "filtering_base_manager",
+    "models_for_alias",
+    "qualified",
+    "quote",
+    "quote_table",
+    "transaction_text",
+]
 
 
 def quote(name: str) -> str:
@@ -43,6 +51,11 @@ def quote_table(table: str) -> str:
     if table.startswith('"') and table.endswith('"'):
         return table
     return quote(table)
+
+
+def transaction_text(statements: Iterable[str]) -> str:
+    """Statements as one transaction's SQL text, as the confirmation pages show it (``integrity/sql.html``)."""
+    return "".join(f"{s};\n" for s in ["BEGIN", *statements, "COMMIT"])
 
 
 def models_for_alias(alias: str, models: Iterable[type[Model]] | None = None) -> list[type[Model]]:

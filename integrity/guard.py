@@ -22,7 +22,8 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern
 from django.utils.translation import gettext as _
 
-from integrity import reads
+from integrity import permissions, reads
+from integrity.models import Sequence
 from integrity.pages import PageAdmin, page_context
 
 READS = ("GET", "HEAD")
@@ -53,13 +54,40 @@ def _answer(admin: Any, request: HttpRequest, message: str, status: int) -> Http
     return render(request, "integrity/busy.html", context, status=status)
 
 
-def _denied(admin: Any, request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+def _needed(admin: Any, route: str) -> str:
+    """What a 403 of Django's own views of ``admin`` (a log's list, change, history, add, delete) lacks, in words.
+
+    Those raise ``PermissionDenied`` without a message; the app's views name
+    their permissions themselves (``pages.require``).
+    """
+    opts = admin.model._meta
+    if route.rsplit("_", 1)[-1] in ("add", "delete"):
+        return _("The app writes the %(log)s itself: nothing can be added or deleted here.") % {
+            "log": opts.verbose_name_plural
+        }
+    message = _("This page needs the permission %(perms)s, which your account does not have.")
+    return message % {"perms": f"“{opts.app_label}.view_{opts.model_name}”"}
+
+
+def _denied(admin: Any, request: HttpRequest, exc: PermissionDenied, route: str = "") -> HttpResponse:
     """403 as an admin page naming the missing permission (Django's own 403 page says only "Forbidden")."""
-    message = str(exc) or _("Your account does not have the permission this page needs.")
+    message = str(exc) or _needed(admin, route)
     if getattr(request, "htmx", False):
         return HttpResponse(render_to_string("integrity/messages.html", {"error": message}), status=403)
     context = page_context(admin, request, title=_("Permission needed"), error=message)
     return render(request, "integrity/refused.html", context, status=403)
+
+
+def _dashboard_denied(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """403 as an admin page naming what the dashboard needs: any one of the app's permissions to see a page."""
+    perms = ", ".join(f"“{p}”" for p in permissions.VIEWS)
+    message = _(
+        "The data integrity dashboard needs at least one of the permissions %(perms)s, which your account "
+        "does not have."
+    ) % {"perms": perms}
+    context = {**site.each_context(request), "title": _("Permission needed"), "error": message}
+    # Sequence's opts: the breadcrumbs name the app by its verbose name.
+    return render(request, "integrity/refused.html", {**context, "opts": Sequence._meta}, status=403)
 
 
 def busy_message(exc: reads.ReadBusy) -> str:
@@ -80,8 +108,11 @@ def bounded_render(call: Callable[[], HttpResponse]) -> HttpResponse:
     return response
 
 
-def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """``view`` with NUL bytes refused (400) and, for reads, every query bounded (see the module)."""
+def guarded(admin: Any, view: Callable[..., HttpResponse], route: str = "") -> Callable[..., HttpResponse]:
+    """``view`` with NUL bytes refused (400) and, for reads, every query bounded (see the module).
+
+    ``route``: the URL pattern's name, for a 403 that must say what it lacks.
+    """
 
     @wraps(view)
     def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -92,13 +123,13 @@ def guarded(admin: Any, view: Callable[..., HttpResponse]) -> Callable[..., Http
             if request.method not in READS:
                 return view(request, *args, **kwargs)
         except PermissionDenied as exc:
-            return _denied(admin, request, exc)
+            return _denied(admin, request, exc, route)
         try:
             response = bounded_render(lambda: view(request, *args, **kwargs))
         except reads.ReadBusy as exc:
             return _answer(admin, request, busy_message(exc), 200)
         except PermissionDenied as exc:
-            return _denied(admin, request, exc)
+            return _denied(admin, request, exc, route)
         return response
 
     return inner
@@ -108,7 +139,7 @@ def guard_patterns(admin: Any, patterns: list[Any]) -> list[Any]:
     """Every route of ``admin`` guarded."""
     for pattern in patterns:
         if isinstance(pattern, URLPattern):
-            pattern.callback = guarded(admin, pattern.callback)
+            pattern.callback = guarded(admin, pattern.callback, pattern.name or "")
     return patterns
 
 
@@ -127,7 +158,7 @@ def guard_app_index(site: AdminSite, label: str) -> None:
         if app_label != label:
             return original(request, app_label, extra_context)
         if not request.user.has_module_perms(label):
-            raise PermissionDenied
+            return _dashboard_denied(site, request)
         try:
             response = bounded_render(lambda: original(request, app_label, extra_context))
         except reads.ReadBusy as exc:  # each card says so itself; this is for anything else that waited

@@ -95,7 +95,23 @@ class PageAdmin(admin.ModelAdmin):
         )
 
 
-def not_allowed(admin: PageAdmin, request: HttpRequest, allowed: tuple[str, ...]) -> HttpResponse:
+def _form_page(admin: PageAdmin, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The link back to the page whose button posts to an object's address (a merge record's Undo: the record)."""
+    if "object_id" not in kwargs:
+        return {}  # the page's own refusal template links to its list
+    opts = admin.model._meta
+    try:
+        url = reverse(
+            f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[kwargs["object_id"]]
+        )
+    except NoReverseMatch:
+        return {}
+    return {"back_url": url, "back_label": _("Back to its page")}
+
+
+def not_allowed(
+    admin: PageAdmin, request: HttpRequest, allowed: tuple[str, ...], kwargs: dict[str, Any] | None = None
+) -> HttpResponse:
     """405, as an admin page that says what to do (a bookmark or a refresh of a form's address lands here)."""
     if allowed == ("POST",):
         message = _(
@@ -106,7 +122,7 @@ def not_allowed(admin: PageAdmin, request: HttpRequest, allowed: tuple[str, ...]
         message = _("This address does not answer %(method)s requests; nothing was changed.") % {
             "method": request.method
         }
-    response = refused(admin, request, Refused(message, 405))
+    response = refused(admin, request, Refused(message, 405), **_form_page(admin, kwargs or {}))
     response["Allow"] = ", ".join(allowed)
     return response
 
@@ -118,7 +134,7 @@ def methods(*allowed: str) -> Callable[[View], View]:
         @wraps(view)
         def wrapper(admin: PageAdmin, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in allowed:
-                return not_allowed(admin, request, allowed)
+                return not_allowed(admin, request, allowed, kwargs)
             return view(admin, request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

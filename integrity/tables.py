@@ -14,6 +14,7 @@ from typing import Any
 import django_tables2 as tables
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import ngettext_lazy
 
 __all__ = ["ClampedTable", "RowsTable", "breakable", "cells_html"]
 
@@ -38,9 +39,16 @@ class ClampedTable(tables.Table):
     """
 
     max_per_page: int | None = None
+    # "45 sequences" under the table: a lazy plural chosen by "count", the number shown as "shown".
+    count_label: Any = ngettext_lazy("%(shown)s row", "%(shown)s rows", "count")
 
     def default_per_page(self) -> int:
         return int(self._meta.per_page)
+
+    def count_text(self) -> str:
+        """How many rows the table holds (every page), as "45 sequences"."""
+        count = self.paginator.count if hasattr(self, "paginator") else len(self.rows)
+        return str(self.count_label % {"count": count, "shown": f"{count:,}"})
 
     def paginate(self, *args: Any, **kwargs: Any) -> ClampedTable:
         per_page = kwargs.get("per_page")

@@ -45,7 +45,7 @@ from integrity.events import recording as events
 from integrity.events import violations
 from integrity.events.violations import Violation
 from integrity.merge import plan as merge_plan
-from integrity.models import Event, EventGroup, SequenceResync
+from integrity.models import Event, EventGroup, MergeRecord, SequenceResync
 from integrity.sequences import SequenceInfo
 from tests.merging import models as merging
 
@@ -189,6 +189,28 @@ def next_of(sequence: str, using: str = "default") -> int:
     return last + step if called else last
 
 
+def resync_record(user: Any = None, **fields: Any) -> SequenceResync:
+    """One line of the resync log, as a resync of shop.Product's sequence leaves it; ``fields`` override."""
+    values = {
+        "database": "default",
+        "model": "shop.Product",
+        "table": "shop_product",
+        "column": "id",
+        "sequence": "public.shop_product_id_seq",
+        "value_before": 1,
+        "value_after": 9,
+        **fields,
+    }
+    return SequenceResync.objects.create(user=user, **values)
+
+
+def merge_record(user: Any = None, **fields: Any) -> MergeRecord:
+    """One line of the merge log, as a merge of two crm.Company rows into 12 leaves it; ``fields`` override."""
+    values = {"database": "default", "model": "crm.Company", "rule": "default:crm.Company:unique:name",
+              "survivor": "12", "removed": [13], **fields}  # fmt: skip
+    return MergeRecord.objects.create(user=user, **values)
+
+
 def info(label: str, column: str = "id", using: str = "default") -> SequenceInfo:
     """The service's report of one model column's sequence."""
     report = sequences.collect_alias(using, [apps.get_model(label)])
@@ -305,18 +327,18 @@ def clean_sequences(request: pytest.FixtureRequest) -> Iterator[None]:
     restore_sequence_values(saved)
 
 
-COLUMNS = (
+COLUMNS = (  # the cells of a row in order (the "Resync selected" checkbox cell is skipped)
     "model",
-    "database",
-    "table",
     "column",
-    "sequence",
-    "types",
+    "status",
     "next_value",
     "max_value",
-    "status",
     "capacity",
     "actions",
+    "database",
+    "table",
+    "sequence",
+    "types",
 )
 
 
@@ -356,13 +378,15 @@ class _TableParser(HTMLParser):
             self.rows.append(self._row)
         elif self._row is None:
             return
+        elif tag == "td" and "action-checkbox" in a.get("class", "").split():
+            self._cell = None  # the checkbox of "Resync selected": not one of COLUMNS
         elif tag == "td":
             self._cell = []
         elif tag == "form":
             self._row.forms.append(a.get("action", ""))
         elif tag == "a":
             self._row.links.append(a.get("href", ""))
-        elif tag == "input" and a.get("name") == "key":
+        elif tag == "input" and a.get("name") == "key" and a.get("type") == "hidden":
             self._row.keys.append(a.get("value", ""))
 
     def handle_endtag(self, tag: str) -> None:

@@ -448,14 +448,14 @@ def test_duplicates_table_output(crm_duplicates):
     assert body[("default", "crm.Customer", "Lower(Trim(name))")] == ["configured", "0", "0"]
     assert body[("default", "crm.LegacyContact", "email")] == ["missing", "0", "0"]
     ann, bob = (", ".join(map(str, crm_duplicates[k])) for k in ("ann", "bob"))
-    details = out[out.index(f"{EMAIL_CI} [missing]") :].splitlines()[:4]
+    details = out[out.index("crm.Customer: Lower(email) [missing]") :].splitlines()[:4]
     assert details == [
-        f"{EMAIL_CI} [missing]: Lower(email)",
+        "crm.Customer: Lower(email) [missing]",
         f"  {DRIFT}",
         f"  3 rows: Lower(email)='ann@x' (pks {ann})",
         f"  2 rows: Lower(email)='bob@x' (pks {bob})",
     ]
-    assert f"{LEGACY} [missing]: email\n  The model has managed = False" in out
+    assert "crm.LegacyContact: email [missing]\n  The model has managed = False" in out
     enforced = sum(1 for row in body.values() if row[0] == "enforced")
     assert (
         lines[-1]
@@ -472,7 +472,7 @@ def test_duplicates_sample_is_capped_and_says_how_many_more():
     pks = {f"n{g}": [c.pk for c in made if c.name == f"n{g}"] for g in range(7)}
     code, out, _ = dup("--model", "crm.Customer")
     assert code == 1
-    details = out[out.index(f"{NAME_CI} [configured]") :].splitlines()
+    details = out[out.index("crm.Customer: Lower(Trim(name)) [configured]") :].splitlines()
     first = ", ".join(str(pk) for pk in pks["n0"][:10])
     assert details[1:7] == [
         f"  12 rows: Lower(Trim(name))='n0' (pks {first}, …)",
@@ -497,7 +497,9 @@ def test_duplicates_exit_status_0_when_no_rule_that_is_not_enforced_has_duplicat
     assert out.splitlines()[-1] == (
         f"{len(payload)} rules, {enforced} enforced, 0 with duplicates (0 groups, 0 rows), 0 timed out."
     )
-    assert f"{VAT} [missing]: vat_number\n  {DRIFT}" in out  # not enforced, but clean: listed, no failure
+    assert (
+        f"crm.Company: vat_number [missing]\n  {DRIFT}" in out
+    )  # not enforced, but clean: listed, no failure
 
 
 def test_duplicates_verify_scans_enforced_rules_too():
@@ -603,7 +605,7 @@ def test_duplicates_a_scan_that_times_out_is_reported_and_the_others_go_on(compa
         code, out, err = dup("--model", "crm.Company", "crm.Customer", "--timeout", "200")
         _, payload = dup_json("--model", "crm.Company", "crm.Customer", "--timeout", "200")
     assert code == 1
-    for key in (COMPANY_NAME, VAT):
+    for key, named in ((COMPANY_NAME, "crm.Company: name"), (VAT, "crm.Company: vat_number")):
         item = payload[key]
         assert (item["enforcement"], item["reason"], item["timed_out"], item["groups"]) == (
             "missing",
@@ -611,11 +613,11 @@ def test_duplicates_a_scan_that_times_out_is_reported_and_the_others_go_on(compa
             True,
             None,
         )
-        assert f"{key}: scan timed out after 200 ms." in err
+        assert f"{named}: scan timed out after 200 ms." in err
     assert payload[NAME_CI]["groups"] == 1  # the other table was scanned
-    [vat_row] = [line for line in out.splitlines() if " vat_number " in line]
+    [vat_row] = [line for line in out.splitlines() if line.startswith("default ") and " vat_number " in line]
     assert vat_row.split() == ["default", "crm.Company", "vat_number", "missing", "timed", "out", "-"]
-    assert f"{VAT} [missing]: vat_number\n  {LOCKED}\n  timed out after 200 ms" in out
+    assert f"crm.Company: vat_number [missing]\n  {LOCKED}\n  timed out after 200 ms" in out
     assert out.splitlines()[-1].endswith(", 2 timed out.")
 
 
@@ -629,9 +631,9 @@ def test_duplicates_a_scan_that_fails_is_reported_and_the_others_go_on():
         cursor.execute("INSERT INTO crm_customer (email) VALUES ('a@x'), ('A@x')")
     code, out, err = dup("--model", "crm.Customer")
     assert code == 1
-    assert f"{NAME_CI}: scan failed: column crm_customer.name does not exist" in err
+    assert "crm.Customer: Lower(Trim(name)): scan failed: column crm_customer.name does not exist" in err
     assert (
-        f"{NAME_CI} [configured]: Lower(Trim(name))\n  scan failed: column crm_customer.name does not exist"
+        "crm.Customer: Lower(Trim(name)) [configured]\n  scan failed: column crm_customer.name does not exist"
         in out
     )
     assert (

@@ -2,7 +2,7 @@
 
 Each page of ``demo/violations`` raises a real IntegrityError; the events page
 must then list one group per kind, each with the explanation of its story.
-Seed 003's race needs requests at the same time: four at once compute the same
+The ticket race needs requests at the same time: four at once compute the same
 ``MAX(number) + 1``, so three collide close together.
 """
 
@@ -128,7 +128,7 @@ def test_the_sequence_at_its_maximum_page_is_an_outage_on_the_events_page(live_s
 def test_the_ticket_races_sample_shows_the_models_save_line_where_the_number_collided(
     live_server, demo
 ) -> None:
-    """Seed 003: the INSERT that collides is the one in the model's save(), after its MAX + 1."""
+    """MAX + 1 tickets: the INSERT that collides is the one in the model's save(), after its MAX + 1."""
     statuses: list[int] = []
     racers = [
         threading.Thread(

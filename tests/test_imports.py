@@ -45,6 +45,7 @@ CORE = {
     "migrations",
     "transactions",
     "reads",
+    "lists",
     "inputs",
     "guard",
     "signals",

@@ -273,7 +273,7 @@ def test_capture_handled_still_records_an_escaping_error_once_as_unhandled(live_
 def test_ticket_numbers_from_max_plus_one_collide_under_concurrent_requests(
     atomic: bool, live_server: Any
 ) -> None:
-    """Seed 003: two requests read the same MAX(number) and insert the same number."""
+    """MAX + 1 numbering: two requests read the same MAX(number) and insert the same number."""
     start = threading.Barrier(2)
     answers: list[Answer] = []
 

@@ -404,4 +404,4 @@ def test_rule_table_rows_render_in_one_pass_per_page() -> None:
     assert len(rows) == 3
     for row in rows:
         classes = re.findall(r'<td class="([^"]+)">', row)
-        assert classes == ["model", "database", "rule", "kind", "enforcement", "num groups", "num rows"]
+        assert classes == ["model", "enforcement", "num groups", "num rows", "rule", "kind", "database"]

@@ -1,4 +1,4 @@
-"""Seed 000: a base manager that filters rows turns save() into an INSERT."""
+"""The hidden-row story: a base manager that filters rows turns save() into an INSERT."""
 
 from __future__ import annotations
 

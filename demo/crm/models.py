@@ -1,4 +1,4 @@
-"""Seed 002: uniqueness rules, and what the database really enforces of them.
+"""The unique-rules story: uniqueness rules, and what the database really enforces of them.
 
 Every kind of rule a model can declare, each left by its migrations in one of
 the states a real project ends up in: enforced (also by a hand-made index in

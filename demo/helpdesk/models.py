@@ -1,4 +1,4 @@
-"""Seed 003: ticket numbers from a database sequence on a non-key column."""
+"""The ticket story: ticket numbers from a database sequence on a non-key column."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What a company's duplicates drag along: every kind of reference a merge has to carry over.
 
-The crm app's companies were imported under several spellings (seed 002);
+The crm app's companies were imported under several spellings (the unique-rules story);
 sales work piled up on each spelling before anyone noticed. Merging them is
 only safe if every one of these references moves to the company that stays.
 """

@@ -1,4 +1,4 @@
-"""Seed 001 (a data migration with explicit ids) and a bulk_create import."""
+"""The explicit-ids story (a data migration with explicit ids) and a bulk_create import."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ class Coupon(models.Model):
 
 
 class NumberedTicket(Ticket):
-    """Seed 003's first numbering, kept to show its race: ``save()`` gives a new ticket MAX(number) + 1.
+    """The ticket story's first numbering, kept to show its race: ``save()`` gives a new ticket MAX(number) + 1.
 
     Two saves in the gap between reading MAX and the INSERT compute the same
     number; the second INSERT breaks ``helpdesk_ticket_number_key``. ``gap``

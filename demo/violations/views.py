@@ -1,9 +1,10 @@
 """Pages that each raise a real IntegrityError (POST), to see the middleware turn them into events.
 
 Every page sets up what it needs first, so it fails the same way on every
-visit, then makes the mistake of one seed story or one kind of constraint.
-Nothing here catches the error, except the "handled" page, which does what
-seed 004 recommends (try the insert, catch the error, fetch the row).
+visit, then makes the mistake of one of the demo's stories or one kind of
+constraint. Nothing here catches the error, except the "handled" page, which
+does what the check-then-create story recommends (try the insert, catch the
+error, fetch the row).
 """
 
 from __future__ import annotations
@@ -26,18 +27,24 @@ MISSING_MEMBER = 2_000_000_000
 NOON = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 PAGES = [
-    ("sequence", "23505", _("Duplicate primary key: shop.Product's sequence is behind its rows (seed 001)")),
+    (
+        "sequence",
+        "23505",
+        _(
+            "Duplicate primary key: a data migration gave shop.Product explicit ids; its sequence stayed behind"
+        ),
+    ),
     (
         "hidden-row",
         "23505",
-        _("Duplicate primary key: save() of a row clinic.Doctor's base manager hides (seed 000)"),
+        _("Duplicate primary key: save() of a row clinic.Doctor's base manager hides"),
     ),
-    ("ticket-race", "23505", _("MAX(number) + 1 ticket numbers, two requests at once (seed 003)")),
+    ("ticket-race", "23505", _("MAX(number) + 1 ticket numbers, two requests at once")),
     ("unique", "23505", _("Sign up with an email already taken (a unique field)")),
     (
         "handled",
         "23505",
-        _("The same, caught and answered with the existing row (seed 004): a handled event"),
+        _("The same, caught and answered with the existing row (insert, then fetch): a handled event"),
     ),
     ("foreign-key", "23503", _("An invoice for a member that does not exist, found at COMMIT (deferred)")),
     ("not-null", "23502", _("A member without a nickname (NOT NULL)")),
@@ -65,7 +72,7 @@ def _done(what: str) -> HttpResponse:
 
 @require_POST
 def sequence_behind(request: HttpRequest) -> HttpResponse:
-    """Seed 001: the next id the sequence hands out was already written with an explicit id."""
+    """A data migration wrote explicit ids: the next id the sequence hands out is already taken."""
     with connection.cursor() as cursor:
         # Peek at the next value without consuming it.
         cursor.execute(
@@ -81,7 +88,7 @@ def sequence_behind(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def hidden_row(request: HttpRequest) -> HttpResponse:
-    """Seed 000: the base manager shows only the current locale's doctors; saving another one INSERTs."""
+    """A filtering base manager: it shows only the current locale's doctors; saving another one INSERTs."""
     doctor = Doctor.everyone.filter(locale="fr").first() or Doctor.everyone.create(
         name="Dr. Benoît", locale="fr"
     )
@@ -92,7 +99,7 @@ def hidden_row(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def ticket_race(request: HttpRequest) -> HttpResponse:
-    """Seed 003: the model's save() computes the number in Python; a request in the gap computes the same one."""
+    """MAX + 1 numbering: save() computes the number in Python; a request in the gap computes the same one."""
     ticket = NumberedTicket(subject=f"Ticket by {request.user}")
     ticket.gap = min(float(request.GET.get("sleep", "0.5")), 5)
     ticket.save()
@@ -113,7 +120,7 @@ def unique(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def handled(request: HttpRequest) -> HttpResponse:
-    """Seed 004's fix: insert, and on the unique violation fetch the row that won."""
+    """Check-then-create done right: insert, and on the unique violation fetch the row that won."""
     _taken()
     try:
         with transaction.atomic():

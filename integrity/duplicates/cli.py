@@ -18,7 +18,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import OutputWrapper
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils.translation import gettext as _
 
 from integrity.cli import UsageError, counted, format_table, resolve_databases, resolve_models, value_text
@@ -60,6 +60,15 @@ class Checked:
         if self.rule.condition is not None:
             text += f" WHERE {self.rule.condition_text}"
         return text if self.rule.nulls_distinct else f"{text} NULLS NOT DISTINCT"
+
+    @property
+    def named(self) -> str:
+        """The rule in the text output: ``crm.Customer: Lower(email)``, its database first when not the default.
+
+        The key (an id, for ``integrity enforce`` and ``merge --rule``) is in ``--json``.
+        """
+        text = f"{self.rule.label}: {self.rule_text}"
+        return text if self.rule.database == DEFAULT_DB_ALIAS else f"{self.rule.database} {text}"
 
     def as_json(self) -> dict[str, Any]:
         rule, result = self.rule, self.result
@@ -195,11 +204,11 @@ def _scan(
             item.result = duplicates.scan(rule, limit=SAMPLE_GROUPS, timeout_ms=timeout)
         except duplicates.ScanTimedOut:
             item.timed_out = True
-            stderr.write(f"{rule.key}: scan timed out after {_timeout_ms(timeout)} ms.")
+            stderr.write(f"{item.named}: scan timed out after {_timeout_ms(timeout)} ms.")
         except DatabaseError as exc:
             # e.g. a column an unapplied migration adds: report it, go on with the other rules.
             item.error = str(exc).strip().splitlines()[0]
-            stderr.write(f"{rule.key}: scan failed: {item.error}")
+            stderr.write(f"{item.named}: scan failed: {item.error}")
 
 
 def _write_duplicates(checked: list[Checked], timeout: int | None, stdout: OutputWrapper) -> None:
@@ -209,7 +218,7 @@ def _write_duplicates(checked: list[Checked], timeout: int | None, stdout: Outpu
     ]
     for item in details:
         stdout.write("")
-        stdout.write(f"{item.rule.key} [{item.enforcement.state}]: {item.rule_text}")
+        stdout.write(f"{item.named} [{item.enforcement.state}]")
         if item.enforcement.reason and item.enforcement.state != enforcement.CONFIGURED_STATE:
             stdout.write(f"  {item.enforcement.reason}")
         if item.timed_out:

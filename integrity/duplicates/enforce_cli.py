@@ -65,7 +65,7 @@ def enforce_command(options: dict[str, Any], stdout: OutputWrapper, stderr: Outp
         "groups": [],
     }
     code = _outcome(plan, options["dry_run"], payload)
-    _write(payload, options["json"], stdout)
+    _write(payload, options["json"], stdout, rule.display_name)
     if code:
         sys.exit(code)
 
@@ -95,12 +95,13 @@ def _groups(plan: enforce.Plan) -> list[dict[str, Any]]:
     return [{"key": list(g.key), "size": g.size, "pks": g.pks} for g in result.groups]
 
 
-def _write(payload: dict[str, Any], as_json: bool, stdout: OutputWrapper) -> None:
+def _write(payload: dict[str, Any], as_json: bool, stdout: OutputWrapper, named: str) -> None:
+    """The outcome: ``payload`` as JSON (the rule by its key), or as text (the rule as ``named``)."""
     if as_json:
         stdout.write(json.dumps(payload, indent=2, default=str))
         return
     status = payload["status"]
-    lines = [f"{payload['rule']}: {payload['action']}"]
+    lines = [f"{named}: {payload['action']}"]
     if payload["reason"]:
         lines.append(f"  {payload['reason']}")
     if payload["sql"]:

@@ -63,6 +63,7 @@ class RuleFilterForm(FilterForm):
     app = text_field()
     database = text_field()
     show = text_field()
+    q = text_field()  # the search: every word in the model, the fields or expression, the rule's name
 
 
 class MultipleValueField(forms.Field):

@@ -58,7 +58,7 @@ class Rule:
 
     @property
     def key(self) -> str:
-        """Identifies the rule in URLs and the CLI: ``alias:app_label.Model:name``."""
+        """Identifies the rule in URLs and the CLI: ``alias:app_label.Model:name`` (an id: see ``display_name``)."""
         return f"{self.database}:{self.label}:{self.name}"
 
     @property
@@ -76,6 +76,21 @@ class Rule:
         if self.expressions:
             return ", ".join(describe(e) for e in self.expressions)
         return ", ".join(self.fields)
+
+    @property
+    def display_name(self) -> str:
+        """The rule as a person knows it: ``crm.Company: vat_number`` (``… where …`` when partial).
+
+        The one wording of a rule on pages, in messages and in the command's
+        text; ``key`` is the id URLs, forms and ``--json`` carry.
+        """
+        text = f"{self.label}: {self.description}"
+        return f"{text} where {self.condition_text}" if self.condition is not None else text
+
+    @property
+    def short_name(self) -> str:
+        """The rule among its model's: a UniqueConstraint by its own name, the others by their fields in words."""
+        return self.name if self.kind == CONSTRAINT else f"unique: {self.description}"
 
     @property
     def condition_text(self) -> str:

@@ -75,7 +75,7 @@ class ScanResult:
 
 
 def _every_row(model: type[Model], alias: str) -> QuerySet[Any]:
-    """All rows of the table: a base manager may filter rows (seed 000), the database's rule does not."""
+    """All rows of the table: a base manager may filter rows, the database's rule does not."""
     return QuerySet(model=model, using=alias)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from django.utils.html import escape
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from django_tables2.data import TableData
 
 from integrity.duplicates import service as duplicates
@@ -101,9 +102,6 @@ class RuleTable(RowsTable):
     """Every uniqueness rule, its enforcement, and (filled in lazily) its duplicate groups."""
 
     model = tables.Column(verbose_name=_("Model"), accessor="label", order_by=("label", "database"))
-    database = tables.Column(verbose_name=_("Database"))
-    rule = tables.Column(verbose_name=_("Fields or expression"), accessor="key", orderable=False)
-    kind = tables.Column(verbose_name=_("Kind"), order_by=("kind", "label"))
     enforcement = tables.Column(verbose_name=_("Enforcement"), accessor="state", order_by=("rank", "state"))
     groups = tables.Column(
         verbose_name=_("Groups"), accessor="key", orderable=False, attrs={"th": {"class": "num"}}
@@ -111,6 +109,9 @@ class RuleTable(RowsTable):
     rows = tables.Column(
         verbose_name=_("Rows involved"), accessor="key", orderable=False, attrs={"th": {"class": "num"}}
     )
+    rule = tables.Column(verbose_name=_("Fields or expression"), accessor="key", orderable=False)
+    kind = tables.Column(verbose_name=_("Kind"), order_by=("kind", "label"))
+    database = tables.Column(verbose_name=_("Database"))
 
     class Meta:
         template_name = "integrity/duplicates_table.html"
@@ -119,6 +120,8 @@ class RuleTable(RowsTable):
         orderable = True
         per_page = 100
         empty_text = _("No rule matches these filters.")
+
+    count_label = ngettext_lazy("%(shown)s rule", "%(shown)s rules", "count")
 
     def __init__(self, *args: Any, rule_url: str = "", count_url: str = "", **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -195,12 +198,12 @@ class RuleTable(RowsTable):
         """One ``<tr>``, its cells in column order, each with its column as class."""
         cells = (
             breakable(record.label),
-            escape(record.database),
-            self.render_rule(record),
-            self.render_kind(record),
             self.render_enforcement(record),
             self.render_groups(record),
             self.render_rows(record),
+            self.render_rule(record),
+            self.render_kind(record),
+            escape(record.database),
         )
         tds = cells_html(RULE_CLASSES, cells)
         return mark_safe(  # noqa: S308 - every part is escaped
@@ -209,7 +212,8 @@ class RuleTable(RowsTable):
         )
 
 
-RULE_CLASSES = ("model", "database", "rule", "kind", "enforcement", "num groups", "num rows")
+# What the rule is and how it stands first (a narrow screen shows them), then its definition.
+RULE_CLASSES = ("model", "enforcement", "num groups", "num rows", "rule", "kind", "database")
 
 
 class GroupPages(TableData):
@@ -270,10 +274,20 @@ class GroupTable(RowsTable):
         orderable = False
         empty_text = _("No duplicates: every row satisfies this rule.")
 
-    def __init__(self, *args: Any, rule: Rule, group_url: str = "", **kwargs: Any):
+    count_label = ngettext_lazy("%(shown)s duplicate group", "%(shown)s duplicate groups", "count")
+
+    def __init__(
+        self,
+        *args: Any,
+        rule: Rule,
+        group_url: str = "",
+        pk_url: Callable[[Any], str | None] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.rule = rule
         self.group_url = group_url
+        self.pk_url = pk_url or (lambda pk: None)  # a row's admin change page, when there is one
         self.key_names = [describe(e) for e in rule.key_expressions]
 
     @cached_property
@@ -288,8 +302,12 @@ class GroupTable(RowsTable):
         )
         return mark_safe(" ".join(parts))  # noqa: S308 - every part is escaped
 
+    def _pk(self, pk: Any) -> str:
+        url = self.pk_url(pk)
+        return f'<a href="{escape(url)}">{escape(str(pk))}</a>' if url else str(escape(str(pk)))
+
     def render_members(self, record: Group) -> SafeString:
-        shown = ", ".join(escape(str(pk)) for pk in record.pks)
+        shown = ", ".join(self._pk(pk) for pk in record.pks)
         rest = record.size - len(record.pks)
         if rest > 0:
             shown += (

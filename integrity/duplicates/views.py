@@ -32,6 +32,7 @@ from integrity.duplicates.forms import RuleFilterForm, merge_form, rule_from
 from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rules_for
 from integrity.duplicates.service import GROUP_LIMIT, POLICIES, ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
+from integrity.lists import Filter, app_and_database, list_context, matches, object_url, problems_first
 from integrity.models import Job
 from integrity.pages import (
     PageAdmin,
@@ -81,7 +82,25 @@ def _filtered(wanted: dict[str, str], rows: list[RuleRow]) -> list[RuleRow]:
         rows = [r for r in rows if r.app_label == wanted["app"]]
     if wanted["database"]:
         rows = [r for r in rows if r.database == wanted["database"]]
+    if wanted["q"]:
+        rows = [r for r in rows if matches(wanted["q"], r.label, r.rule.description, r.rule.name)]
     return rows
+
+
+def _filters(wanted: dict[str, str], apps: list[str], databases: list[str]) -> list[Filter]:
+    """The sidebar: enforcement (by default the rules not enforced), app, database."""
+    not_enforced = _problems_only(wanted) or wanted["enforcement"] == enforcement.NOT_ENFORCED
+    return [
+        problems_first(
+            "enforcement",
+            _("enforcement"),
+            enforcement.STATES,
+            wanted,
+            default=_("Not enforced"),
+            default_selected=not_enforced,
+        ),
+        *app_and_database(apps, databases),
+    ]
 
 
 def _unsupported() -> list[tuple[str, str]]:
@@ -118,9 +137,11 @@ def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         all_count=len(every),
         show_all_url=f"?{with_changes(request.GET, show='all')}",
         show_problems_url=f"?{with_changes(request.GET, show='', enforcement='')}",
-        state_choices=enforcement.STATES,
-        apps=sorted({r.app_label for r in rows}),
-        databases=sorted({r.database for r in rows}),
+        search_help=_("Searches the model, the fields or expression, and the rule's name."),
+        **list_context(
+            request.GET,
+            _filters(wanted, sorted({r.app_label for r in rows}), sorted({r.database for r in rows})),
+        ),
     )
     return render(request, "integrity/duplicates.html", context)
 
@@ -174,7 +195,12 @@ def _groups_table(
     if page > last:
         message = _("Page %(page)d does not exist: this rule has %(n)d pages of groups.")
         raise Refused(message % {"page": page, "n": last}, 404)
-    table = GroupTable(pages, rule=rule, group_url=page_url(admin, "group"))
+    table = GroupTable(
+        pages,
+        rule=rule,
+        group_url=page_url(admin, "group"),
+        pk_url=lambda pk: object_url(admin, request, rule.label, pk),
+    )
     table.request = request
     table.paginate(page=page, per_page=per_page)
     return table, pages.result

@@ -183,7 +183,7 @@ def related_label(model: type[models.Model] | None, group: EventGroup) -> str | 
 
 
 def manager_note(model: type[models.Model] | None) -> str | None:
-    """Seed 000 in words, when ``checks`` flags the model's base manager: it turns save() into an INSERT."""
+    """The hidden-row story in words, when ``checks`` flags the model's base manager: it turns save() into an INSERT."""
     manager = filtering_base_manager(model) if model is not None else None
     if manager is None:
         return None

@@ -167,7 +167,7 @@ def _unique(group: EventGroup, model: type[models.Model] | None, known: evidence
     found = known.totals(rule) if rule is not None else None
     if rule is not None and found:
         return existing_duplicates(group, rule, *found)
-    # A non-key column that a sequence could number (seed 003's tickets): errors
+    # A non-key column that a sequence could number (ticket numbers): errors
     # close together say the values come from read-then-write code, whatever
     # the sequence's state; the sequence is then the fix, once resynced.
     concurrency = evidence.race(group, known.sample_times(group))

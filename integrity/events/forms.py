@@ -54,6 +54,7 @@ class EventFilterForm(FilterForm):
     handled = text_field()
     range = text_field()
     state = text_field()
+    q = text_field()  # the search: every word in the constraint, table, model or sequence
 
     def __init__(self, data: Any, choices: dict[str, list[str]]) -> None:
         super().__init__(data)

@@ -17,10 +17,12 @@ from django.utils.html import escape
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from integrity.events import explain as explaining
 from integrity.events import lifecycle
 from integrity.events.explain import Explanation
+from integrity.lists import relative_time
 from integrity.models import Event, EventGroup
 from integrity.tables import ClampedTable
 
@@ -100,7 +102,7 @@ class EventGroupTable(ClampedTable):
     class Meta:
         model = EventGroup
         fields: tuple[str, ...] = ()
-        template_name = "django_tables2/table.html"
+        template_name = "integrity/query_table.html"
         prefix = "evt-"
         attrs = {"class": "integrity-table", "id": "event-table", "td": {"class": _column_class}}
         orderable = True
@@ -108,6 +110,8 @@ class EventGroupTable(ClampedTable):
         per_page = PER_PAGE
         empty_text = _("No IntegrityError has been recorded that matches these filters.")
         row_attrs = {"data-group": lambda record: record.pk, "data-kind": lambda record: record.kind}
+
+    count_label = ngettext_lazy("%(shown)s group", "%(shown)s groups", "count")
 
     max_per_page = MAX_PER_PAGE
 
@@ -121,8 +125,8 @@ class EventGroupTable(ClampedTable):
     def url_for(self, record: EventGroup) -> str:
         return f"{self.group_url}?{urlencode({'id': record.pk})}"
 
-    def render_last_seen(self, value: Any) -> str:
-        return when(value)
+    def render_last_seen(self, value: Any) -> SafeString:
+        return relative_time(value)
 
     def render_select(self, record: EventGroup) -> SafeString:
         label = escape(_("Select group %(id)s") % {"id": record.pk})
@@ -132,7 +136,7 @@ class EventGroupTable(ClampedTable):
         state = lifecycle.state_of(record)
         badge = f'<span class="integrity-badge event-state-{state}">{escape(lifecycle.STATES[state])}</span>'
         if state == lifecycle.REGRESSED and record.regressed_at:
-            badge += f' <div class="integrity-note">{escape(when(record.regressed_at))}</div>'
+            badge += f' <div class="integrity-note">{relative_time(record.regressed_at)}</div>'
         return mark_safe(badge)  # noqa: S308 - every part is escaped
 
     def render_count(self, record: EventGroup) -> SafeString:
@@ -182,7 +186,7 @@ class SampleTable(ClampedTable):
     class Meta:
         model = Event
         fields: tuple[str, ...] = ()
-        template_name = "django_tables2/table.html"
+        template_name = "integrity/query_table.html"
         prefix = "smp-"
         attrs = {"class": "integrity-table", "id": "sample-table", "td": {"class": _column_class}}
         orderable = False
@@ -190,14 +194,21 @@ class SampleTable(ClampedTable):
         empty_text = _("No sample was kept (INTEGRITY_EVENT_SAMPLES is 0, or the samples were deleted).")
         row_attrs = {"data-sample": lambda record: record.pk}
 
+    count_label = ngettext_lazy("%(shown)s sample", "%(shown)s samples", "count")
+
     max_per_page = MAX_PER_PAGE
 
     def __init__(self, *args: Any, columns: list[str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.key_columns = [str(c) for c in columns or []]
+        self.users: dict[str, Any] = {}  # user_pk -> the user's name, linked (integrity.lists.user_link)
 
-    def render_created_at(self, value: Any) -> str:
-        return when(value)
+    def render_created_at(self, value: Any) -> SafeString:
+        return relative_time(value)
+
+    def render_user_pk(self, value: str) -> str:
+        # By name (linked) when the view looked the page's users up; a user since deleted keeps their pk.
+        return self.users.get(value, value)
 
     def render_path(self, value: str) -> SafeString:
         return mark_safe(f"<code>{escape(value)}</code>")  # noqa: S308 - escaped

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connections
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -23,12 +24,15 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
-from integrity import permissions
+from integrity import permissions, sequences
 from integrity.conf import settings
+from integrity.db import transaction_text
 from integrity.events import lifecycle, locations, violations
 from integrity.events.forms import HANDLED, RANGES, STATE_FILTERS, EventFilterForm
 from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
+from integrity.inputs import BadValue, pk_value
+from integrity.lists import Filter, list_context, user_link
 from integrity.models import EventGroup
 from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 
@@ -70,10 +74,31 @@ def filtered(wanted: dict[str, str], now: Any = None) -> QuerySet[EventGroup]:
     delta = RANGES.get(wanted.get("range") or "all", (None, ""))[0]
     if delta is not None:
         qs = qs.filter(last_seen__gte=(now or timezone.now()) - delta)
+    for word in (wanted.get("q") or "").split():
+        qs = qs.filter(
+            Q(constraint__icontains=word)
+            | Q(table__icontains=word)
+            | Q(model__icontains=word)
+            | Q(sequence__icontains=word)
+        )
     state = wanted.get("state") or ""
     if state != "all":
         qs = lifecycle.with_states(qs, [state] if state else list(lifecycle.OPEN), now)
     return qs
+
+
+def _filters(choices: dict[str, list[str]]) -> list[Filter]:
+    """The sidebar: state (by default unresolved and regressed), when last seen, kind, handled, model, database."""
+    return [
+        Filter("state", _("state"), list(STATE_FILTERS.items()), show_all=False),
+        Filter(
+            "range", _("last seen"), [(k, label) for k, (_d, label) in RANGES.items()], "all", show_all=False
+        ),
+        Filter("kind", _("kind"), [(k, k) for k in choices["kind"]]),
+        Filter("handled", _("handled"), list(HANDLED.items())),
+        Filter("model", _("model"), [(m, m) for m in choices["model"]]),
+        Filter("database", _("database"), [(d, d) for d in choices["database"]]),
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -117,17 +142,14 @@ def event_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         table=_table(admin, request, qs),
         totals=_totals(qs),
         filters=wanted,
-        choices=choices,
-        ranges=[(key, label) for key, (_delta, label) in RANGES.items()],
-        handled_choices=list(HANDLED.items()),
-        state_choices=list(STATE_FILTERS.items()),
+        search_help=_("Searches the constraint, table, model and sequence names."),
+        **list_context(request.GET, _filters(choices)),
         can_resolve=request.user.has_perm(permissions.RESOLVE_EVENTS),
         state_url=page_url(admin, "state"),
         list_url=request.get_full_path(),
         poll_seconds=settings.EVENTS_POLL_SECONDS,
         refresh_url=f"{base}?{query}" if query else base,
         updated=when(timezone.now()),
-        filtered=any(v for k, v in wanted.items()),
     )
     if is_htmx(request):
         response = render(request, "integrity/events_live.html", context)
@@ -188,6 +210,19 @@ def _reverse(admin: PageAdmin, name: str) -> str | None:
         return None
 
 
+def _resync_fix(key: str) -> dict[str, str]:
+    """The sequence a resync fix moves, by name, and the SQL its button runs now (none when it changes nothing)."""
+    try:
+        alias, label, column = sequences.parse_key(key)
+        name = sequences.named(key)
+        sql = sequences.resync_sql(alias, label, column)
+    except sequences.SequenceNotFound:  # the model or its sequence is gone since the error
+        return {"sequence_name": key.split(":", 1)[-1].replace(":", ".")}
+    except sequences.ResyncRefused as exc:
+        return {"sequence_name": name, "resync_refused": str(exc)}
+    return {"sequence_name": name, "resync_sql": transaction_text(sql) if sql else ""}
+
+
 def fix_context(admin: PageAdmin, request: HttpRequest, fix: Any) -> dict[str, Any] | None:
     """What the page offers for the explanation's fix: a resync form, a link to the rule, or the label alone."""
     if fix is None:
@@ -198,6 +233,7 @@ def fix_context(admin: PageAdmin, request: HttpRequest, fix: Any) -> dict[str, A
         if url and request.user.has_perm(permissions.RESYNC_SEQUENCE):
             shown["resync_url"] = url
             shown["sequence_key"] = fix.sequence_key
+            shown.update(_resync_fix(fix.sequence_key))
         else:
             shown["missing"] = _("Resyncing a sequence needs the permission integrity.resync_sequence.")
     elif fix.kind == "widen":
@@ -241,6 +277,20 @@ def _lifecycle_context(admin: PageAdmin, request: HttpRequest, group: EventGroup
     }
 
 
+def _sample_users(admin: PageAdmin, request: HttpRequest, samples: SampleTable) -> dict[str, Any]:
+    """The users of the samples shown, by name and linked (one query for the page); a pk that is none stays out."""
+    user_model = get_user_model()
+    wanted: dict[str, Any] = {}
+    for row in samples.paginated_rows:
+        if row.record.user_pk:
+            try:
+                wanted[row.record.user_pk] = pk_value(user_model, row.record.user_pk)
+            except BadValue:
+                continue
+    found = user_model.objects.in_bulk(set(wanted.values())) if wanted else {}
+    return {raw: user_link(admin, request, found[pk]) for raw, pk in wanted.items() if pk in found}
+
+
 @methods("GET")
 def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """One group: its explanation and fix, counts, where it came from, and the samples kept."""
@@ -252,6 +302,7 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     explanation = explain_group(group)
     samples = SampleTable(group.samples.order_by("-created_at", "-id"), columns=list(group.columns or []))
     RequestConfig(request, paginate={"per_page": SampleTable._meta.per_page}).configure(samples)
+    samples.users = _sample_users(admin, request, samples)
     group_url = f"{page_url(admin, 'group')}?{urlencode({'id': group.pk})}"
     context = page_context(
         admin,

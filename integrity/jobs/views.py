@@ -35,7 +35,10 @@ def job_url(admin: PageAdmin, pk: int) -> str:
 def _visible(request: HttpRequest) -> list[str]:
     kinds = service.visible_kinds(request.user)
     if not kinds:
-        raise PermissionDenied(_("The Jobs page needs the permission of at least one kind of job."))
+        message = _(
+            "The Jobs page needs the permissions of at least one kind of job, such as %(perm)s (to see scans)."
+        )
+        raise PermissionDenied(message % {"perm": f"“{service.PERMISSIONS[Job.SCAN][0]}”"})
     return kinds
 
 

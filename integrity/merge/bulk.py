@@ -26,7 +26,7 @@ from integrity.duplicates.service import (
     most_referenced,
 )
 from integrity.merge.exceptions import MergeRefused
-from integrity.merge.execute import merge
+from integrity.merge.execute import merge, statements
 from integrity.merge.plan import Plan, build_plan
 from integrity.models import MergeRecord
 
@@ -59,6 +59,24 @@ def check_policy(policy: str) -> None:
             _("Unknown survivor policy %(policy)r; use one of %(all)s.")
             % {"policy": policy, "all": ", ".join(POLICIES)}
         )
+
+
+def first_group_statements(rule: Rule, policy: str) -> list[str]:
+    """The statements ``merge_all`` would run for the rule's first group (``execute.statements``), as an example.
+
+    Empty when there is no group, or when that group needs a choice (it would be skipped).
+    """
+    check_policy(policy)
+    page = duplicates.scan(rule, limit=1, sample=GROUP_LIMIT)
+    if not page.groups:
+        return []
+    pks = page.groups[0].pks
+    try:
+        survivor = choose_survivor(build_plan(rule, pks[0], pks[1:]), policy)
+        plan = build_plan(rule, survivor, [pk for pk in pks if pk != survivor])
+    except MergeRefused:
+        return []
+    return [] if plan.unresolved else statements(plan)
 
 
 @dataclass

@@ -266,7 +266,7 @@ def merge_every_group(
     try:
         plans = plan_every_group(rule, policy)
     except (MergeRefused, duplicates.ScanTimedOut) as exc:
-        raise CommandError(f"{rule.key}: {exc}", returncode=1) from exc
+        raise CommandError(f"{rule.display_name}: {exc}", returncode=1) from exc
     unresolved = [p for p in plans if p.unresolved]
     head = plans_json(rule, policy, plans)
     if options["dry_run"] or unresolved:

@@ -57,10 +57,11 @@ class Conflict:
     pure: bool  # the rows are identical but for their key: collapse them, keep the survivor's
     keep: Any = None
     relation: str = ""  # the relation's label: an auto-created M2M table is named by its many-to-many
+    rule_text: str = ""  # the rule in words (Rule.short_name); ``rule`` is its name, an id
 
     @property
     def label(self) -> str:
-        return f"{self.relation or self.holder._meta.label} ({self.rule})"
+        return f"{self.relation or self.holder._meta.label} ({self.rule_text or self.rule})"
 
     @property
     def losers(self) -> list[Any]:
@@ -162,7 +163,18 @@ def _rule_conflicts(
         pure = g.get("kinds", 1) <= 1
         conflict_id = _key_id(holder, child_rule.name, key)
         label = relevant[0].relation.label if meta.auto_created else ""
-        out.append(Conflict(conflict_id, holder, child_rule.name, key, rows, pure, relation=label))
+        out.append(
+            Conflict(
+                conflict_id,
+                holder,
+                child_rule.name,
+                key,
+                rows,
+                pure,
+                relation=label,
+                rule_text=child_rule.short_name,
+            )
+        )
     return out
 
 

@@ -24,7 +24,8 @@ from typing import Any
 from django.contrib.admin.models import CHANGE, DELETION
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
+from django.db.models.sql.subqueries import UpdateQuery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -37,7 +38,7 @@ from integrity.merge import catalog
 from integrity.merge import postgresql as sql
 from integrity.merge.catalog import TableRelation
 from integrity.merge.exceptions import MergeBusy, MergeRefused, NeedsChoice, StalePreview
-from integrity.merge.plan import Plan, build_plan, to_pk
+from integrity.merge.plan import Move, Plan, build_plan, to_pk
 from integrity.merge.references import chain, location, references
 from integrity.models import MergeRecord
 from integrity.transactions import writing
@@ -95,19 +96,27 @@ def _meta_referenced_by(alias: str, model: type[Model], pks: list[Any], keep: di
     return [r.label for r in relations if values[r.target] and r.rows(alias, values[r.target]).exists()]
 
 
+def _lock_targets(rule: Rule, plan_pks: list[Any]) -> tuple[list[tuple[str, str, list[Any]]], list[str]]:
+    """What the merge locks first: the members' rows at every level of their chain, the generic tables."""
+    alias = rule.database
+    rows = [(_table(alias, rule.model), _pk_column(rule.model), list(plan_pks))]
+    for parent in chain(rule.model)[1:]:
+        # The parent rows too: no reference to them can be committed until the merge ends.
+        members: Any = QuerySet(model=rule.model, using=alias).filter(pk__in=plan_pks)
+        values = list(members.values_list(_pk_attname(parent), flat=True))
+        rows.append((_table(alias, parent), _pk_column(parent), values))
+    generic = sorted({_table(alias, r.holder) for r in _generic_relations(alias, rule.model)})
+    return rows, generic
+
+
 def _lock(rule: Rule, plan_pks: list[Any]) -> None:
     alias = rule.database
     with connections[alias].cursor() as cursor:
         sql.set_lock_timeout(cursor, settings.LOCK_TIMEOUT_MS)
         try:
-            sql.lock_rows(cursor, _table(alias, rule.model), _pk_column(rule.model), plan_pks)
-            for parent in chain(rule.model)[1:]:
-                # The parent rows too: no reference to them can be committed until the merge ends.
-                attname = _pk_attname(parent)
-                rows: Any = QuerySet(model=rule.model, using=alias).filter(pk__in=plan_pks)
-                values = list(rows.values_list(attname, flat=True))
-                sql.lock_rows(cursor, _table(alias, parent), _pk_column(parent), values)
-            generic = sorted({_table(alias, r.holder) for r in _generic_relations(alias, rule.model)})
+            rows, generic = _lock_targets(rule, plan_pks)
+            for table, pk, values in rows:
+                sql.lock_rows(cursor, table, pk, values)
             sql.lock_tables(cursor, generic)
         except sql.RowsBusy as exc:
             message = _("Rows of %(model)s are being changed by another transaction (%(what)s); try again.")
@@ -121,7 +130,7 @@ def _repoint(
 
     What the record keeps of it, or None when no row moved.
     """
-    ct = None if rel.content_type is None else (str(rel.content_type.column), int(rel.content_type_id or 0))
+    ct = _content_type(rel)
     table, pk = location(alias, rel)
     rows = sql.repoint(cursor, table, pk, rel.column, rel.stored(new), list(rel.storable(olds)), ct)
     if not rows:
@@ -145,6 +154,79 @@ def _repoint(
             "from": [[old, pks] for old, pks in _by_old(rows).items()],
         }
     )
+
+
+def _content_type(rel: Relation | TableRelation) -> tuple[str, int] | None:
+    return None if rel.content_type is None else (str(rel.content_type.column), int(rel.content_type_id or 0))
+
+
+def _repoint_statement(alias: str, move: Move) -> sql.Statement:
+    rel = move.relation
+    table, pk = location(alias, rel)
+    olds = list(rel.storable(move.olds))
+    return sql.repoint_sql(
+        connections[alias], (table, pk, rel.column), rel.stored(move.new), olds, _content_type(rel)
+    )
+
+
+def _conflict_deletes(plan: Plan) -> list[tuple[type[Model], list[Any]]]:
+    """The losing rows of the conflicts, by model: deleted first, so that the moved rows take their slots."""
+    losers: dict[type[Model], list[Any]] = {}
+    for conflict in plan.conflicts:
+        losers.setdefault(conflict.holder, []).extend(conflict.losers)
+    return [(model, sorted(set(pks), key=str)) for model, pks in losers.items()]
+
+
+def _moving(plan: Plan) -> list[Move]:
+    return [move for move in plan.moves if move.olds and move.moving]
+
+
+def _merged_deletes(plan: Plan) -> list[tuple[int, type[Model], list[Any]]]:
+    """The duplicates' row at every level of the chain (level, model, primary keys), the model's own first."""
+    levels = enumerate(chain(plan.rule.model))
+    return [
+        (level, model, [getattr(m, _pk_attname(model)) for m in plan.duplicates]) for level, model in levels
+    ]
+
+
+def _survivor_updates(plan: Plan) -> list[sql.Statement]:
+    """The survivor's chosen values: one UPDATE per table of its chain that holds one of them (Django's own SQL)."""
+    updates = {c.attname: c.after for c in plan.changes}
+    found = []
+    for model in chain(plan.rule.model):
+        local = {f.attname for f in model._meta.local_concrete_fields}
+        values = {name: value for name, value in updates.items() if name in local}
+        if not values:
+            continue
+        query = UpdateQuery(model)
+        query.add_update_values(values)
+        query.add_q(Q(pk=getattr(plan.survivor, _pk_attname(model))))
+        statement, params = query.get_compiler(plan.rule.database).as_sql()
+        found.append((statement, list(params)))
+    return found
+
+
+def statements(plan: Plan) -> list[str]:
+    """The statements of the merge of ``plan`` that lock and change rows, in order, as it runs them.
+
+    What the preview shows (values inlined). The merge also reads: the
+    references left, and the snapshot of each row it deletes (for the record
+    and the undo); and it writes its record.
+    """
+    alias = plan.rule.database
+    rows, generic = _lock_targets(plan.rule, [plan.survivor.pk, *(m.pk for m in plan.duplicates)])
+    found = [sql.lock_rows_sql(table, pk, values) for table, pk, values in rows]
+    found += [sql.lock_tables_sql(generic)] if generic else []
+    found += [
+        sql.delete_sql(_table(alias, model), _pk_column(model), pks) for model, pks in _conflict_deletes(plan)
+    ]
+    found += [_repoint_statement(alias, move) for move in _moving(plan)]
+    found += [
+        sql.delete_sql(_table(alias, model), _pk_column(model), pks)
+        for _level, model, pks in _merged_deletes(plan)
+    ]
+    found += _survivor_updates(plan)
+    return [sql.shown(connections[alias], statement) for statement in found]
 
 
 def _plain(entry: dict[str, Any]) -> dict[str, Any]:
@@ -205,28 +287,23 @@ class _Writer:
     def delete_merged(self) -> None:
         """The duplicates' row at every level of the chain, the model's own first, each after the check."""
         survivor, changes = self.plan.survivor, {c.attname: c.after for c in self.plan.changes}
-        for level, model in enumerate(chain(self.plan.rule.model)):
-            attname = _pk_attname(model)
+        for level, model, pks in _merged_deletes(self.plan):
             keep = {
                 str(f.column): changes.get(f.attname, getattr(survivor, f.attname))
                 for f in model._meta.local_concrete_fields
             }
-            self.delete(model, [getattr(m, attname) for m in self.plan.duplicates], level=level, keep=keep)
+            self.delete(model, pks, level=level, keep=keep)
 
     def resolve_conflicts(self) -> None:
-        losers: dict[type[Model], list[Any]] = {}
-        for conflict in self.plan.conflicts:
-            losers.setdefault(conflict.holder, []).extend(conflict.losers)
-        for model, pks in losers.items():
-            self.delete(model, sorted(set(pks), key=str))
+        for model, pks in _conflict_deletes(self.plan):
+            self.delete(model, pks)
 
     def repoint(self) -> None:
         with connections[self.alias].cursor() as cursor:
-            for move in self.plan.moves:
-                if move.olds and move.moving:
-                    entry = _repoint(cursor, self.alias, move.relation, move.new, move.olds)
-                    if entry is not None:
-                        self.moved.append(entry)
+            for move in _moving(self.plan):
+                entry = _repoint(cursor, self.alias, move.relation, move.new, move.olds)
+                if entry is not None:
+                    self.moved.append(entry)
 
     def check_unreferenced(self) -> None:
         """No row may reference a duplicate now: else a delete would CASCADE, SET_NULL or PROTECT."""
@@ -249,9 +326,8 @@ class _Writer:
         table, pk = _table(self.alias, model), _pk_column(model)
         with connections[self.alias].cursor() as cursor:
             before = sql.snapshot(cursor, table, pk, [survivor.pk])[0]
-            if self.plan.changes:
-                updates = {c.attname: c.after for c in self.plan.changes}
-                QuerySet(model=model, using=self.alias).filter(pk=survivor.pk).update(**updates)
+            for statement in _survivor_updates(self.plan):
+                cursor.execute(*statement)
             after = sql.snapshot(cursor, table, pk, [survivor.pk])[0]
         columns = [str(model._meta.get_field(c.name).column) for c in self.plan.changes]  # type: ignore[union-attr]
         return {"table": table, "pk_column": pk, "before": before, "after": after, "columns": columns}

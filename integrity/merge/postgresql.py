@@ -24,6 +24,9 @@ from integrity.db import escaped, quote, quote_table
 from integrity.reads import sqlstate
 
 LOCK_NOT_AVAILABLE = "55P03"
+# A statement and its parameters: what each writing function below executes, built by its ``*_sql``
+# twin so that the confirmation pages show the very statements (``shown``).
+Statement = tuple[str, list[Any]]
 
 
 class RowsBusy(Exception):
@@ -55,15 +58,24 @@ def set_lock_timeout(cursor: Any, ms: int) -> None:
     cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(ms)}ms"])
 
 
-def lock_rows(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[Any]:
-    """``SELECT pk … FOR UPDATE`` of the given rows; the primary keys found. ``RowsBusy`` on timeout."""
+def shown(connection: BaseDatabaseWrapper, statement: Statement) -> str:
+    """A statement as it runs, its values inlined: as Django's PostgreSQL backend logs it (``connection.queries``)."""
+    return str(connection.ops.compose_sql(*statement))  # type: ignore[attr-defined]
+
+
+def lock_rows_sql(table: str, pk: str, pks: Sequence[Any]) -> Statement:
     table = escaped(table)  # spliced into a statement with parameters
     qn = _name
+    return (
+        f"SELECT {qn(pk)} FROM {table} WHERE {qn(pk)} = ANY(%s) ORDER BY {qn(pk)} FOR UPDATE",  # noqa: S608
+        [list(pks)],
+    )
+
+
+def lock_rows(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[Any]:
+    """``SELECT pk … FOR UPDATE`` of the given rows; the primary keys found. ``RowsBusy`` on timeout."""
     try:
-        cursor.execute(
-            f"SELECT {qn(pk)} FROM {table} WHERE {qn(pk)} = ANY(%s) ORDER BY {qn(pk)} FOR UPDATE",  # noqa: S608
-            [list(pks)],
-        )
+        cursor.execute(*lock_rows_sql(table, pk, pks))
     except OperationalError as exc:
         if _is_busy(exc):
             raise RowsBusy(table) from exc
@@ -71,12 +83,16 @@ def lock_rows(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[Any]
     return [row[0] for row in cursor.fetchall()]
 
 
+def lock_tables_sql(tables: Sequence[str]) -> Statement:
+    return f"LOCK TABLE {escaped(', '.join(tables))} IN SHARE ROW EXCLUSIVE MODE", []
+
+
 def lock_tables(cursor: Any, tables: Sequence[str]) -> None:
     """Block writes to ``tables`` until commit (``SHARE ROW EXCLUSIVE``); ``RowsBusy`` on timeout."""
     if not tables:
         return
     try:
-        cursor.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(*lock_tables_sql(tables))
     except OperationalError as exc:
         if _is_busy(exc):
             raise RowsBusy(", ".join(tables)) from exc
@@ -142,6 +158,48 @@ def snapshot(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> list[dict[
     return [{name: _column_value(value) for name, value in row.items()} for row in rows]
 
 
+def repoint_sql(
+    connection: BaseDatabaseWrapper,
+    where: tuple[str, str, str],
+    new: Any,
+    olds: Sequence[Any],
+    content_type: tuple[str, int] | None = None,
+) -> Statement:
+    """The statement of ``repoint``; ``where``: (table, primary key column, the column re-pointed)."""
+    table, pk, column = (
+        escaped(where[0]),
+        where[1],
+        where[2],
+    )  # the table spliced into a statement with parameters
+    qn = _name
+
+    def matching(alias: str) -> str:
+        ct = f" AND {alias}{qn(content_type[0])} = %s" if content_type is not None else ""
+        return f"{alias}{qn(column)} = ANY(%s){ct}"
+
+    params: list[Any] = [list(olds)] + ([content_type[1]] if content_type is not None else [])
+    # PostgreSQL 18 returns the old value itself (one pass). Before it, the old
+    # values come from a self-join; a row changed meanwhile is re-checked
+    # against the WHERE (EvalPlanQual) and skipped if it no longer matches, and
+    # the join's old value cannot be stale: the merge holds the members FOR
+    # UPDATE, so no transaction can commit a row that moves from one member to
+    # another (its foreign key check needs a lock on the member), and it holds
+    # the generic tables (which have no such check) against all writes.
+    if connection.pg_version >= 180000:  # type: ignore[attr-defined]
+        # Named aliases: in a table called "old", old.col would be the new value.
+        statement = (
+            f"UPDATE {table} AS t SET {qn(column)} = %s WHERE {matching('t.')} "  # noqa: S608
+            f"RETURNING WITH (OLD AS o) t.{qn(pk)}, o.{qn(column)}"
+        )
+    else:
+        statement = (
+            f"UPDATE {table} t SET {qn(column)} = %s FROM (SELECT {qn(pk)} AS pk, {qn(column)} AS old "  # noqa: S608
+            f"FROM {table} WHERE {matching('')}) o WHERE t.{qn(pk)} = o.pk AND {matching('t.')} RETURNING t.{qn(pk)}, o.old"
+        )
+        params = [*params, *params]
+    return statement, [new, *params]
+
+
 def repoint(
     cursor: Any,
     table: str,
@@ -156,44 +214,19 @@ def repoint(
     The primary key returned is the row's after the update: the column may be
     (part of) the key itself, and the undo finds the row by it.
     """
-    table = escaped(table)  # spliced into a statement with parameters
-    qn = _name
-
-    def where(alias: str) -> str:
-        ct = f" AND {alias}{qn(content_type[0])} = %s" if content_type is not None else ""
-        return f"{alias}{qn(column)} = ANY(%s){ct}"
-
-    params: list[Any] = [list(olds)] + ([content_type[1]] if content_type is not None else [])
-    # PostgreSQL 18 returns the old value itself (one pass). Before it, the old
-    # values come from a self-join; a row changed meanwhile is re-checked
-    # against the WHERE (EvalPlanQual) and skipped if it no longer matches, and
-    # the join's old value cannot be stale: the merge holds the members FOR
-    # UPDATE, so no transaction can commit a row that moves from one member to
-    # another (its foreign key check needs a lock on the member), and it holds
-    # the generic tables (which have no such check) against all writes.
-    if cursor.db.pg_version >= 180000:
-        # Named aliases: in a table called "old", old.col would be the new value.
-        statement = (
-            f"UPDATE {table} AS t SET {qn(column)} = %s WHERE {where('t.')} "  # noqa: S608
-            f"RETURNING WITH (OLD AS o) t.{qn(pk)}, o.{qn(column)}"
-        )
-    else:
-        statement = (
-            f"UPDATE {table} t SET {qn(column)} = %s FROM (SELECT {qn(pk)} AS pk, {qn(column)} AS old "  # noqa: S608
-            f"FROM {table} WHERE {where('')}) o WHERE t.{qn(pk)} = o.pk AND {where('t.')} RETURNING t.{qn(pk)}, o.old"
-        )
-        params = [*params, *params]
-    cursor.execute(statement, [new, *params])
+    cursor.execute(*repoint_sql(cursor.db, (table, pk, column), new, olds, content_type))
     return cursor.fetchall()
+
+
+def delete_sql(table: str, pk: str, pks: Sequence[Any]) -> Statement:
+    return f"DELETE FROM {escaped(table)} WHERE {_name(pk)} = ANY(%s)", [list(pks)]  # noqa: S608
 
 
 def delete(cursor: Any, table: str, pk: str, pks: Sequence[Any]) -> int:
     """``DELETE`` exactly these rows, nothing else (no cascade: the caller checked the references)."""
-    table = escaped(table)  # spliced into a statement with parameters
     if not pks:
         return 0
-    qn = _name
-    cursor.execute(f"DELETE FROM {table} WHERE {qn(pk)} = ANY(%s)", [list(pks)])  # noqa: S608
+    cursor.execute(*delete_sql(table, pk, pks))
     return int(cursor.rowcount)
 
 
@@ -206,33 +239,42 @@ def _insertable_columns(cursor: Any, table: str) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def restore(cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert snapshotted rows back with their own primary keys and values; the number inserted."""
-    if not rows:
-        return 0
+def restore_sql(cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> Statement:
+    """The statement of ``restore`` (the table's columns read from the catalog)."""
     qn = _name
     columns = ", ".join(qn(c) for c in _insertable_columns(cursor, table))
     table = escaped(table)  # spliced into a statement with parameters
-    cursor.execute(
+    return (
         f"INSERT INTO {table} ({columns}) OVERRIDING SYSTEM VALUE "  # noqa: S608
         f"SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json)",
         [json.dumps(list(rows), cls=DjangoJSONEncoder)],
     )
+
+
+def restore(cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert snapshotted rows back with their own primary keys and values; the number inserted."""
+    if not rows:
+        return 0
+    cursor.execute(*restore_sql(cursor, table, rows))
     return int(cursor.rowcount)
 
 
-def restore_columns(cursor: Any, table: str, pk: str, row: dict[str, Any], columns: Sequence[str]) -> int:
-    """Set ``columns`` of one row back to the snapshotted values in ``row``."""
+def restore_columns_sql(table: str, pk: str, row: dict[str, Any], columns: Sequence[str]) -> Statement:
     table = escaped(table)  # spliced into a statement with parameters
-    if not columns:
-        return 0
     qn = _name
     names = ", ".join(qn(c) for c in columns)
-    cursor.execute(
+    return (
         f"UPDATE {table} t SET ({names}) = (SELECT {names} FROM json_populate_record(NULL::{table}, %s::json)) "  # noqa: S608
         f"WHERE t.{qn(pk)} = (SELECT {qn(pk)} FROM json_populate_record(NULL::{table}, %s::json))",
         [json.dumps(row, cls=DjangoJSONEncoder), json.dumps(row, cls=DjangoJSONEncoder)],
     )
+
+
+def restore_columns(cursor: Any, table: str, pk: str, row: dict[str, Any], columns: Sequence[str]) -> int:
+    """Set ``columns`` of one row back to the snapshotted values in ``row``."""
+    if not columns:
+        return 0
+    cursor.execute(*restore_columns_sql(table, pk, row, columns))
     return int(cursor.rowcount)
 
 
@@ -246,6 +288,26 @@ def _column_type(cursor: Any, table: str, column: str) -> str:
     return str(cursor.fetchone()[0])
 
 
+def move_back_sql(cursor: Any, moved: dict[str, Any], old: Any, pks: Sequence[Any]) -> Statement:
+    """The statement of ``move_back`` for one entry of a merge record's ``moved`` (types read from the catalog)."""
+    qn = _name
+    table, pk, column, content_type = (
+        moved["table"],
+        moved["pk_column"],
+        moved["column"],
+        moved["content_type"],
+    )
+    # Values come back from JSON (a UUID as text): cast them to the columns' own types.
+    pk_type, col_type = _column_type(cursor, table, pk), _column_type(cursor, table, column)
+    table = escaped(table)  # spliced into a statement with parameters
+    where = f"{qn(pk)} = ANY(CAST(%s AS {pk_type}[])) AND {qn(column)} = CAST(%s AS {col_type})"
+    params: list[Any] = [old, [str(p) for p in pks], str(moved["new"])]
+    if content_type:
+        where += f" AND {qn(str(content_type[0]))} = %s"
+        params.append(content_type[1])
+    return f"UPDATE {table} SET {qn(column)} = CAST(%s AS {col_type}) WHERE {where}", params  # noqa: S608
+
+
 def move_back(
     cursor: Any,
     table: str,
@@ -257,16 +319,8 @@ def move_back(
     content_type: Sequence[Any] | None = None,
 ) -> int:
     """Point rows ``pks`` back from ``new`` to ``old``, only where they still hold ``new``; how many were."""
-    qn = _name
-    # Values come back from JSON (a UUID as text): cast them to the columns' own types.
-    pk_type, col_type = _column_type(cursor, table, pk), _column_type(cursor, table, column)
-    table = escaped(table)  # spliced into a statement with parameters
-    where = f"{qn(pk)} = ANY(CAST(%s AS {pk_type}[])) AND {qn(column)} = CAST(%s AS {col_type})"
-    params: list[Any] = [old, [str(p) for p in pks], str(new)]
-    if content_type:
-        where += f" AND {qn(str(content_type[0]))} = %s"
-        params.append(content_type[1])
-    cursor.execute(f"UPDATE {table} SET {qn(column)} = CAST(%s AS {col_type}) WHERE {where}", params)  # noqa: S608
+    moved = {"table": table, "pk_column": pk, "column": column, "new": new, "content_type": content_type}
+    cursor.execute(*move_back_sql(cursor, moved, old, pks))
     return int(cursor.rowcount)
 
 

@@ -122,7 +122,7 @@ def preview_lines(plan: Plan, *, done: bool = False) -> list[str]:
     rule = plan.rule
     dups = ", ".join(str(m.pk) for m in plan.duplicates)
     verb = "Merged" if done else "Would merge"
-    lines = [f"{verb} {rule.label} {dups} into {plan.survivor.pk} (rule {rule.key})."]
+    lines = [f"{verb} {rule.label} {dups} into {plan.survivor.pk} (rule {rule.display_name})."]
     data = preview_json(plan)
     if data["relations"]:
         columns = [("relation", "RELATION"), ("kind", "KIND"), ("rows", "ROWS RE-POINTED")]
@@ -165,7 +165,7 @@ def plans_lines(rule: Rule, policy: str, plans: Sequence[Plan]) -> list[str]:
     ]
     columns = [("survivor", "SURVIVOR"), ("duplicates", "DUPLICATES"), ("moving", "RE-POINT")]
     columns += [("deleted", "DELETE"), ("conflicts", "CONFLICTS"), ("choose", "TO CHOOSE")]
-    lines = [f"{len(plans)} groups of {rule.key}, survivor: {policy}.", format_table(rows, columns)]
+    lines = [f"{len(plans)} groups of {rule.display_name}, survivor: {policy}.", format_table(rows, columns)]
     if any(p.conflicts for p in plans):
         lines += ["", conflict_table([p for p in plans if p.conflicts])]
     return lines

@@ -80,18 +80,13 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
             sql.restore_columns(
                 cursor, survivor["table"], survivor["pk_column"], survivor["before"], survivor["columns"]
             )
-            # The merged rows first (their children point at them), then the
-            # moved references, and only then the children deleted by conflict
-            # resolutions, whose unique slots the moved rows held.
-            # A chain of multi-table inheritance comes back from its root table down.
-            merged = [d for d in data["deleted"] if _merged(record, d)]
-            for deleted in sorted(merged, key=lambda d: -d.get("level", 0)):
+            merged, others = _restores(record)
+            for deleted in merged:
                 _restore(cursor, alias, deleted)
             for moved in data["moved"]:
                 _move_back(cursor, moved)
-            for deleted in data["deleted"]:
-                if not _merged(record, deleted):
-                    _restore(cursor, alias, deleted)
+            for deleted in others:
+                _restore(cursor, alias, deleted)
             record.undone_at = timezone.now()
             record.undone_by = user if getattr(user, "pk", None) is not None else None
             record.save(update_fields=["undone_at", "undone_by"])
@@ -106,6 +101,40 @@ def undo(record: MergeRecord, *, user: Any = None) -> MergeRecord:
         f"Undid the merge of {record.model} {', '.join(record.removed)} into {record.survivor}",
     )
     return record
+
+
+def _restores(record: MergeRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The deleted rows in the order they come back: the merged ones, then (after the moves) the others.
+
+    The merged rows first (their children point at them), then the moved
+    references, and only then the children deleted by conflict resolutions,
+    whose unique slots the moved rows held. A chain of multi-table
+    inheritance comes back from its root table down.
+    """
+    deleted = record.data["deleted"]
+    merged = [d for d in deleted if _merged(record, d)]
+    return sorted(merged, key=lambda d: -d.get("level", 0)), [d for d in deleted if not _merged(record, d)]
+
+
+def statements(record: MergeRecord) -> list[str]:
+    """The statements of the undo of ``record`` that lock and change rows, in order, as it runs them.
+
+    What the undo's confirmation shows (values inlined; the table's columns and
+    types are read from the catalog now). The undo also reads: the survivor's
+    fields, to refuse if they changed since; and it marks the record undone.
+    """
+    data, alias = record.data, record.database
+    survivor = data["survivor"]
+    table, pk_column = survivor["table"], survivor["pk_column"]
+    with connections[alias].cursor() as cursor:
+        found = [sql.lock_rows_sql(table, pk_column, [survivor["after"][pk_column]])]
+        if survivor["columns"]:
+            found.append(sql.restore_columns_sql(table, pk_column, survivor["before"], survivor["columns"]))
+        merged, others = _restores(record)
+        found += [sql.restore_sql(cursor, d["table"], d["rows"]) for d in merged if d["rows"]]
+        found += [sql.move_back_sql(cursor, m, old, pks) for m in data["moved"] for old, pks in m["from"]]
+        found += [sql.restore_sql(cursor, d["table"], d["rows"]) for d in others if d["rows"]]
+    return [sql.shown(connections[alias], statement) for statement in found]
 
 
 def _merged(record: MergeRecord, deleted: dict[str, Any]) -> bool:

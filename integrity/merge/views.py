@@ -13,6 +13,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib import messages
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -21,9 +22,10 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from integrity import jobs, permissions
 from integrity.conf import settings
+from integrity.db import transaction_text
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
-from integrity.duplicates.rules import Rule
+from integrity.duplicates.rules import Rule, RuleNotFound, get_rule
 from integrity.duplicates.service import POLICIES
 from integrity.merge import bulk as merge_all
 from integrity.merge import execute as merge
@@ -84,6 +86,8 @@ def _preview(
         error=error,
         merge_url=page_url(admin, "merge"),
         duplicate_pks=", ".join(str(m.pk) for m in plan.duplicates),
+        # With a conflict's row still to choose, what is deleted is not known yet.
+        sql="" if plan.unresolved else transaction_text(merge.statements(plan)),
     )
     return render(request, "integrity/merge_preview.html", context, status=status)
 
@@ -166,6 +170,9 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     )
     if step == "preview":
         context["groups"], context["rows"] = duplicates.totals(rule)
+        context["sql"] = (
+            transaction_text(merge_all.first_group_statements(rule, policy)) if context["groups"] else ""
+        )
         return render(request, "integrity/merge_all.html", context)
     if step == "run" and jobs.worker_backed():
         return _as_job(admin, request, rule, policy)
@@ -212,6 +219,7 @@ def _record_context(
         admin,
         request,
         record=record,
+        **_record_rule(admin, record),
         title=str(record),
         survivor_url=_survivor_url(admin, request, record),
         deleted=[{"model": d["model"], "rows": len(d["rows"])} for d in data.get("deleted", [])],
@@ -222,6 +230,18 @@ def _record_context(
         log_url=page_url(admin, "changelist"),
         **extra,
     )
+
+
+def _record_rule(admin: PageAdmin, record: MergeRecord) -> dict[str, Any]:
+    """The record's rule by its ``display_name``, linked to its page; in words when the models do not declare it."""
+    try:
+        rule = get_rule(record.rule)
+    except RuleNotFound:  # a data migration's own rule (MergeDuplicates), or one the models dropped since
+        fields = record.rule.split(":", 2)[-1].split(":", 1)[-1]  # "alias:label:kind:fields" -> "fields"
+        text = _("%(model)s: %(fields)s (not a rule the models declare now)")
+        return {"rule_name": text % {"model": record.model, "fields": fields}}
+    url = reverse(f"{admin.admin_site.name}:integrity_duplicaterule_rule")
+    return {"rule_name": rule.display_name, "rule_url": with_query(url, rule=rule.key)}
 
 
 def _survivor_url(admin: PageAdmin, request: HttpRequest, record: MergeRecord) -> str | None:
@@ -250,13 +270,21 @@ def _get_record(object_id: str) -> MergeRecord:
     return record
 
 
+def _undo_sql(record: MergeRecord) -> str:
+    """The undo's statements as one transaction; none when it was undone already or its database is gone."""
+    if record.undone_at is not None or record.database not in connections:
+        return ""
+    return transaction_text(merge_undo.statements(record))
+
+
 @methods("POST")
 def undo_view(admin: PageAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """POST without ``confirm``: what the undo will restore; with ``confirm=1``: undo it."""
     require(request, *MERGE_PERMS)
     record = _get_record(object_id)
     if request.POST.get("confirm") != "1":
-        return render(request, "integrity/merge_undo.html", _record_context(admin, request, record))
+        context = _record_context(admin, request, record, sql=_undo_sql(record))
+        return render(request, "integrity/merge_undo.html", context)
     try:
         merge_undo.undo(record, user=request.user)
     except MergeRefused as exc:

@@ -29,9 +29,14 @@ from integrity.sequences.service import (
     SequenceNotFound,
     collect,
     collect_alias,
+    display_name,
     find,
     for_connection,
+    named,
+    parse_key,
     resync,
+    resync_sql,
+    resync_sql_each,
 )
 
 __all__ = [
@@ -55,7 +60,12 @@ __all__ = [
     "TableBusy",
     "collect",
     "collect_alias",
+    "display_name",
     "find",
     "for_connection",
+    "named",
+    "parse_key",
     "resync",
+    "resync_sql",
+    "resync_sql_each",
 ]

@@ -129,6 +129,9 @@ class SequenceBackend(Protocol):
     def locked(self, relations: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of ``relations`` (schema, name) another transaction holds so that a read would wait."""
 
+    def statements(self, link: SequenceLink, target: int) -> list[str]:
+        """The statements ``set_next`` runs to move the sequence to ``target``, values inlined (the pages show them)."""
+
     def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
         """Lock the table against writers, then move the sequence.
 

@@ -20,3 +20,4 @@ class SequenceFilterForm(FilterForm):
     database = text_field()
     capacity = text_field()
     show = text_field()
+    q = text_field()  # the search: every word in the model, table, column or sequence name

@@ -19,7 +19,7 @@ def resync_all(job: Job, unit: Unit) -> dict[str, Any]:
     changed, failed = 0, []
     unit.progress(0, len(keys))
     for i, key in enumerate(keys, start=1):
-        alias, label, column = key.split(":", 2)
+        alias, label, column = sequences.parse_key(key)
         try:
             changed += int(sequences.resync(alias, label, column, user=job.user).changed)
         except (SequenceNotFound, ResyncRefused) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -68,44 +69,6 @@ links AS (
                 ELSE 'default' END AS kind
     FROM deps
     GROUP BY relid, attnum, seqid
-),
--- Every column each of these sequences feeds, in every table (model or not):
--- a sequence shared by two tables must stay past the MAX of both.
-feeds AS (
-    SELECT d.objid AS seqid, d.refobjid AS relid, d.refobjsubid AS attnum
-    FROM pg_depend d
-    WHERE d.classid = 'pg_class'::regclass
-      AND d.refclassid = 'pg_class'::regclass
-      AND d.deptype IN ('a', 'i')
-      AND d.refobjsubid > 0
-      AND d.objid IN (SELECT seqid FROM links)
-    UNION
-    SELECT d.refobjid, ad.adrelid, ad.adnum
-    FROM pg_attrdef ad
-    JOIN pg_depend d
-      ON d.classid = 'pg_attrdef'::regclass
-     AND d.objid = ad.oid
-     AND d.refclassid = 'pg_class'::regclass
-    WHERE d.refobjid IN (SELECT seqid FROM links)
-),
--- Comparable: an integer column whose default (if any) is the sequence's
--- nextval() alone; 'INV-' || nextval(...) or nextval(...) * 10 is not.
-fed AS (
-    SELECT f.seqid, f.relid, f.attnum, n.nspname, c.relname, a.attname,
-           format_type(a.atttypid, a.atttypmod) AS type,
-           COALESCE(NULLIF(t.typbasetype, 0), a.atttypid)
-               IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) AS integer,
-           CASE WHEN ad.oid IS NULL OR a.attidentity <> '' THEN NULL
-                WHEN pg_get_expr(ad.adbin, ad.adrelid) = format('nextval(%%L::regclass)', f.seqid::regclass::text)
-                THEN NULL
-                ELSE pg_get_expr(ad.adbin, ad.adrelid) END AS expression,
-           has_schema_privilege(n.oid, 'USAGE') AND has_column_privilege(c.oid, a.attnum, 'SELECT') AS readable
-    FROM feeds f
-    JOIN pg_class c ON c.oid = f.relid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_attribute a ON a.attrelid = f.relid AND a.attnum = f.attnum AND NOT a.attisdropped
-    JOIN pg_type t ON t.oid = a.atttypid
-    LEFT JOIN pg_attrdef ad ON ad.adrelid = f.relid AND ad.adnum = f.attnum
 )
 SELECT w.ref, tn.nspname, tc.relname, a.attname,
        format_type(a.atttypid, a.atttypmod),
@@ -115,10 +78,47 @@ SELECT w.ref, tn.nspname, tc.relname, a.attname,
        has_schema_privilege(sn.oid, 'USAGE') AND has_sequence_privilege(sc.oid, 'SELECT'),
        has_schema_privilege(tn.oid, 'USAGE') AND has_column_privilege(tc.oid, a.attnum, 'SELECT'),
        sc.oid::bigint,
+       -- Every column this sequence feeds, in every table (model or not): a
+       -- sequence shared by two tables must stay past the MAX of both. Looked
+       -- up by the sequence's OID (index scans): a CTE of all the feeds,
+       -- filtered here per link, made this quadratic (8 s at 11,000 sequences).
        (SELECT json_agg(json_build_array(x.nspname, x.relname, x.attname, x.type, x.integer, x.expression,
                                          x.readable, x.relid = l.relid AND x.attnum = l.attnum)
                         ORDER BY x.nspname, x.relname, x.attnum)::text
-        FROM fed x WHERE x.seqid = l.seqid)
+        FROM (
+            SELECT f.relid, f.attnum, n.nspname, c.relname, a.attname,
+                   format_type(a.atttypid, a.atttypmod) AS type,
+                   COALESCE(NULLIF(t.typbasetype, 0), a.atttypid)
+                       IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) AS integer,
+                   -- Comparable: an integer column whose default (if any) is the sequence's
+                   -- nextval() alone; 'INV-' || nextval(...) or nextval(...) * 10 is not.
+                   CASE WHEN ad.oid IS NULL OR a.attidentity <> '' THEN NULL
+                        WHEN pg_get_expr(ad.adbin, ad.adrelid) = format('nextval(%%L::regclass)', l.seqid::regclass::text)
+                        THEN NULL
+                        ELSE pg_get_expr(ad.adbin, ad.adrelid) END AS expression,
+                   has_schema_privilege(n.oid, 'USAGE') AND has_column_privilege(c.oid, a.attnum, 'SELECT') AS readable
+            FROM (
+                SELECT d.refobjid AS relid, d.refobjsubid AS attnum
+                FROM pg_depend d
+                WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = l.seqid
+                  AND d.refclassid = 'pg_class'::regclass
+                  AND d.deptype IN ('a', 'i')
+                  AND d.refobjsubid > 0
+                UNION
+                SELECT ad.adrelid, ad.adnum
+                FROM pg_depend d
+                JOIN pg_attrdef ad ON ad.oid = d.objid
+                WHERE d.refclassid = 'pg_class'::regclass
+                  AND d.refobjid = l.seqid
+                  AND d.classid = 'pg_attrdef'::regclass
+            ) f
+            JOIN pg_class c ON c.oid = f.relid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = f.relid AND a.attnum = f.attnum AND NOT a.attisdropped
+            JOIN pg_type t ON t.oid = a.atttypid
+            LEFT JOIN pg_attrdef ad ON ad.adrelid = f.relid AND ad.adnum = f.attnum
+        ) x)
 FROM links l
 JOIN wanted w ON w.relid = l.relid
 JOIN pg_class tc ON tc.oid = l.relid
@@ -241,16 +241,33 @@ class PostgresSequenceBackend:
             cursor.execute(LOCKED_SQL, [[r[0] for r in relations], [r[1] for r in relations]])
             return {(schema, name) for schema, name in cursor.fetchall()}
 
+    def _lock_sql(self, link: SequenceLink) -> str:
+        # SHARE ROW EXCLUSIVE blocks INSERT/UPDATE/DELETE and other
+        # resyncs of the tables, but not SELECT.
+        return f"LOCK TABLE {', '.join(_locked_tables(link))} IN SHARE ROW EXCLUSIVE MODE"
+
+    def _setval(self, link: SequenceLink, target: int) -> tuple[str, list[Any]]:
+        # By its schema-qualified, quoted name (not its OID), so that the statement
+        # the pages show is the very one run, and one a data migration can hold.
+        return "SELECT setval(%s::regclass, %s, false)", [
+            qualified(link.sequence_schema, link.sequence),
+            target,
+        ]
+
+    def statements(self, link: SequenceLink, target: int) -> list[str]:
+        """The statements ``set_next`` runs to move the sequence to ``target``, values inlined, as run."""
+        # compose_sql: how Django's PostgreSQL backend logs an executed statement (connection.queries).
+        setval = self.connection.ops.compose_sql(*self._setval(link, target))  # type: ignore[attr-defined]
+        return [self._lock_sql(link), str(setval)]
+
     def set_next(self, link: SequenceLink, lock_timeout_ms: int, choose: ChooseNext) -> tuple[int, int]:
         """Lock every table the sequence feeds against writers (not readers), then move the sequence."""
-        tables = sorted({qualified(f.schema, f.table) for f in link.compared})
+        tables = _locked_tables(link)
         seq = qualified(link.sequence_schema, link.sequence)
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_ms)}ms"])
             try:
-                # SHARE ROW EXCLUSIVE blocks INSERT/UPDATE/DELETE and other
-                # resyncs of the tables, but not SELECT.
-                cursor.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+                cursor.execute(self._lock_sql(link))
                 extreme_sql = self._extreme_sql(link)
                 cursor.execute(f"SELECT s.last_value, s.is_called, m.v FROM {seq} s, ({extreme_sql}) m")  # noqa: S608
                 last_value, is_called, extreme = cursor.fetchone()
@@ -259,8 +276,7 @@ class PostgresSequenceBackend:
                 target = choose(state)
                 if target is None or target == before:
                     return before, before
-                # By OID: no name of the sequence is parsed again.
-                cursor.execute("SELECT setval(%s::oid::regclass, %s, false)", [link.sequence_id, target])
+                cursor.execute(*self._setval(link, target))
             except DatabaseError as exc:
                 code = sqlstate(exc)
                 if code == LOCK_NOT_AVAILABLE:
@@ -272,6 +288,10 @@ class PostgresSequenceBackend:
                     ) from exc
                 raise
             return before, target
+
+
+def _locked_tables(link: SequenceLink) -> list[str]:
+    return sorted({qualified(f.schema, f.table) for f in link.compared})
 
 
 def _feeds(raw: str | None) -> tuple[Feed, ...]:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.utils import timezone
@@ -50,7 +50,12 @@ __all__ = [
     "NotComparable",
     "OutOfRange",
     "collect",
+    "display_name",
+    "named",
+    "parse_key",
     "resync",
+    "resync_sql",
+    "resync_sql_each",
 ]
 
 OK, AHEAD, BEHIND, EMPTY, UNREADABLE = "ok", "ahead", "behind", "empty", "unreadable"
@@ -114,8 +119,13 @@ class SequenceInfo:
 
     @property
     def key(self) -> str:
-        """Identifies the row in forms: alias, model label and column."""
+        """Identifies the row in forms: alias, model label and column (an id: never shown to a person)."""
         return f"{self.database}:{self.model}:{self.column}"
+
+    @property
+    def display_name(self) -> str:
+        """The sequence as a person knows it: ``public.shop_product_id_seq (Product.id)`` (see ``display_name``)."""
+        return display_name(self.sequence, self.model, self.column, self.database)
 
     @property
     def problem(self) -> bool:
@@ -152,6 +162,18 @@ class SequenceInfo:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def display_name(sequence: str, label: str, column: str, database: str = DEFAULT_DB_ALIAS) -> str:
+    """``public.shop_product_id_seq (Product.id)``; ``… on database 'other'`` off the default one.
+
+    The one wording of a sequence on pages, in messages and in the command's
+    text (``SequenceInfo.key`` is the id forms and ``--json`` carry).
+    """
+    name = f"{sequence} ({label.rpartition('.')[2]}.{column})"
+    if database != DEFAULT_DB_ALIAS:
+        return _("%(name)s on database %(alias)r") % {"name": name, "alias": database}
+    return name
 
 
 @dataclass
@@ -422,6 +444,21 @@ def find(alias: str, label: str, column: str) -> tuple[type[Model], SequenceLink
     )
 
 
+def parse_key(key: str) -> tuple[str, str, str]:
+    """``SequenceInfo.key`` back to (database, model label, column); ``SequenceNotFound`` when malformed."""
+    parts = key.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise SequenceNotFound(_("Malformed sequence key %(key)r.") % {"key": key})
+    return parts[0], parts[1], parts[2]
+
+
+def named(key: str) -> str:
+    """The ``display_name`` of the sequence ``key`` identifies, from the catalog; ``SequenceNotFound``."""
+    alias, label, column = parse_key(key)
+    _model, link = find(alias, label, column)
+    return display_name(f"{link.sequence_schema}.{link.sequence}", label, column, alias)
+
+
 def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None:
     """The next value the sequence should hand out, or None to leave it."""
     current = next_value_of(state, link.increment)
@@ -440,6 +477,75 @@ def _target(link: SequenceLink, state: SequenceState, lower: bool) -> int | None
     if not ahead and lower:
         return None  # lowering only ever lowers
     return wanted
+
+
+def resync_sql(alias: str, label: str, column: str, *, lower: bool = False) -> list[str]:
+    """The statements a resync (or, with ``lower``, a lowering) would run now; empty when it would change nothing.
+
+    The backend's own statements, with the target read now: the resync reads it
+    again under its lock, so a row inserted in between moves it further.
+    ``SequenceNotFound`` or a ``ResyncRefused`` as ``resync`` would raise them.
+    """
+    _model, link = find(alias, label, column)
+    _check_comparable(link, lower)
+    _check_readable(link)
+    backend = for_connection(connections[alias])
+    assert backend is not None
+    [state] = backend.states([link])
+    return _planned(backend, link, state, lower)
+
+
+def resync_sql_each(infos: Sequence[SequenceInfo]) -> list[list[str] | LookupError | ResyncRefused]:
+    """``resync_sql`` (forward) of each of ``infos``, reading the catalog and the sequences once per database.
+
+    Each item is the statements, or what ``resync`` would raise instead
+    (``SequenceNotFound``, a ``ResyncRefused``): the confirmation of "resync
+    all" shows thousands of sequences in a few queries.
+    """
+    found: dict[int, list[str] | LookupError | ResyncRefused] = {}
+    for alias in dict.fromkeys(info.database for info in infos):
+        mine = [(n, info) for n, info in enumerate(infos) if info.database == alias]
+        labels = {info.model for _n, info in mine}
+        models = [m for m in apps.get_models(include_auto_created=True) if m._meta.label in labels]
+        links = {(label, link.column): link for label, link in _links(alias, models)}
+        todo = []
+        for n, info in mine:
+            link = links.get((info.model, info.column))
+            try:
+                if link is None:
+                    raise SequenceNotFound(
+                        _("No sequence feeds %(label)s.%(column)s on database %(alias)r.")
+                        % {"label": info.model, "column": info.column, "alias": alias}
+                    )
+                _check_comparable(link, False)
+                _check_readable(link)
+            except (SequenceNotFound, ResyncRefused) as exc:
+                found[n] = exc
+                continue
+            todo.append((n, link))
+        backend = for_connection(connections[alias])
+        assert backend is not None
+        for (n, link), state in zip(todo, backend.states([link for _n, link in todo]), strict=True):
+            try:
+                found[n] = _planned(backend, link, state, False)
+            except ResyncRefused as exc:
+                found[n] = exc
+    return [found[n] for n in range(len(infos))]
+
+
+def _planned(backend: SequenceBackend, link: SequenceLink, state: SequenceState, lower: bool) -> list[str]:
+    target = _target(link, state, lower)
+    if target is None or target == next_value_of(state, link.increment):
+        return []
+    return backend.statements(link, target)
+
+
+def _check_readable(link: SequenceLink) -> None:
+    if not (link.sequence_readable and link.column_readable and link.extremes_readable):
+        raise NotPermitted(
+            _("The database user cannot read %(seq)s or every column it feeds (%(table)s.%(column)s).")
+            % {"seq": link.sequence, "table": link.table, "column": link.column}
+        )
 
 
 def _check_comparable(link: SequenceLink, lower: bool) -> None:
@@ -469,11 +575,7 @@ def resync(alias: str, label: str, column: str, *, user: Any = None, lower: bool
     """
     model, link = find(alias, label, column)
     _check_comparable(link, lower)
-    if not (link.sequence_readable and link.column_readable and link.extremes_readable):
-        raise NotPermitted(
-            _("The database user cannot read %(seq)s or every column it feeds (%(table)s.%(column)s).")
-            % {"seq": link.sequence, "table": link.table, "column": link.column}
-        )
+    _check_readable(link)
     backend = for_connection(connections[alias])
     assert backend is not None
     with writing(alias, ResyncRefused):

@@ -7,15 +7,20 @@ from typing import Any
 import django_tables2 as tables
 from django.middleware.csrf import get_token
 from django.utils.functional import cached_property
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from integrity.conf import settings
 from integrity.sequences.fixes import widen_fix
 from integrity.sequences.service import AHEAD, BEHIND, EMPTY, TYPE_MISMATCH, SequenceInfo
 from integrity.tables import RowsTable, breakable, cells_html
+
+# The form of "Resync selected" (sequences.html); the row checkboxes join it with form="…",
+# since each behind row holds its own Resync form and forms cannot nest.
+BULK_FORM = "sequence-bulk"
 
 
 def _number(value: int | None) -> str:
@@ -50,19 +55,22 @@ def _has_gap(record: SequenceInfo) -> bool:
 class SequenceTable(RowsTable):
     """Every sequence with its status; each behind row gets a Resync button."""
 
+    select = tables.Column(
+        verbose_name="", accessor="key", orderable=False, attrs={"th": {"class": "action-checkbox-column"}}
+    )
     model = tables.Column(verbose_name=_("Model"))
-    database = tables.Column(verbose_name=_("Database"))
-    table = tables.Column(verbose_name=_("Table"))
     column = tables.Column(verbose_name=_("Column"))
-    sequence = tables.Column(verbose_name=_("Sequence"))
-    types = tables.Column(verbose_name=_("Types"), accessor="column_type", order_by=("column_type",))
+    status = tables.Column(verbose_name=_("Status"))
     next_value = tables.Column(verbose_name=_("Next value"), attrs={"td": {"class": "num"}})
     max_value = tables.Column(verbose_name=_("Column MAX"), attrs={"td": {"class": "num"}}, default=None)
-    status = tables.Column(verbose_name=_("Status"))
     capacity = tables.Column(verbose_name=_("Capacity used"), default=None)
     actions = tables.Column(
         verbose_name=_("Actions"), accessor="key", orderable=False, attrs={"th": {"class": "actions"}}
     )
+    database = tables.Column(verbose_name=_("Database"))
+    table = tables.Column(verbose_name=_("Table"))
+    sequence = tables.Column(verbose_name=_("Sequence"))
+    types = tables.Column(verbose_name=_("Types"), accessor="column_type", order_by=("column_type",))
 
     class Meta:
         template_name = "integrity/sequence_table.html"
@@ -71,10 +79,20 @@ class SequenceTable(RowsTable):
         orderable = True
         empty_text = _("No sequence matches these filters.")
 
+    count_label = ngettext_lazy("%(shown)s sequence", "%(shown)s sequences", "count")
+
     def __init__(
         self, *args: Any, resync_url: str = "", lower_url: str = "", can_resync: bool = False, **kwargs: Any
     ):
+        if not can_resync:  # the checkboxes are for "Resync selected", which needs its permission
+            kwargs["exclude"] = [*kwargs.get("exclude", ()), "select"]
         super().__init__(*args, **kwargs)
+        if can_resync:  # the header's "select all" (hidden until lists.js wires it); per instance, translated
+            self.columns["select"].column.verbose_name = format_html(
+                '<input type="checkbox" class="integrity-select-all" form="{}" hidden aria-label="{}">',
+                BULK_FORM,
+                _("Select every sequence of this page"),
+            )
         self.resync_url = resync_url
         self.lower_url = lower_url
         self.can_resync = can_resync
@@ -93,6 +111,7 @@ class SequenceTable(RowsTable):
             "migration": str(_("Or in a migration (operations):")),
             "mismatch": str(_("type mismatch")),
             "mismatch_title": str(_("The sequence can hand out values the column cannot hold.")),
+            "select": str(_("Select %(sequence)s")),
         }
 
     @cached_property
@@ -184,36 +203,46 @@ class SequenceTable(RowsTable):
             )
         return mark_safe("")  # noqa: S308 - gaps are no call to action: lowering is in the row's details
 
+    def render_select(self, record: SequenceInfo) -> str:
+        label = self._labels["select"] % {"sequence": f"{record.model}.{record.column} ({record.database})"}
+        return (
+            f'<input type="checkbox" name="key" value="{escape(record.key)}" form="{BULK_FORM}"'
+            f' class="action-select" aria-label="{escape(label)}">'
+        )
+
     def row_html(self, record: SequenceInfo) -> SafeString:
         """One ``<tr>``, its cells in column order, each with its column as class."""
         row_id = row_dom_id(record)
+        select = (self.render_select(record),) if self.can_resync else ()
         cells = (
+            *select,
             breakable(record.model),
-            escape(record.database),
-            breakable(record.table),
             escape(record.column),
-            self.render_sequence(record),
-            self.render_types(record),
+            self.render_status(record),
             self.render_next_value(record.next_value),
             self.render_max_value(record.max_value),
-            self.render_status(record),
             self.render_capacity(record),
             self.render_actions(record),
+            escape(record.database),
+            breakable(record.table),
+            self.render_sequence(record),
+            self.render_types(record),
         )
-        tds = cells_html(CELL_CLASSES, cells)
+        tds = cells_html(CELL_CLASSES if self.can_resync else CELL_CLASSES[1:], cells)
         return mark_safe(f'<tr id="{escape(row_id)}" data-status="{escape(record.status)}">{tds}</tr>')  # noqa: S308
 
 
 CELL_CLASSES = (
+    "action-checkbox",
     "model",
-    "database",
-    "table",
     "column",
-    "sequence",
-    "types",
-    "num",
-    "num",
     "status",
+    "num",
+    "num",
     "capacity",
     "actions",
+    "database",
+    "table",
+    "sequence",
+    "types",
 )

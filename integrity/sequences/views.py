@@ -6,6 +6,8 @@ checks its own permission, and changes data only on POST (CSRF protected).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -18,6 +20,8 @@ from django_tables2 import RequestConfig
 
 from integrity import jobs, permissions
 from integrity.conf import settings
+from integrity.db import transaction_text
+from integrity.lists import Filter, app_and_database, list_context, matches, problems_first
 from integrity.models import Job
 from integrity.pages import (
     PageAdmin,
@@ -55,6 +59,8 @@ def _filtered(wanted: dict[str, str], reports: list[sequences.AliasReport]) -> l
         rows = [r for r in rows if r.app_label == wanted["app"]]
     if wanted["database"]:
         rows = [r for r in rows if r.database == wanted["database"]]
+    if wanted["q"]:
+        rows = [r for r in rows if matches(wanted["q"], r.model, r.table, r.column, r.sequence)]
     if wanted["capacity"] == "warning":
         rows = [r for r in rows if r.capacity_level != "ok"]
     elif wanted["capacity"]:
@@ -71,6 +77,23 @@ def _table(admin: PageAdmin, request: HttpRequest, rows: list[SequenceInfo]) -> 
     )
 
 
+def _filters(wanted: dict[str, str], apps: list[str], databases: list[str]) -> list[Filter]:
+    """The sidebar: the status (by default the sequences that need action), capacity, app, database."""
+    default = not (wanted["status"] or shows_all(wanted))
+    return [
+        problems_first(
+            "status",
+            _("status"),
+            sequences.STATUSES,
+            wanted,
+            default=_("Needs action"),
+            default_selected=default,
+        ),
+        Filter("capacity", _("capacity"), [("warning", _("Near overflow")), ("critical", _("Critical"))]),
+        *app_and_database(apps, databases),
+    ]
+
+
 @methods("GET")
 def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """The sequences page: filters, a sortable paginated table, problem rows first."""
@@ -82,6 +105,7 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     table = _table(admin, request, rows)
     RequestConfig(request, paginate={"per_page": settings.SEQUENCES_PER_PAGE}).configure(table)
     all_rows = [info for report in reports for info in report.sequences]
+    apps, databases = sorted({r.app_label for r in all_rows}), [r.database for r in reports]
     context = page_context(
         admin,
         request,
@@ -96,20 +120,31 @@ def sequence_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         all_count=len(every),
         show_all_url=f"?{with_changes(request.GET, show='all')}",
         show_problems_url=f"?{with_changes(request.GET, show='', status='')}",
-        status_choices=sequences.STATUSES,
-        apps=sorted({r.app_label for r in all_rows}),
-        databases=[r.database for r in reports],
         can_resync=request.user.has_perm(permissions.RESYNC_SEQUENCE),
         resync_all_url=page_url(admin, "resync_all"),
+        resync_selected_url=page_url(admin, "resync_selected"),
+        search_help=_("Searches the model, table, column and sequence names."),
+        **list_context(request.GET, _filters(wanted, apps, databases)),
     )
     return render(request, "integrity/sequences.html", context)
 
 
-def _parse_key(raw: str) -> tuple[str, str, str]:
-    parts = raw.split(":")
-    if len(parts) != 3 or not all(parts):
-        raise SequenceNotFound(_("Malformed sequence key %(key)r.") % {"key": raw})
-    return parts[0], parts[1], parts[2]
+def _sql(each: Iterable[list[str] | Exception]) -> dict[str, str]:
+    """``sql``: the statements of each change (one transaction each), as the service builds them.
+
+    ``sql_refused``: why some would be refused (their SQL is left out).
+    """
+    found = list(each)
+    texts = [transaction_text(item) for item in found if isinstance(item, list) and item]
+    refusals = [str(item) for item in found if isinstance(item, Exception)]
+    return {"sql": "".join(texts), "sql_refused": " ".join(refusals)}
+
+
+def _lower_sql(info: SequenceInfo) -> list[str] | Exception:
+    try:
+        return sequences.resync_sql(info.database, info.model, info.column, lower=True)
+    except (SequenceNotFound, ResyncRefused) as exc:
+        return exc
 
 
 def _back(request: HttpRequest, default: str) -> str:
@@ -119,18 +154,18 @@ def _back(request: HttpRequest, default: str) -> str:
 
 
 def _do_resync(request: HttpRequest, key: str, *, lower: bool) -> sequences.ResyncResult:
-    alias, label, column = _parse_key(key)
+    alias, label, column = sequences.parse_key(key)
     return sequences.resync(alias, label, column, user=request.user, lower=lower)
 
 
 def _result_message(result: sequences.ResyncResult) -> str:
     if not result.changed:
         return _("Sequence %(seq)s needed no change (next value %(value)s).") % {
-            "seq": result.info.sequence,
+            "seq": result.info.display_name,
             "value": f"{result.value_after:,}",
         }
     return _("Sequence %(seq)s: next value %(before)s → %(after)s.") % {
-        "seq": result.info.sequence,
+        "seq": result.info.display_name,
         "before": f"{result.value_before:,}",
         "after": f"{result.value_after:,}",
     }
@@ -169,16 +204,21 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     require(request, permissions.RESYNC_SEQUENCE)
     if request.method == "GET":
         behind = [i for r in sequences.collect() for i in r.sequences if i.status == sequences.BEHIND]
+        context = page_context(admin, request, title=_("Resync all behind sequences"), behind=behind)
         return render(
             request,
             "integrity/resync_all.html",
-            page_context(admin, request, title=_("Resync all behind sequences"), behind=behind),
+            {
+                **context,
+                "resync_all_url": page_url(admin, "resync_all"),
+                **_sql(sequences.resync_sql_each(behind)),
+            },
         )
     keys = request.POST.getlist("key")
     if not keys:
         return refused(admin, request, Refused(_("No sequences were selected."), 400))
     try:
-        parsed = [_parse_key(k) for k in keys]
+        parsed = [sequences.parse_key(k) for k in keys]
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
     if jobs.worker_backed():
@@ -209,23 +249,70 @@ def _resync_job(admin: PageAdmin, request: HttpRequest, keys: list[str]) -> Http
     return HttpResponseRedirect(url, status=303)
 
 
+def _shown_key(key: str) -> str:
+    """A key as a person reads it: "shop.Product.id (default)"."""
+    alias, label, column = sequences.parse_key(key)
+    return f"{label}.{column} ({alias})"
+
+
+def _not_resynced(info: SequenceInfo) -> str:
+    """Why "Resync selected" leaves this sequence as it is (only a sequence behind its data moves)."""
+    if info.status in (sequences.OK, sequences.EMPTY):
+        return _("already past its data: nothing to change")
+    if info.status == sequences.AHEAD:
+        return _("ahead of its data (a gap, harmless): a resync never lowers a sequence")
+    reason = info.reason or _("its data could not be compared with the sequence")
+    return _("%(status)s: %(reason)s") % {"status": info.status, "reason": reason}
+
+
+@methods("POST")
+def sequence_resync_selected(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """The confirmation of "Resync selected": what will change, and why the others won't; its form resyncs."""
+    require(request, permissions.RESYNC_SEQUENCE)
+    keys = list(dict.fromkeys(request.POST.getlist("key")))
+    if not keys:
+        return refused(admin, request, Refused(_("No sequences were selected."), 400))
+    try:
+        for key in keys:
+            sequences.parse_key(key)
+    except SequenceNotFound as exc:
+        return refused(admin, request, Refused(str(exc), 400))
+    found = {info.key: info for report in sequences.collect() for info in report.sequences}
+    behind = [found[k] for k in keys if k in found and found[k].status == sequences.BEHIND]
+    skipped = [
+        (found[k].key, found[k].display_name, _not_resynced(found[k]))
+        if k in found
+        else (k, _shown_key(k), _("no such sequence (the model or its sequence is gone)"))
+        for k in keys
+        if k not in found or found[k].status != sequences.BEHIND
+    ]
+    context = page_context(
+        admin,
+        request,
+        title=_("Resync selected sequences"),
+        behind=behind,
+        skipped=skipped,
+        resync_all_url=page_url(admin, "resync_all"),
+    )
+    return render(
+        request, "integrity/resync_all.html", {**context, **_sql(sequences.resync_sql_each(behind))}
+    )
+
+
 @methods("GET", "POST")
 def sequence_lower(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     """Close a gap: lower a sequence that is ahead of its data, after confirmation."""
     require(request, permissions.RESYNC_SEQUENCE)
     key = request.POST.get("key", "") if request.method == "POST" else request.GET.get("key", "")
     try:
-        alias, label, column = _parse_key(key)
+        alias, label, column = sequences.parse_key(key)
         model, _link = sequences.find(alias, label, column)
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
     info = next(i for i in sequences.collect_alias(alias, [model]).sequences if i.column == column)
     if request.method == "GET":
-        return render(
-            request,
-            "integrity/lower.html",
-            page_context(admin, request, title=_("Lower a sequence"), info=info, key=key),
-        )
+        context = page_context(admin, request, title=_("Lower a sequence"), info=info, key=key)
+        return render(request, "integrity/lower.html", {**context, **_sql([_lower_sql(info)])})
     try:
         result = sequences.resync(alias, label, column, user=request.user, lower=True)
     except ResyncRefused as exc:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import template
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from integrity.dashboard.cards import duplicate_cards, event_cards, same_page_note, sequence_cards
 from integrity.dashboard.problems import Problems, event_problems, rule_problems, sequence_problems
+from integrity.lists import relative_time
 from integrity.pages import with_query
 from integrity.permissions import RESYNC_SEQUENCE, VIEW_DUPLICATES, VIEW_EVENTS, VIEW_SEQUENCES
 from integrity.sequences import service as sequences
@@ -171,6 +174,12 @@ def integrity_problems(context: template.Context) -> list[dict[str, Any]]:
     if request.user.has_perm(VIEW_EVENTS):
         panels += _event_panels(site)
     return panels
+
+
+@register.filter
+def ago(value: datetime | None) -> SafeString:
+    """``{{ when|ago }}``: "3 minutes ago", the absolute time and zone in the title (``integrity.lists.relative_time``)."""
+    return relative_time(value)
 
 
 @register.filter

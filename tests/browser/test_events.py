@@ -103,8 +103,8 @@ def test_a_new_event_appears_without_a_reload(live_server, superuser, one_old_gr
         assert page.evaluate("window.__marker") == 1, "the page was reloaded instead of swapping the table"
         assert page.url == url
         assert navigations == []
-        # The filters form is still there once (the poll swaps the table, not the page into itself).
-        expect(page.locator("form.integrity-filters")).to_have_count(1)
+        # The filter sidebar is still there once (the poll swaps the table, not the page into itself).
+        expect(page.locator("#changelist-filter")).to_have_count(1)
 
         newest.get_by_role("link", name="Details").click()
         expect(page.locator("#event-summary tr[data-term=count] td")).to_have_text("1")

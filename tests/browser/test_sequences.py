@@ -30,7 +30,7 @@ SEQUENCES = "/admin/integrity/sequence/"
 
 @pytest.fixture
 def product_sequence_behind() -> None:
-    """Seed 001 in miniature: products 1..8 written with explicit ids, the sequence left at 1."""
+    """A data migration with explicit ids, in miniature: products 1..8 written with explicit ids, the sequence left at 1."""
     seed.reset()
     Product.objects.bulk_create(Product(id=i, name=f"Product {i}", price=i) for i in range(1, 9))
 

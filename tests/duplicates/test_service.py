@@ -138,7 +138,7 @@ def test_a_unique_field_of_an_unmanaged_table():
 
 
 def test_every_row_counts_even_those_a_base_manager_hides():
-    """clinic.Doctor's base manager shows one locale (seed 000); the database's rule sees all rows."""
+    """clinic.Doctor's base manager shows one locale; the database's rule sees all rows."""
     made = [Doctor.everyone.create(name="Dr Ann", locale=loc) for loc in ("en", "fr")]
     Doctor.everyone.create(name="Dr Bob", locale="en")
     rule = configured("clinic.Doctor", ["name"])

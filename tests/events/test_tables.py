@@ -151,7 +151,8 @@ def test_group_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(row.get_cell("constraint")) == "<code>legacy_orders (customer_id)</code>"
     assert row.get_cell("cause") == "—"  # nothing explained it
     assert str(row.get_cell("actions")) == f'<a class="integrity-link" href="/g/?id={made.pk}">Details</a>'
-    assert row.get_cell("last_seen") == timezone.localtime(made.last_seen).strftime("%Y-%m-%d %H:%M:%S")
+    local = timezone.localtime(made.last_seen)
+    assert f'title="{local:%Y-%m-%d %H:%M:%S} {local.tzname()}">' in str(row.get_cell("last_seen"))
 
 
 @DB

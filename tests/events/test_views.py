@@ -10,6 +10,7 @@ replaces it with a counter.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -208,7 +209,13 @@ def test_groups_are_listed_last_seen_first_with_every_column() -> None:
     assert cell(first, "cause") == "Missing value"
     assert cell(last, "count") == "12 4 handled"
     assert cell(last, "constraint") == "shop_product_name_key"
-    assert cell(last, "last_seen") == timezone.localtime(old.last_seen).strftime("%Y-%m-%d %H:%M:%S")
+    # Relative, the absolute time and its zone in the title (as every list shows times).
+    assert cell(last, "last_seen") == "3 days ago"
+    local = timezone.localtime(old.last_seen)
+    stamp = (
+        f'<time datetime="{old.last_seen.isoformat()}" title="{local:%Y-%m-%d %H:%M:%S} {local.tzname()}">'
+    )
+    assert stamp in response.content.decode()
     link = last.links("Details")[0]
     assert link["href"] == url(GROUP, id=old.pk)
     summary = text(response)
@@ -326,10 +333,14 @@ def test_each_filter_keeps_the_groups_it_names(case: str, assorted: dict[str, Ev
     assert response.status_code == 200
     assert ids(response.content) == [assorted[name].pk for name in expected]
     if params.get("range") != "all":
-        assert "Clear filters" in text(response)
+        assert "Clear all filters" in text(response)
     page = response.content.decode()
-    for name, value in params.items():  # the form shows what is applied
-        assert re.search(rf'<option value="{re.escape(value)}" selected>', page), (name, value)
+    selected = [
+        parse_qs(urlsplit(html.unescape(href)).query)
+        for href in re.findall(r'<li class="selected">\s*<a href="([^"]*)"', page)
+    ]
+    for name, value in params.items():  # the sidebar highlights what is applied, one choice per filter
+        assert [q for q in selected if q.get(name) == [value]], (name, value)
 
 
 TAMPERED = {
@@ -474,7 +485,9 @@ def test_group_page_shows_counts_sources_and_samples() -> None:
     assert oldest.cells[1:6] == ["POST", "/a/", "shop:a", "0", "yes"]
     assert newest.cells[6] == "id = 7"  # a primary key value is kept by default ("keys")
     assert newest.cells[7] == "—"  # the detail is kept with INTEGRITY_EVENT_VALUES="all" only
-    assert newest.cells[0] == f"{timezone.localtime(now - timedelta(minutes=7)):%Y-%m-%d %H:%M:%S}"
+    assert newest.cells[0] == "7 minutes ago"
+    local = timezone.localtime(now - timedelta(minutes=7))
+    assert f'title="{local:%Y-%m-%d %H:%M:%S} {local.tzname()}">7' in response.content.decode()
     assert "4 occurrences kept as samples" in body
 
 
@@ -506,6 +519,32 @@ def test_group_page_offers_the_resync_of_a_sequence_behind() -> None:
     assert posted.status_code == 302 and posted["Location"] == page
     assert Product.objects.create(name="after").pk == 9
     assert "next value 1 → 9" in text(client.get(page))
+
+
+@DB
+def test_the_resync_fix_names_the_sequence_and_shows_the_setval_it_runs() -> None:
+    make_behind(Product, 8)
+    made_id = events.write(violation("shop_product_pkey"), "default", REQUEST)
+    assert made_id is not None
+    client = client_for("superuser")
+
+    page = client.get(url(GROUP, id=made_id))
+    shown = text(page)
+    assert "Moves sequence public.shop_product_id_seq (Product.id) just past the column's MAX" in shown
+    assert "default:shop.Product:id" not in shown
+    block = re.search(
+        r'<pre id="event-resync-sql"[^>]*><code>(.*?)</code></pre>', page.content.decode(), re.S
+    )
+    assert block is not None
+    statements = [s for s in html.unescape(block.group(1)).split(";\n") if s]
+    with CaptureQueriesContext(connection) as captured:
+        assert client.post(RESYNC, {"key": "default:shop.Product:id"}).status_code == 302
+
+    executed = [q["sql"] for q in captured.captured_queries]
+    assert statements[0] == "BEGIN" and statements[-1] == "COMMIT"
+    assert all(s in executed for s in statements[1:-1])
+    assert statements[2] == 'SELECT setval(\'"public"."shop_product_id_seq"\'::regclass, 9, false)'
+    assert Product.objects.create(name="after").pk == 9
 
 
 @DB

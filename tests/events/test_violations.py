@@ -125,7 +125,7 @@ def test_nulls_not_distinct_and_a_value_holding_a_comma() -> None:
 
 
 def test_auto_created_many_to_many_table() -> None:
-    product, tag = Product.objects.create(id=100001, name="p"), Tag.objects.create(name="t")  # seed 001
+    product, tag = Product.objects.create(id=100001, name="p"), Tag.objects.create(name="t")  # explicit ids
     through = Product.tags.through
     through.objects.create(product=product, tag=tag)
     v = parsed(lambda: through.objects.create(product=product, tag=tag))
@@ -220,7 +220,7 @@ def test_not_null() -> None:
 
 
 def test_check() -> None:
-    product = Product.objects.create(id=100001, name="p")  # seed 001: the sequence lags
+    product = Product.objects.create(id=100001, name="p")  # an explicit id: the sequence lags
     v = parsed(lambda: ShopOrder.objects.create(product=product, quantity=-1))  # PositiveIntegerField
     assert (v.kind, v.sqlstate, v.constraint) == (CHECK, "23514", "shop_order_quantity_check")
     assert (v.table, v.model, v.columns, v.values) == ("shop_order", "shop.Order", (), ())

@@ -128,7 +128,7 @@ def test_merge_repoints_deletes_and_records(people):
     [record] = MergeRecord.objects.all()
     assert (record.rule, record.survivor, record.removed) == (RULE_KEY, pk(ann1), [pk(ann2), pk(ann3)])
     assert record.repointed == 2
-    assert f"Merged merging.Person {ann2.pk}, {ann3.pk} into {ann1.pk} (rule {RULE_KEY})." in out
+    assert f"Merged merging.Person {ann2.pk}, {ann3.pk} into {ann1.pk} (rule merging.Person: email)." in out
     assert table(out, "RELATION") == [
         {"RELATION": "merging.Order.person", "KIND": "foreign key", "ROWS RE-POINTED": "2"}
     ]
@@ -319,7 +319,7 @@ def test_all_dry_run_and_json(people):
     code, out, err = merge("--rule", "configured:email", "--all", "--survivor", "oldest", "--dry-run")
     assert code == 0, err
     assert snapshot() == before
-    assert f"2 groups of {RULE_KEY}, survivor: oldest." in out
+    assert "2 groups of merging.Person: email, survivor: oldest." in out
     assert [(r["SURVIVOR"], r["DUPLICATES"], r["RE-POINT"]) for r in table(out, "SURVIVOR")] == [
         (pk(people["ann1"]), f"{people['ann2'].pk}, {people['ann3'].pk}", "2"),
         (pk(people["bob1"]), pk(people["bob2"]), "1"),

@@ -129,10 +129,7 @@ def test_preview_lines_show_the_tables_and_the_totals(rule: Rule) -> None:
 
     lines = merge_report.preview_lines(plan)
 
-    assert (
-        lines[0]
-        == f"Would merge merging.Person {b.pk} into {a.pk} (rule default:merging.Person:configured:email)."
-    )
+    assert lines[0] == f"Would merge merging.Person {b.pk} into {a.pk} (rule merging.Person: email)."
     assert lines[-1] == "3 rows to re-point, 2 rows deleted."
     relations, conflicts, deleted, changes = (rows(t) for t in lines[2:-2:2])
     assert relations == [
@@ -173,7 +170,7 @@ def test_several_groups_name_their_survivor_in_the_conflict_table(rule: Rule) ->
 
     assert [r["SURVIVOR"] for r in table] == [str(a.pk)] * 4 + [str(c.pk)] * 2
     lines = merge_report.plans_lines(rule, "oldest", plans)
-    assert lines[0] == "2 groups of default:merging.Person:configured:email, survivor: oldest."
+    assert lines[0] == "2 groups of merging.Person: email, survivor: oldest."
     assert rows(lines[1]) == [
         {
             "SURVIVOR": str(a.pk),

@@ -266,8 +266,8 @@ def test_form_resync_redirects_to_the_list_with_a_message(behind_and_ahead: None
     assert response["Location"] == LIST
     assert next_value(Product) == 9
     page = client.get(response["Location"])
-    assert messages_of(page) == [f"Sequence {sequence_of(Product)}: next value 1 → 9."]
-    assert f"Sequence {sequence_of(Product)}: next value 1 → 9." in text(page)
+    assert messages_of(page) == [f"Sequence {sequence_of(Product)} (Product.id): next value 1 → 9."]
+    assert f"Sequence {sequence_of(Product)} (Product.id): next value 1 → 9." in text(page)
     # Fixed, it no longer needs action: gone from the default view, "ok" among all.
     assert PRODUCT_KEY not in {r.key for r in table_rows(page.content)}
     page = client.get(LIST, {"show": "all"})
@@ -324,7 +324,7 @@ def test_htmx_resync_updates_the_summary_and_messages_out_of_band(behind_and_ahe
     assert "Resync all behind" in summary.group(1)
     note = re.search(r'<div id="integrity-messages" hx-swap-oob="innerHTML">(.*?)</div>', body, re.S)
     assert note is not None
-    assert f"Sequence {sequence_of(Product)}: next value 1 → 9." in note.group(1)
+    assert f"Sequence {sequence_of(Product)} (Product.id): next value 1 → 9." in note.group(1)
 
 
 @DB
@@ -336,7 +336,9 @@ def test_resync_of_an_ok_sequence_changes_nothing_and_says_so() -> None:
 
     response = client.post(RESYNC, {"key": PRODUCT_KEY}, follow=True)
 
-    assert messages_of(response) == [f"Sequence {sequence_of(Product)} needed no change (next value 4)."]
+    assert messages_of(response) == [
+        f"Sequence {sequence_of(Product)} (Product.id) needed no change (next value 4)."
+    ]
     assert snapshot() == before  # no audit row either
 
 
@@ -574,7 +576,9 @@ def test_lower_post_lowers_to_max_plus_one_and_records_it(behind_and_ahead: None
     assert entry.object_id == str(record.pk)
     assert entry.user is not None and entry.user.username == "resyncer"
     assert "Lowered" in entry.change_message and "10 → 4" in entry.change_message
-    assert messages_of(client.get(LIST)) == [f"Sequence {sequence_of(Coupon)}: next value 10 → 4."]
+    assert messages_of(client.get(LIST)) == [
+        f"Sequence {sequence_of(Coupon)} (Coupon.id): next value 10 → 4."
+    ]
 
 
 @DB
@@ -589,7 +593,9 @@ def test_lower_of_a_behind_sequence_does_nothing(behind_and_ahead: None) -> None
 
     assert snapshot() == before
     assert next_value(Product) == 1
-    assert messages_of(response) == [f"Sequence {sequence_of(Product)} needed no change (next value 1)."]
+    assert messages_of(response) == [
+        f"Sequence {sequence_of(Product)} (Product.id) needed no change (next value 1)."
+    ]
 
 
 @DB

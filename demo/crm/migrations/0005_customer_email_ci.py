@@ -1,4 +1,4 @@
-"""Seed 002's last question: "my migration that adds unique fails".
+"""The unique-rules story's last question: "my migration that adds unique fails".
 
 Customers came from an import with emails that differ only by case; this
 migration's CREATE UNIQUE INDEX on LOWER(email) fails on them until they are

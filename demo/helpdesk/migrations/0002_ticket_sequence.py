@@ -1,4 +1,4 @@
-"""Seed 003's fix: ticket numbers from a database sequence, not MAX + 1."""
+"""The ticket story's fix: ticket numbers from a database sequence, not MAX + 1."""
 
 import django.db.models.expressions
 from django.db import migrations, models

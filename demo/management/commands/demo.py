@@ -81,7 +81,7 @@ def embedded_stop_command() -> str | None:
 
 class Command(BaseCommand):
     help = (
-        "Start the embedded PostgreSQL, load demo data that reproduces the seed stories, and serve the admin."
+        "Start the embedded PostgreSQL, load broken demo data (real IntegrityError stories), serve the admin."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -109,7 +109,8 @@ class Command(BaseCommand):
         migration = f"crm.{seed_crm.CRM_EMAIL_RULE}"
         if email_rule_error:
             self.stdout.write(
-                f"As in seed 002: migration {migration} fails on duplicates; see /admin/integrity/ (duplicates)"
+                f"As when a unique rule is added over old duplicates: migration {migration} fails on them; "
+                "see /admin/integrity/ (duplicates)"
             )
             self.stdout.write("  " + "\n  ".join(email_rule_error.splitlines()))
         else:

@@ -1,4 +1,4 @@
-"""Seed 001: a data migration that writes rows with explicit ids.
+"""The explicit-ids story: a data migration that writes rows with explicit ids.
 
 PostgreSQL's sequence is not told about ids written explicitly, so it stays
 at 1 and the next ``Product.objects.create()`` collides with row 1.

@@ -1,4 +1,4 @@
-# Seed 003's MAX + 1 numbering, on a proxy of helpdesk.Ticket (no table of its own).
+# The ticket story's MAX + 1 numbering, on a proxy of helpdesk.Ticket (no table of its own).
 
 from django.db import migrations
 
