@@ -118,57 +118,65 @@ def partitions(s: Shape, rows: str, parts: int) -> str:
     return "; ".join(sql)
 
 
+def _after(s: Shape, after: Sequence[Any] | None) -> tuple[str, list[Any]]:
+    if after is None:
+        return "TRUE", []
+    return f"{s.row('q')} > ROW({', '.join(['%s'] * len(after))})", list(after)
+
+
+def boundary(s: Shape, *, after: Sequence[Any] | None, chunk_rows: int) -> Statement:
+    """The key of the ``chunk_rows``-th row past ``after``, in index order: where the next range ends.
+
+    No row there: the range runs to the end. The range takes every row of its
+    last key, however many, so no group is ever split between two ranges.
+    """
+    where, params = _after(s, after)
+    sql = f"SELECT {s.keys('q')} FROM {_q(s)} WHERE {where} ORDER BY {s.keys('q')} OFFSET %s LIMIT 1"  # noqa: S608
+    return sql, [*s.params, *params, int(chunk_rows) - 1]
+
+
 def key_range(
     s: Shape,
-    top: str,
     *,
     after: Sequence[Any] | None,
-    inclusive: bool,
-    chunk_rows: int,
+    upto: Sequence[Any] | None,
     sample: int,
     limit: int,
+    least: int,
 ) -> Statement:
-    """One key range: the next ``chunk_rows`` rows in index order, grouped as they stream.
+    """The groups of the keys in (``after``, ``upto``]: their count and rows, the largest with their pks.
 
-    The last key read may have more rows past the range: unless the range is
-    the table's end it is left to the next range (which starts at it), so no
-    group is ever split. The range's ``limit`` largest complete groups are kept
-    in ``top`` with their first ``sample`` pks; returned: the last key, rows
-    and keys read, groups and rows in groups of the range.
+    A plain read (no temporary table, no write), so PostgreSQL may run it in
+    parallel like the one statement. Returned: one row per kept group (the
+    ``limit`` largest of at least ``least`` rows, with their first ``sample``
+    pks), each with the range's totals; just the totals when none is kept.
     """
-    bound, params = "", list(s.params)
-    if after is not None:
-        op = ">=" if inclusive else ">"
-        bound = f"WHERE {s.row('q')} {op} ROW({', '.join(['%s'] * len(after))})"
-        params += list(after)
+    where, params = _after(s, after)
+    if upto is not None:
+        where += f" AND {s.row('q')} <= ROW({', '.join(['%s'] * len(upto))})"
+        params += list(upto)
+    # An ordered aggregate sorts inside itself: no Sort node, so the disabled sorts of key ranges
+    # cannot turn this into a walk of the primary key index filtered by key.
     pks = (
-        f"ARRAY(SELECT m.{quote(s.pk)} FROM ({s.sql}) m "  # noqa: S608
-        f"WHERE {s.same_key('m', 'd', nulls_equal=False)} ORDER BY m.{quote(s.pk)} LIMIT %s)"
+        f"(SELECT (array_agg(m.{quote(s.pk)} ORDER BY m.{quote(s.pk)}))[1:%s] FROM ({s.sql}) m "  # noqa: S608
+        f"WHERE {s.same_key('m', 't', nulls_equal=False)})"
     )
     sql = (
-        f"WITH g AS (SELECT {s.keys('s')}, count(*) AS n FROM (SELECT {s.keys('q')} FROM {_q(s)} {bound} "  # noqa: S608
-        f"ORDER BY {s.keys('q')} LIMIT %s) s GROUP BY {s.keys('s')}), "
-        f"e AS (SELECT {s.keys()}, (SELECT sum(n) FROM g) AS rows_read, (SELECT count(*) FROM g) AS keys_read "
-        f"FROM g ORDER BY {s.desc()} LIMIT 1), "
-        f"d AS (SELECT g.* FROM g, e WHERE g.n > 1 AND (e.rows_read < %s OR {s.row('g')} < {s.row('e')})), "
-        f"t AS (SELECT * FROM d ORDER BY n DESC, {s.keys()} LIMIT %s), "
-        f"ins AS (INSERT INTO {quote(top)} SELECT {s.keys('d')}, d.n, {pks} FROM t d) "
-        f"SELECT {s.keys('e')}, e.rows_read, e.keys_read, (SELECT count(*) FROM d), "
-        f"(SELECT COALESCE(sum(n), 0) FROM d) FROM e"
+        f"WITH g AS (SELECT {s.keys('q')}, count(*) AS n FROM {_q(s)} WHERE {where} "  # noqa: S608
+        f"GROUP BY {s.keys('q')} HAVING count(*) > 1), "
+        f"tot AS (SELECT count(*) AS groups, COALESCE(sum(n), 0) AS grouped FROM g), "
+        f"t AS (SELECT * FROM g WHERE n >= %s ORDER BY n DESC, {s.keys()} LIMIT %s) "
+        f"SELECT tot.groups, tot.grouped, {s.keys('t')}, t.n, {pks} FROM tot LEFT JOIN t ON true "
+        f"ORDER BY t.n DESC, {s.keys('t')}"
     )
-    return sql, [*params, int(chunk_rows), int(chunk_rows), int(limit), *s.params, int(sample)]
+    return sql, [*s.params, *params, int(least), int(limit), int(sample), *s.params]
 
 
-def one_key(s: Shape, top: str, key: Sequence[Any], sample: int) -> Statement:
-    """A key with more rows than a range holds: counted on its own (one group, however large)."""
-    where = " AND ".join(f"q.{quote(n)} = %s" for n in s.names)
-    sql = (
-        f"WITH g AS (SELECT count(*) AS n, (array_agg(q.{quote(s.pk)} ORDER BY q.{quote(s.pk)}))[1:%s] AS pks "  # noqa: S608
-        f"FROM {_q(s)} WHERE {where}), "
-        f"ins AS (INSERT INTO {quote(top)} SELECT {', '.join(['%s'] * len(key))}, n, pks FROM g WHERE n > 1) "
-        f"SELECT n FROM g"
-    )
-    return sql, [int(sample), *s.params, *key, *key]
+def keep(s: Shape, top: str, rows: Sequence[Sequence[Any]]) -> Statement:
+    """Kept groups (keys, size, pks) into ``top``: one statement, one row of values each."""
+    one = "(" + ", ".join(["%s"] * (len(s.names) + 2)) + ")"
+    sql = f"INSERT INTO {quote(top)} ({s.keys()}, n, pks) VALUES {', '.join([one] * len(rows))}"  # noqa: S608
+    return sql, [value for row in rows for value in row]
 
 
 def copy_chunk(s: Shape, rows: str, first_block: int, last_block: int | None) -> Statement:

@@ -14,7 +14,7 @@ Every unit has the scan's statement timeout and the reads' lock timeout.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,17 +27,22 @@ from integrity.duplicates.service import QUERY_CANCELED, ScanTimedOut
 
 SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f-]+$")
 
-# A savepoint's SET LOCAL outlives its release: the caller's values are read first, put back after.
-SAVE_AND_SET = (
-    "WITH previous AS MATERIALIZED (SELECT current_setting('statement_timeout') AS s, "
-    "current_setting('lock_timeout') AS l, current_setting('enable_sort') AS o) "
-    "SELECT s, l, o, set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
-    "set_config('enable_sort', %s, true) FROM previous"
-)
-RESTORE = (
-    "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
-    "set_config('enable_sort', %s, true)"
-)
+# Key ranges are read with sorts and sequential scans disabled, so that a range always comes from the
+# index (never from a sort or a filter of the whole table); from PostgreSQL 16, ordered aggregates (the first pks) would then be fed
+# by a walk of the primary key index, unless presorted aggregates are disabled too.
+PLANNER = ("enable_sort", "enable_seqscan")
+PLANNER_16 = (*PLANNER, "enable_presorted_aggregate")
+
+
+def _save_and_set(names: Sequence[str]) -> str:
+    """Read the caller's values, then SET LOCAL ours (a savepoint's SET LOCAL outlives its release)."""
+    read = ", ".join(f"current_setting('{n}') AS v{i}" for i, n in enumerate(names))
+    values = ", ".join(f"v{i}" for i in range(len(names)))
+    return f"WITH previous AS MATERIALIZED (SELECT {read}) SELECT {values}, {_set(names)} FROM previous"  # noqa: S608
+
+
+def _set(names: Sequence[str]) -> str:
+    return ", ".join(f"set_config('{n}', %s, true)" for n in names)
 
 
 class Units:
@@ -49,6 +54,8 @@ class Units:
         self.nested = self.connection.in_atomic_block
         self.snapshot: str | None = None
         self._exporter: Any = None
+        pg16 = getattr(self.connection, "pg_version", 0) >= 160000
+        self.settings = ("statement_timeout", "lock_timeout", *(PLANNER_16 if pg16 else PLANNER))
 
     def open(self) -> None:
         """Export the snapshot every unit will read (not inside a caller's transaction)."""
@@ -85,29 +92,45 @@ class Units:
         ranges: bool = False,
         read_only: bool = True,
     ) -> list[tuple[Any, ...]]:
-        """One unit: ``sql`` in its own bounded transaction (on the scan's snapshot unless told not to).
+        """One unit of one statement (see ``unit``)."""
+        with self.unit(snapshot=snapshot, ranges=ranges, read_only=read_only) as execute:
+            return execute(sql, params)
 
-        ``ranges``: sorting is disabled for it, so that a key range is always
-        read from the index, never as a sort of the whole table.
+    @contextmanager
+    def unit(
+        self, *, snapshot: bool = True, ranges: bool = False, read_only: bool = True
+    ) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+        """One unit: its statements in one bounded transaction (on the scan's snapshot unless told not to).
+
+        Yields ``execute(sql, params)``, which returns the rows.
+        ``ranges``: the planner may neither sort nor scan the whole table (``PLANNER``).
         """
         connection = self.connection
-        timeout = f"{int(settings.SCAN_TIMEOUT_MS)}ms"
-        lock = f"{int(settings.READ_LOCK_TIMEOUT_MS)}ms"
-        sort = "off" if ranges else "on"
+        planner = "off" if ranges else "on"
+        values = [f"{int(settings.SCAN_TIMEOUT_MS)}ms", f"{int(settings.READ_LOCK_TIMEOUT_MS)}ms"]
+        values += [planner] * (len(self.settings) - 2)
         with self._timeouts_as_scan_timed_out(), transaction.atomic(using=self.rule.database):
             with connection.cursor() as cursor:
                 previous = None
                 if self.nested:
-                    cursor.execute(SAVE_AND_SET, [timeout, lock, sort])
-                    previous = cursor.fetchone()[:3]
+                    cursor.execute(_save_and_set(self.settings), values)
+                    previous = cursor.fetchone()[: len(values)]
                 else:
-                    cursor.execute(self._begin(timeout, lock, sort, snapshot and read_only, read_only))
-                # No parameters, no placeholders: the temporary tables' DDL is several statements in one.
-                cursor.execute(sql, list(params) if params else None)
-                rows = list(cursor.fetchall()) if cursor.description else []
+                    cursor.execute(self._begin(values, snapshot and read_only, read_only))
+
+                def execute(
+                    sql: str, params: Sequence[Any] = (), many: bool = False
+                ) -> list[tuple[Any, ...]]:
+                    if many:
+                        cursor.executemany(sql, list(params))
+                        return []
+                    # No parameters, no placeholders: the temporary tables' DDL is several statements in one.
+                    cursor.execute(sql, list(params) if params else None)
+                    return list(cursor.fetchall()) if cursor.description else []
+
+                yield execute
                 if previous is not None:
-                    cursor.execute(RESTORE, list(previous))
-                return rows
+                    cursor.execute(f"SELECT {_set(self.settings)}", list(previous))
 
     @contextmanager
     def _timeouts_as_scan_timed_out(self) -> Iterator[None]:
@@ -118,16 +141,13 @@ class Units:
                 raise ScanTimedOut(self.rule.key) from exc
             raise
 
-    def _begin(self, timeout: str, lock: str, sort: str, snapshot: bool, read_only: bool) -> str:
-        # One round trip, values checked above (no parameters: SET TRANSACTION SNAPSHOT takes none).
+    def _begin(self, values: Sequence[str], snapshot: bool, read_only: bool) -> str:
+        # One round trip, values made above (no parameters: SET TRANSACTION SNAPSHOT takes none).
         # Temporary tables are written in READ ONLY units, but only created or dropped outside one.
         head = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; " if read_only else ""
         if snapshot and self.snapshot:
             head += f"SET TRANSACTION SNAPSHOT '{self.snapshot}'; "
-        return (
-            head + f"SET LOCAL statement_timeout = '{timeout}'; SET LOCAL lock_timeout = '{lock}'; "
-            f"SET LOCAL enable_sort = {sort}"
-        )
+        return head + "; ".join(f"SET LOCAL {n} = '{v}'" for n, v in zip(self.settings, values, strict=True))
 
     def ddl(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Create or drop the scan's temporary tables (a transaction of its own, or a savepoint)."""

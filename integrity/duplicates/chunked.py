@@ -35,6 +35,7 @@ whole.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
 import math
@@ -53,6 +54,7 @@ CHUNK_ROWS = 1_000_000  # rows per unit: about 0.6 s of grouping here, far insid
 KEPT_GROUPS = 1000  # groups kept (the largest), when the caller does not say
 MAX_TUPLES_PER_PAGE = 291  # PostgreSQL's bound for 8 kB pages: a chunk of never-analysed pages stays bounded
 MAX_PARTITIONS = 1024
+KEEP_BATCH = 1000  # kept groups per INSERT
 ONE, RANGES, CHUNKS = "one statement", "key ranges", "table chunks"
 Progress = Callable[[int, int], None]
 
@@ -220,35 +222,41 @@ def _ranges(
 ) -> bool:
     """Key range after key range; True when the last one was read to the end of the index."""
     total = max(1, math.ceil(estimate / chunk_rows))
+    # The sizes of the groups kept so far (``limit`` numbers at most): a later range's group smaller
+    # than all of them cannot be among the largest, so its pks are not looked up. Ranges come in the
+    # rule's key order unless the index's columns are in another order: then a tie may still win.
+    sizes: list[int] = []
+    ties_lose = list(shape.names) == sorted(shape.names, key=lambda n: int(n[1:]))
+    width = len(shape.names)
     after: list[Any] | None = None
-    inclusive = True
     while True:
-        found = units.run(
-            *q.key_range(
-                shape,
-                top,
-                after=after,
-                inclusive=inclusive,
-                chunk_rows=chunk_rows,
-                sample=sample,
-                limit=limit,
-            ),
-            ranges=True,
-        )
-        if not found:  # nothing (left) to read
-            run.unit_done(0, 0, run.result.chunks_done + 1)
-            return True
-        *last, rows_read, keys_read, groups, grouped = found[0]
-        if rows_read < chunk_rows:
+        least = sizes[0] + int(ties_lose) if limit and len(sizes) >= limit else 0
+        with units.unit(ranges=True) as execute:
+            ends = execute(*q.boundary(shape, after=after, chunk_rows=chunk_rows))
+            upto = ends[0] if ends else None
+            found = execute(
+                *q.key_range(shape, after=after, upto=upto, sample=sample, limit=limit, least=least)
+            )
+            kept = [row[2:] for row in found if row[2 + width] is not None]
+            for start in range(0, len(kept), KEEP_BATCH):  # a statement's parameters are bounded
+                execute(*q.keep(shape, top, kept[start : start + KEEP_BATCH]))
+        for row in kept:
+            _keep(sizes, int(row[width]), limit)
+        groups, grouped = found[0][:2]
+        if upto is None:  # the range ran to the end of the index
             run.unit_done(groups, grouped, run.result.chunks_done + 1)
             return True
-        if keys_read == 1:
-            # One key filled the whole range: it is counted on its own, and the next range starts past it.
-            [(size,)] = units.run(*q.one_key(shape, top, last, sample))
-            groups, grouped = (groups + 1, grouped + size) if size > 1 else (groups, grouped)
-        after, inclusive = last, keys_read != 1
+        after = list(upto)
         if run.unit_done(groups, grouped, total):
             return False
+
+
+def _keep(sizes: list[int], size: int, limit: int) -> None:
+    """Keep the ``limit`` largest sizes in the min-heap ``sizes``."""
+    if len(sizes) < limit:
+        heapq.heappush(sizes, size)
+    elif limit and size > sizes[0]:
+        heapq.heapreplace(sizes, size)
 
 
 def _chunks(

@@ -75,7 +75,7 @@ def test_groups_straddling_every_boundary_are_one_group():
     rule = configured("crm.Customer", ["name"])
     ranges, chunks = assert_same(rule, chunk_rows=50)
     assert chunks.chunks_total > 4  # several pages, then as many partitions
-    assert ranges.chunks_total >= 900 // 50
+    assert ranges.chunks_total > 10  # each range at least 50 rows, and every row of its last key
 
 
 def test_an_expression_rule_by_ranges_of_its_expression_index_and_by_pages():
@@ -210,8 +210,11 @@ def test_statements_per_unit_are_constant(method):
         statements(40 if method == RANGES else 300),
     )
     assert c2 > c1
-    # Per unit, in the test's transaction: savepoint, its timeouts, its statement, the timeouts back, release.
-    assert q2 - q1 == 5 * (c2 - c1)
+    # Per unit, in the test's transaction: savepoint, its timeouts, its statement(s), the timeouts back,
+    # release. A key range has two (where it ends, its groups), and a third when it has groups among
+    # the largest so far (into the temporary table); a table chunk or a partition has one.
+    low, high = (6, 7) if method == RANGES else (5, 5)
+    assert low * (c2 - c1) <= q2 - q1 <= high * (c2 - c1)
 
 
 @pytest.fixture
