@@ -118,10 +118,33 @@ def partitions(s: Shape, rows: str, parts: int) -> str:
     return "; ".join(sql)
 
 
+def _prefix(s: Shape, width: int) -> str:
+    """The first ``width`` keys of ``q`` as a row: a bound on the leading keys keeps every group whole."""
+    return "ROW(" + ", ".join(f"q.{quote(n)}" for n in s.names[:width]) + ")"
+
+
 def _after(s: Shape, after: Sequence[Any] | None) -> tuple[str, list[Any]]:
     if after is None:
         return "TRUE", []
-    return f"{s.row('q')} > ROW({', '.join(['%s'] * len(after))})", list(after)
+    return f"{_prefix(s, len(after))} > ROW({', '.join(['%s'] * len(after))})", list(after)
+
+
+def column_type(rule: Rule, column: str) -> Statement:
+    """The SQL type of one of the table's columns, as ``format_type`` prints it (for a cast)."""
+    sql = "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attname = %s"
+    return sql, [quote_table(rule.model._meta.db_table), column]
+
+
+def histogram(rule: Rule, column: str, type_name: str) -> Statement:
+    """What ANALYZE saw of a column: histogram bounds, NULL and most-common-value fractions, rows, writes since."""
+    sql = (
+        f"SELECT (s.histogram_bounds::text)::{type_name}[], s.null_frac, "  # noqa: S608
+        "COALESCE((SELECT sum(f) FROM unnest(s.most_common_freqs) AS f), 0), c.reltuples, "
+        "COALESCE(u.n_mod_since_analyze, 0) FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace "
+        "JOIN pg_stats s ON s.schemaname = ns.nspname AND s.tablename = c.relname AND s.attname = %s "
+        "LEFT JOIN pg_stat_all_tables u ON u.relid = c.oid WHERE c.oid = to_regclass(%s)"
+    )
+    return sql, [column, quote_table(rule.model._meta.db_table)]
 
 
 def boundary(s: Shape, *, after: Sequence[Any] | None, chunk_rows: int) -> Statement:
@@ -153,7 +176,7 @@ def key_range(
     """
     where, params = _after(s, after)
     if upto is not None:
-        where += f" AND {s.row('q')} <= ROW({', '.join(['%s'] * len(upto))})"
+        where += f" AND {_prefix(s, len(upto))} <= ROW({', '.join(['%s'] * len(upto))})"
         params += list(upto)
     # An ordered aggregate sorts inside itself: no Sort node, so the disabled sorts of key ranges
     # cannot turn this into a walk of the primary key index filtered by key.

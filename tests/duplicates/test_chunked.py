@@ -78,6 +78,22 @@ def test_groups_straddling_every_boundary_are_one_group():
     assert ranges.chunks_total > 10  # each range at least 50 rows, and every row of its last key
 
 
+def test_key_ranges_end_where_the_statistics_say_when_they_are_fresh():
+    sql("CREATE INDEX chunked_name ON crm_customer (name)")
+    # Mostly unique names: the few duplicated ones (the most common values) hold fewer rows than a range.
+    Customer.objects.bulk_create(
+        Customer(email=f"{i}@x", name=f"Name {i % 30}" if i % 15 == 0 else f"Only {i}") for i in range(1200)
+    )
+    rule = configured("crm.Customer", ["name"])
+    counted = chunked(rule, RANGES, chunk_rows=100)
+    assert counted.ends == "index"  # never analysed
+    sql("ANALYZE crm_customer", "SELECT pg_stat_reset_single_table_counters('crm_customer'::regclass)")
+    [by_statistics] = assert_same(rule, methods=(RANGES,), chunk_rows=100)
+    assert by_statistics.ends == "statistics"
+    assert 6 <= by_statistics.chunks_total <= 20  # about 1,200 / 100 rows each
+    assert by_statistics.groups == counted.groups
+
+
 def test_an_expression_rule_by_ranges_of_its_expression_index_and_by_pages():
     sql("CREATE INDEX chunked_name_ci ON crm_customer (lower(btrim(name)))")
     many_names(700, 30)
