@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, connections, transaction
 
@@ -25,6 +26,10 @@ from integrity.conf import settings
 from integrity.duplicates.rules import Rule
 from integrity.duplicates.service import QUERY_CANCELED, ScanTimedOut
 
+if TYPE_CHECKING:
+    from integrity.duplicates.chunked import ChunkedScan
+
+Progress = Callable[[int, int], None]
 SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f-]+$")
 
 # Key ranges are read with sorts and sequential scans disabled, so that a range always comes from the
@@ -152,3 +157,20 @@ class Units:
     def ddl(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Create or drop the scan's temporary tables (a transaction of its own, or a savepoint)."""
         self.run(sql, params, snapshot=False, read_only=False)
+
+
+@dataclass
+class Tally:
+    """What the units found so far."""
+
+    result: ChunkedScan
+    report: Progress
+    should_stop: Callable[[], bool]
+
+    def unit_done(self, groups: int, rows: int, total: int) -> bool:
+        """Count a finished unit; True when the scan must stop before the next."""
+        r = self.result
+        r.total_groups, r.total_rows = r.total_groups + int(groups), r.total_rows + int(rows)
+        r.chunks_done, r.chunks_total = r.chunks_done + 1, max(total, r.chunks_done + 1)
+        self.report(r.chunks_done, r.chunks_total)
+        return self.should_stop()
