@@ -19,7 +19,7 @@ the table is cut depends on what it has (measured by ``benchmarks/scan.py``):
 - **table chunks** otherwise: ranges of pages (``ctid``, a TID range scan)
   whose keys and pks are staged in a temporary table hash-partitioned by key;
   then each partition is grouped on its own (a key lives in one partition
-  only). Exact, bounded, and about twice the one statement (everything is
+  only). Exact, bounded, and 1.3x to 3x the one statement (everything is
   written once more), which is why an index on the keys is worth having.
 
 Each unit keeps its largest ``limit`` groups in a temporary table; the answer
