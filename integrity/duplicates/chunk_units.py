@@ -72,6 +72,9 @@ class Units:
         raw.autocommit = True
         try:
             cursor = raw.cursor()
+            # It waits idle in its transaction for the whole scan, by design: a server-wide idle limit
+            # would end it between two units (and the next one could not import its snapshot).
+            cursor.execute("SET idle_in_transaction_session_timeout = 0")
             cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot = str(cursor.fetchone()[0])
