@@ -22,10 +22,28 @@ from django.test.utils import CaptureQueriesContext
 from demo.crm.models import Customer, Device, Membership, Mentorship
 from integrity.duplicates import ScanTimedOut, scan
 from integrity.duplicates.chunked import CHUNKS, ONE, RANGES, ChunkedScan, scan_chunked
-from integrity.duplicates.rules import Rule, get_rule
-from tests.duplicates.test_service import DEVICE, MEMBERSHIP, MENTORSHIP, NAME_CI, configured, sql
+from integrity.duplicates.rules import Rule, get_rule, rules_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
+
+NAME_CI = "default:crm.Customer:configured:customer_name_ci"
+MENTORSHIP = "default:crm.Mentorship:unique_together:mentee,mentor"
+MEMBERSHIP = "default:crm.Membership:crm_membership_active_code_uniq"
+DEVICE = "default:crm.Device:crm_device_vendor_serial_uniq"
+
+
+def sql(*statements: str) -> None:
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def configured(model: str, fields: list[str], **options: object) -> Rule:
+    """The configured rule ``model``/``fields`` (settings overridden only while it is derived)."""
+    spec = {"model": model, "fields": fields, "name": "t", **options}
+    with override_settings(INTEGRITY_DUPLICATE_RULES=[spec]):
+        [rule] = [r for r in rules_for(["default"]) if r.name == "configured:t"]
+    return rule
 
 
 def one_statement(rule: Rule, sample: int = 10) -> tuple[Any, ...]:
