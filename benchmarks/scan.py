@@ -245,7 +245,7 @@ def benchmark(args: argparse.Namespace) -> bool:
     from django.core.management import call_command
     from django.test.utils import override_settings
 
-    from integrity.duplicates.chunked import CHUNK_ROWS
+    from integrity.conf import settings
     from integrity.duplicates.rules import get_rule
 
     groups = args.rows // 10 if args.groups is None else args.groups
@@ -256,7 +256,7 @@ def benchmark(args: argparse.Namespace) -> bool:
         "SELECT current_setting('server_version'), pg_size_pretty(pg_table_size(%s::regclass))", [TABLE]
     )
     # The app's unit, or smaller on a small table: at least 5 units, or it would be the one statement.
-    chunk_rows = args.chunk_rows or min(CHUNK_ROWS, max(1, args.rows // 5))
+    chunk_rows = args.chunk_rows or min(settings.SCAN_CHUNK_ROWS, max(1, args.rows // 5))
     print(f"PostgreSQL {version}, table {size}, chunk_rows {chunk_rows:,}, median of {args.repeat}")
     with override_settings(INTEGRITY_DUPLICATE_RULES=RULES):
         rule = get_rule(RULE)

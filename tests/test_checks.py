@@ -183,6 +183,7 @@ def test_the_demo_settings_and_middleware_pass():
         ),
         ("INTEGRITY_LOCK_TIMEOUT_MS", "2s", "INTEGRITY_LOCK_TIMEOUT_MS must be a whole number, not '2s'."),
         ("INTEGRITY_MERGE_BATCH", None, "INTEGRITY_MERGE_BATCH must be a whole number, not None."),
+        ("INTEGRITY_SCAN_CHUNK_ROWS", "1e6", "INTEGRITY_SCAN_CHUNK_ROWS must be a whole number, not '1e6'."),
         (
             "INTEGRITY_CAPACITY_WARNING",
             75,

@@ -84,6 +84,7 @@ def test_every_setting_documents_its_default():
         "MERGE_BATCH",
         "READ_LOCK_TIMEOUT_MS",
         "READ_STATEMENT_TIMEOUT_MS",
+        "SCAN_CHUNK_ROWS",
         "SCAN_TIMEOUT_MS",
         "SEQUENCES_PER_PAGE",
         "TASK_BACKEND",

@@ -53,8 +53,9 @@ def _set(names: Sequence[str]) -> str:
 class Units:
     """Runs the statements of one chunked scan of ``rule``."""
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, *, timeout_ms: int | None = None) -> None:
         self.rule = rule
+        self.timeout_ms = settings.SCAN_TIMEOUT_MS if timeout_ms is None else int(timeout_ms)
         self.connection = connections[rule.database]
         self.nested = self.connection.in_atomic_block
         self.snapshot: str | None = None
@@ -115,7 +116,7 @@ class Units:
         """
         connection = self.connection
         planner = "off" if ranges else "on"
-        values = [f"{int(settings.SCAN_TIMEOUT_MS)}ms", f"{int(settings.READ_LOCK_TIMEOUT_MS)}ms"]
+        values = [f"{self.timeout_ms}ms", f"{int(settings.READ_LOCK_TIMEOUT_MS)}ms"]
         values += [planner] * (len(self.settings) - 2)
         with self._timeouts_as_scan_timed_out(), transaction.atomic(using=self.rule.database):
             with connection.cursor() as cursor:

@@ -48,7 +48,6 @@ from integrity.duplicates.chunk_units import Progress, Tally, Units
 from integrity.duplicates.rules import Rule
 from integrity.duplicates.service import Group, scan
 
-CHUNK_ROWS = 1_000_000  # rows per unit: about 0.6 s of grouping here, far inside the 10 s scan timeout
 KEPT_GROUPS = 1000  # groups kept (the largest), when the caller does not say
 MAX_TUPLES_PER_PAGE = 291  # PostgreSQL's bound for 8 kB pages: a chunk of never-analysed pages stays bounded
 MAX_PARTITIONS = 1024
@@ -83,21 +82,24 @@ def scan_chunked(
     progress: Progress | None = None,
     limit: int | None = None,
     method: str | None = None,
+    timeout_ms: int | None = None,
 ) -> ChunkedScan:
-    """The rule's ``limit`` largest groups (default 1000) and exact totals, in units of ``chunk_rows`` rows.
+    """The rule's ``limit`` largest groups (default 1000) and exact totals, in units of ``chunk_rows`` rows
+    (default ``INTEGRITY_SCAN_CHUNK_ROWS``).
 
     ``progress(done, total)`` is called after each unit and ``should_stop()``
     before the next: when it answers True the scan ends with ``complete`` False.
     ``method`` forces one of the three ways (tests, benchmarks). Raises
-    ``ScanTimedOut`` when a unit runs past ``INTEGRITY_SCAN_TIMEOUT_MS``.
+    ``ScanTimedOut`` when a unit runs past ``timeout_ms`` (default
+    ``INTEGRITY_SCAN_TIMEOUT_MS``; a job gives its own).
     """
     sample = settings.GROUP_SAMPLE_SIZE if sample is None else int(sample)
-    chunk_rows = CHUNK_ROWS if chunk_rows is None else int(chunk_rows)
+    chunk_rows = settings.SCAN_CHUNK_ROWS if chunk_rows is None else int(chunk_rows)
     limit = KEPT_GROUPS if limit is None else int(limit)
     if chunk_rows < 1 or limit < 0 or sample < 1:
         raise ValueError("chunk_rows and sample must be positive, limit not negative")
     report = progress or (lambda done, total: None)
-    units = Units(rule)
+    units = Units(rule, timeout_ms=timeout_ms)
     units.open()
     try:
         tuples, pages = _size(units, rule)
@@ -105,7 +107,7 @@ def scan_chunked(
         chosen = method or (ONE if tuples * pages <= chunk_rows else RANGES if order else CHUNKS)
         if chosen == ONE:
             units.close()
-            return _one(rule, sample, limit, report)
+            return _one(rule, sample, limit, report, timeout_ms)
         if chosen == RANGES and order is None:
             raise ValueError("no index gives this rule's keys in order")
         return _chunked(
@@ -115,8 +117,10 @@ def scan_chunked(
         units.close()
 
 
-def _one(rule: Rule, sample: int, limit: int, report: Progress) -> ChunkedScan:
-    found = scan(rule, limit=limit, sample=sample)
+def _one(rule: Rule, sample: int, limit: int, report: Progress, timeout_ms: int | None) -> ChunkedScan:
+    # The totals come with the rows of the page: a page of none would count none.
+    found = scan(rule, limit=max(limit, 1), sample=sample, timeout_ms=timeout_ms)
+    found.groups = found.groups[:limit]
     report(1, 1)
     return ChunkedScan(rule, ONE, found.groups, found.total_groups, found.total_rows, True, 1, 1)
 

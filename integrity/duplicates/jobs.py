@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
 from integrity.conf import settings
-from integrity.duplicates import build, enforce, enforcement
+from integrity.duplicates import build, chunked, enforce, enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import Rule, RuleNotFound, get_rule, rules_for
 from integrity.duplicates.tables import GroupTable
@@ -35,51 +35,42 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def scan_groups(rule: Rule, unit: Unit) -> tuple[list[duplicates.Group], int, int, bool]:
-    """(first groups, total groups, total rows, complete) of ``rule``, in chunks when the app has them.
+def scan_groups(rule: Rule, unit: Unit, *, limit: int) -> chunked.ChunkedScan:
+    """The rule's ``limit`` largest groups and its totals, in chunks of ``INTEGRITY_SCAN_CHUNK_ROWS`` rows.
 
-    The one switch between the chunked scan (``integrity.duplicates.chunked``)
-    and the one-statement scan with the job's own timeout.
+    Each unit of the chunked scan has the job's own timeout; a cancel stops it
+    between two units (``complete`` is then False).
     """
-    try:
-        from integrity.duplicates import chunked  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        chunked = None
-    if chunked is not None:
-        found = chunked.scan_chunked(
-            rule,
-            sample=settings.GROUP_SAMPLE_SIZE,
-            should_stop=unit.should_stop,
-            progress=lambda done, total: unit.progress(done, total, check=False),
-        )
-        return list(found.groups), found.total_groups, found.total_rows, found.complete
-    unit.progress(0, 1, check=False)
-    result = duplicates.scan(rule, limit=settings.JOB_RESULT_GROUPS, timeout_ms=settings.JOB_SCAN_TIMEOUT_MS)
-    unit.progress(1, 1, check=False)
-    return result.groups, result.total_groups, result.total_rows, True
+    return chunked.scan_chunked(
+        rule,
+        sample=settings.GROUP_SAMPLE_SIZE,
+        limit=limit,
+        timeout_ms=settings.JOB_SCAN_TIMEOUT_MS,
+        should_stop=unit.should_stop,
+        progress=lambda done, total: unit.progress(done, total, check=False),
+    )
 
 
 def scan(job: Job, unit: Unit) -> dict[str, Any]:
     rule = get_rule(job.params["rule"])
     taken_at = timezone.now().isoformat()
-    groups, total_groups, total_rows, complete = scan_groups(rule, unit)
-    kept = groups[: settings.JOB_RESULT_GROUPS]
+    found = scan_groups(rule, unit, limit=settings.JOB_RESULT_GROUPS)
     result = {
         "rule": rule.key,
         "taken_at": taken_at,
-        "total_groups": total_groups,
-        "total_rows": total_rows,
-        "complete": complete,
-        "groups": as_json([{"key": list(g.key), "size": g.size, "pks": g.pks} for g in kept]),
+        "total_groups": found.total_groups,
+        "total_rows": found.total_rows,
+        "complete": found.complete,
+        "groups": as_json([{"key": list(g.key), "size": g.size, "pks": g.pks} for g in found.groups]),
     }
-    if unit.cancelled or not complete:
+    if unit.cancelled or not found.complete:
         unit.job.result = result
         raise Cancelled
     return result
 
 
 def scan_all(job: Job, unit: Unit) -> dict[str, Any]:
-    """Every rule the database does not enforce, counted; a rule per unit."""
+    """Every rule the database does not enforce, counted (chunked, like a scan job); a rule per unit."""
     found = rules_for()
     states = enforcement.classify(found)
     todo = [
@@ -90,11 +81,18 @@ def scan_all(job: Job, unit: Unit) -> dict[str, Any]:
     for i, rule in enumerate(todo, start=1):
         row: dict[str, Any] = {"rule": rule.key, "label": rule.label, "description": rule.description}
         try:
-            row["groups"], row["rows"] = duplicates.totals(rule, timeout_ms=settings.JOB_SCAN_TIMEOUT_MS)
+            # Totals only: no group is kept, and no progress per chunk (a unit here is a rule).
+            counted = chunked.scan_chunked(
+                rule, limit=0, timeout_ms=settings.JOB_SCAN_TIMEOUT_MS, should_stop=unit.should_stop
+            )
         except duplicates.ScanTimedOut:
             row["error"] = _("timed out after %(ms)s ms") % {"ms": settings.JOB_SCAN_TIMEOUT_MS}
         except DatabaseError as exc:
             row["error"] = str(exc).strip()
+        else:
+            if not counted.complete:
+                raise Cancelled  # mid-rule: the rules counted so far are the result, not this one's part
+            row["groups"], row["rows"] = counted.total_groups, counted.total_rows
         rows.append(row)
         unit.progress(i, len(todo), rules=rows)
     return {"rules": rows, "taken_at": timezone.now().isoformat()}

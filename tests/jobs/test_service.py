@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from integrity import jobs
+from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import Rule
 from integrity.jobs import runner, service
 from integrity.jobs.compat import BASE
@@ -25,6 +27,22 @@ DUMMY = {"default": {"BACKEND": f"{BASE}.backends.dummy.DummyBackend"}}  # enque
 
 def groups_of(n: int, size: int = 2) -> list[list[Person]]:
     return [[person(f"g{i}@example.com") for _ in range(size)] for i in range(n)]
+
+
+def run_cancelling(job: Job, *, when: Callable[[int], bool]) -> str:
+    """Run ``job`` here, a user pressing Cancel as soon as a unit reports ``done`` such that ``when(done)``."""
+    real = runner.Unit.progress
+
+    def progress(unit: runner.Unit, done: int, total: int | None = None, **kw: object) -> None:
+        if when(done):
+            Job.objects.filter(pk=unit.job.pk).update(cancel_requested=True)
+        real(unit, done, total, **kw)  # type: ignore[arg-type]
+
+    runner.Unit.progress = progress  # type: ignore[method-assign,assignment]
+    try:
+        return runner.execute(job.pk, Work())
+    finally:
+        runner.Unit.progress = real  # type: ignore[method-assign]
 
 
 def test_the_default_immediate_backend_is_not_worker_backed() -> None:
@@ -67,6 +85,47 @@ def test_a_scan_job_keeps_the_first_groups_only(rule: Rule) -> None:
     assert len(job.result["groups"]) == 2
 
 
+@override_settings(INTEGRITY_SCAN_CHUNK_ROWS=4)
+def test_a_scan_job_runs_in_chunks_with_the_one_statement_answer(rule: Rule) -> None:
+    """Groups straddle chunks of 4 rows: the job reports each chunk and still finds the scan's groups."""
+    for i in range(6):
+        for _ in range(1 + i % 3):
+            person(f"c{i}@example.com")
+    person("solo@example.com")
+    whole = duplicates.scan(rule, limit=1000)
+    job = jobs.start(Job.SCAN, rule.description, {"rule": rule.key})
+    assert job.status == Job.FINISHED, job.error
+    assert job.total is not None and job.total > 1 and job.done == job.total
+    assert (job.result["total_groups"], job.result["total_rows"]) == (whole.total_groups, whole.total_rows)
+    assert [(g["key"], g["size"], g["pks"]) for g in job.result["groups"]] == [
+        (list(g.key), g.size, g.pks) for g in whole.groups
+    ]
+
+
+@override_settings(TASKS=DUMMY, INTEGRITY_SCAN_CHUNK_ROWS=4)
+def test_a_cancelled_scan_job_stops_between_two_chunks_and_says_it_is_incomplete(rule: Rule) -> None:
+    groups_of(10)
+    job = jobs.start(Job.SCAN, rule.description, {"rule": rule.key})
+    # Cancel during the first chunk.
+    assert run_cancelling(job, when=lambda done: True) == Job.CANCELLED
+    job.refresh_from_db()
+    assert job.done == 1 and job.total is not None and job.total > 1
+    assert job.result["complete"] is False
+    assert job.result["total_groups"] < 10
+
+
+@pytest.mark.django_db(databases="__all__")
+@pytest.mark.parametrize("chunk_rows", [1_000_000, 4], ids=["one statement", "chunks"])
+def test_a_scan_every_rule_job_counts_each_unenforced_rule(rule: Rule, chunk_rows: int) -> None:
+    groups_of(4, size=3)
+    with override_settings(INTEGRITY_SCAN_CHUNK_ROWS=chunk_rows):
+        job = jobs.start(Job.SCAN_ALL, "every rule", {})
+    assert job.status == Job.FINISHED, job.error
+    [row] = [r for r in job.result["rules"] if r["rule"] == rule.key]
+    assert (row["groups"], row["rows"]) == (4, 12)
+    assert job.done == job.total == len(job.result["rules"])
+
+
 def test_a_job_of_a_rule_that_does_not_exist_fails_saying_so() -> None:
     job = jobs.start(Job.SCAN, "nothing", {"rule": "default:merging.Person:configured:nope"})
     assert job.status == Job.FAILED
@@ -87,20 +146,8 @@ def test_cancel_of_a_queued_job_ends_it_at_once_and_no_worker_runs_it(rule: Rule
 def test_a_cancel_while_running_stops_after_the_batch_and_leaves_the_rest_untouched(rule: Rule) -> None:
     groups_of(7)
     job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
-    real = runner.Unit.progress
-    calls = []
-
-    def progress(unit: runner.Unit, done: int, total: int | None = None, **kw: object) -> None:
-        calls.append(done)
-        if done == 2:  # the first batch is done: a user presses Cancel
-            Job.objects.filter(pk=unit.job.pk).update(cancel_requested=True)
-        real(unit, done, total, **kw)  # type: ignore[arg-type]
-
-    runner.Unit.progress = progress  # type: ignore[method-assign,assignment]
-    try:
-        assert runner.execute(job.pk, Work()) == Job.CANCELLED
-    finally:
-        runner.Unit.progress = real  # type: ignore[method-assign]
+    # The first batch is done: a user presses Cancel.
+    assert run_cancelling(job, when=lambda done: done == 2) == Job.CANCELLED
     job.refresh_from_db()
     assert (job.done, job.result["merged"]) == (2, 2)
     assert MergeRecord.objects.count() == 2
