@@ -213,6 +213,8 @@ class JobAdmin(GuardedPageAdmin):
     """The Jobs pages: long operations run by the project's task workers, their progress and results."""
 
     home_url_name = "jobs_url"
+    refused_template = "integrity/jobs_error.html"
+    object_page = "job"  # a job's Cancel posts from the job's page
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A job is seen with the permissions of the operation it runs: the model has none of its own.
