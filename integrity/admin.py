@@ -77,6 +77,7 @@ class DuplicateRuleAdmin(GuardedPageAdmin):
             self.route("merge/", merge.merge_view, "merge"),
             self.route("merge-all/", merge.merge_all_view, "merge_all"),
             self.route("scan-job/", duplicates.scan_job, "scan_job"),
+            self.route("scan-all-job/", duplicates.scan_all_job, "scan_all_job"),
             self.route("enforce/", enforce.enforce_view, "enforce"),
             self.route("enforce/run/", enforce.enforce_run_view, "enforce_run"),
         ]
@@ -205,6 +206,7 @@ class EventGroupAdmin(GuardedPageAdmin):
             self.route("", events.event_list, "changelist"),
             self.route("group/", events.group_detail, "group"),
             self.route("state/", event_actions.group_state, "state"),
+            self.route("prune/", event_actions.prune, "prune"),
         ]
 
 

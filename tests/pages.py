@@ -263,6 +263,7 @@ SAMPLES: dict[str, Callable[[Demo], list[Sample]]] = {
         Sample("GET", f"{ADMIN}duplicaterule/enforce/run/", {"run": d.run.pk})
     ],
     "integrity_duplicaterule_scan_job": lambda d: [Sample("GET", f"{ADMIN}duplicaterule/scan-job/")],
+    "integrity_duplicaterule_scan_all_job": lambda d: [Sample("GET", f"{ADMIN}duplicaterule/scan-all-job/")],
     "integrity_job_changelist": lambda d: [Sample("GET", f"{ADMIN}job/")],
     "integrity_job_job": lambda d: [Sample("GET", f"{ADMIN}job/{d.job.pk if d.job else 0}/")],
     "integrity_job_cancel": lambda d: [Sample("GET", f"{ADMIN}job/{d.job.pk if d.job else 0}/cancel/")],
@@ -291,6 +292,7 @@ SAMPLES: dict[str, Callable[[Demo], list[Sample]]] = {
         Sample("GET", f"{ADMIN}eventgroup/group/", {"id": g.pk}) for g in d.events
     ],
     "integrity_eventgroup_state": lambda d: [Sample("GET", f"{ADMIN}eventgroup/state/")],
+    "integrity_eventgroup_prune": lambda d: [Sample("GET", f"{ADMIN}eventgroup/prune/")],
     # Django's redirect of <object_id>/ to its change page (the merge log's and the resync log's).
     "": lambda d: [Sample("GET", f"{ADMIN}sequenceresync/{d.resync.pk}/"), Sample("GET", _undo_record(d))],
 }

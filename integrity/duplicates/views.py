@@ -136,6 +136,7 @@ def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         shown_count=len(shown),
         all_count=len(every),
         show_all_url=f"?{with_changes(request.GET, show='all')}",
+        scan_all_job_url=page_url(admin, "scan_all_job") if jobs.worker_backed() else None,
         show_problems_url=f"?{with_changes(request.GET, show='', enforcement='')}",
         search_help=_("Searches the model, the fields or expression, and the rule's name."),
         **list_context(
@@ -370,19 +371,37 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     return render(request, "integrity/group.html", context)
 
 
-@methods("POST")
-def scan_job(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
-    """Scan one rule as a job (the rule page offers it when its in-request scan timed out); its page follows it."""
-    require(request, permissions.VIEW_DUPLICATES)
-    try:
-        rule = rule_from(request.POST.get("rule", ""))
-    except Refused as exc:
-        return refused(admin, request, exc)
-    try:
-        job = jobs.service.start_once(
-            Job.SCAN, f"{rule.label}: {rule.description}", {"rule": rule.key}, request.user
+def _start_job(
+    admin: PageAdmin, request: HttpRequest, kind: str, what: str, params: dict[str, Any]
+) -> HttpResponse:
+    """Start (or join the running) scan job and follow it on its page; never a scan in the request."""
+    if not jobs.worker_backed():
+        message = _(
+            "No task worker is configured (INTEGRITY_TASK_BACKEND): scans run on their pages, with the "
+            "scan timeout. Nothing was changed."
         )
+        return refused(admin, request, Refused(message, 409))
+    try:
+        job = jobs.service.start_once(kind, what, params, request.user)
     except jobs.JobNotStarted as exc:
         return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
     url = reverse(f"{admin.admin_site.name}:integrity_job_job", args=[job.pk])
     return HttpResponseRedirect(url, status=303)
+
+
+@methods("POST")
+def scan_job(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Scan one rule as a job (the rule page offers it when its in-request scan timed out); its page follows it."""
+    require(request, *jobs.service.PERMISSIONS[Job.SCAN])
+    try:
+        rule = rule_from(request.POST.get("rule", ""))
+    except Refused as exc:
+        return refused(admin, request, exc)
+    return _start_job(admin, request, Job.SCAN, f"{rule.label}: {rule.description}", {"rule": rule.key})
+
+
+@methods("POST")
+def scan_all_job(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Count every rule the database does not enforce, as one job (the rules page offers it with workers)."""
+    require(request, *jobs.service.PERMISSIONS[Job.SCAN_ALL])
+    return _start_job(admin, request, Job.SCAN_ALL, _("Every rule the database does not enforce"), {})

@@ -145,12 +145,13 @@ def worker_command() -> str:
     return f"python manage.py db_worker --backend {backend_alias()}"
 
 
-def active_for(kind: str, rule: str) -> Job | None:
-    """A queued or running job of ``kind`` on ``rule``: a second one would only race it."""
-    mark_stale(Job.objects.filter(kind=kind, params__rule=rule))
-    return Job.objects.filter(kind=kind, params__rule=rule, status__in=(Job.QUEUED, Job.RUNNING)).first()
+def active_for(kind: str, rule: str | None) -> Job | None:
+    """A queued or running job of ``kind`` on ``rule`` (any, when None): a second one would only race it."""
+    jobs = Job.objects.filter(kind=kind) if rule is None else Job.objects.filter(kind=kind, params__rule=rule)
+    mark_stale(jobs)
+    return jobs.filter(status__in=(Job.QUEUED, Job.RUNNING)).first()
 
 
 def start_once(kind: str, what: str, params: dict[str, Any], user: Any = None) -> Job:
-    """The active job of ``kind`` on ``params["rule"]`` if there is one, else a new one (``start``)."""
-    return active_for(kind, params["rule"]) or start(kind, what, params, user)
+    """The active job of ``kind`` on ``params["rule"]`` (of ``kind``, without one) if any, else a new one."""
+    return active_for(kind, params.get("rule")) or start(kind, what, params, user)

@@ -64,6 +64,8 @@ def test_get_on_every_post_only_address_is_an_admin_page_saying_what_to_do(
         f"{ADMIN}duplicaterule/merge-all/",
         f"{ADMIN}eventgroup/state/",
         f"{ADMIN}duplicaterule/scan-job/",
+        f"{ADMIN}duplicaterule/scan-all-job/",
+        f"{ADMIN}eventgroup/prune/",
     }
     assert expected <= set(post_only_urls)
     undo = [u for u in post_only_urls if u.endswith("/undo/")]

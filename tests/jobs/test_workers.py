@@ -57,13 +57,18 @@ def test_db_worker_runs_a_scan_job_and_a_merge_all_job(rule: Rule) -> None:
     make_groups(30)
     assert jobs.worker_backed()
     scan = start(rule, Job.SCAN)
+    every = jobs.start(Job.SCAN_ALL, "every rule", {})
     merge = start(rule)
-    assert scan.status == merge.status == Job.QUEUED
-    with db_worker():
+    assert scan.status == every.status == merge.status == Job.QUEUED
+    with db_worker(INTEGRITY_SCAN_CHUNK_ROWS=8):  # the scans in chunks of 8 rows, groups across them
         wait_for(lambda: not job_status(merge.pk).active, what="the merge-all job to end")
         wait_for(lambda: not job_status(scan.pk).active, what="the scan job to end")
-    scan, merge = job_status(scan.pk), job_status(merge.pk)
+        wait_for(lambda: not job_status(every.pk).active, what="the scan-every-rule job to end")
+    scan, every, merge = job_status(scan.pk), job_status(every.pk), job_status(merge.pk)
     assert (scan.status, scan.result["total_groups"], len(scan.result["groups"])) == (Job.FINISHED, 30, 30)
+    assert scan.total is not None and scan.done == scan.total > 1  # its progress counted in chunks
+    assert every.status == Job.FINISHED, every.error
+    assert rule.key in {r["rule"] for r in every.result["rules"]}
     assert (merge.status, merge.done, merge.total, merge.result["merged"]) == (Job.FINISHED, 30, 30, 30)
     assert assert_each_group_merged_or_untouched(30) == 30
 
