@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from integrity import lists
 from integrity.dashboard import views as dashboard
 from integrity.duplicates import enforce_views as enforce
+from integrity.duplicates import pager_views as duplicate_pager
 from integrity.duplicates import views as duplicates
 from integrity.events import actions as event_actions
 from integrity.events import views as events
@@ -73,6 +74,7 @@ class DuplicateRuleAdmin(GuardedPageAdmin):
             self.route("count/", duplicates.rule_count, "count"),
             self.route("rule/", duplicates.rule_detail, "rule"),
             self.route("group/", duplicates.group_detail, "group"),
+            self.route("group/pager/", duplicate_pager.group_pager, "group_pager"),
             self.route("summary/", dashboard.summary_card, "summary"),  # the app index's lazy card
             self.route("merge/", merge.merge_view, "merge"),
             self.route("merge-all/", merge.merge_all_view, "merge_all"),

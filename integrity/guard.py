@@ -5,7 +5,8 @@ whose path or parameters hold a NUL character (no PostgreSQL text can hold
 one) is a 400 that says so; a GET runs, and renders, inside
 ``reads.bounded_all()`` so that no read waits for a lock or runs without a
 limit, and a read that could not finish in time is a page that says so
-(HTTP 200, with a link to try again), never a hang or a 500.
+(HTTP 200, with a link to try again), never a hang or a 500; a change (POST)
+whose bounded reads could not finish is that page too, with 503.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def _answer(admin: Any, request: HttpRequest, message: str, status: int) -> Http
     if getattr(request, "htmx", False):
         fragment = render_to_string("integrity/messages.html", {"error": message})
         return HttpResponse(fragment, status=status)
-    context = page_context(
-        admin, request, title=_("Try again"), error=message, retry_url=request.get_full_path()
-    )
+    # A POST is not repeated by a link: its form is on the page the user came from.
+    retry = request.get_full_path() if request.method in READS else request.META.get("HTTP_REFERER")
+    context = page_context(admin, request, title=_("Try again"), error=message, retry_url=retry)
     return render(request, "integrity/busy.html", context, status=status)
 
 
@@ -94,6 +95,13 @@ def busy_message(exc: reads.ReadBusy) -> str:
     return _("The page could not be read in time: %(reason)s.") % {"reason": exc.reason}
 
 
+def busy_write_message(exc: reads.ReadBusy) -> str:
+    return _(
+        "This could not be done in time: %(reason)s. The step that waited changed nothing; "
+        "anything finished before it is kept. Try again."
+    ) % {"reason": exc.reason}
+
+
 def bounded_render(call: Callable[[], HttpResponse]) -> HttpResponse:
     """``call()`` and the rendering of its response inside ``reads.bounded_all()``.
 
@@ -124,6 +132,10 @@ def guarded(admin: Any, view: Callable[..., HttpResponse], route: str = "") -> C
                 return view(request, *args, **kwargs)
         except PermissionDenied as exc:
             return _denied(admin, request, exc, route)
+        except reads.ReadBusy as exc:
+            # A change's own reads are bounded too (a scan, a plan): each change
+            # commits in its own transactions, so the one that waited changed nothing.
+            return _answer(admin, request, busy_write_message(exc), 503)
         try:
             response = bounded_render(lambda: view(request, *args, **kwargs))
         except reads.ReadBusy as exc:

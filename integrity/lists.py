@@ -19,9 +19,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.admin.exceptions import NotRegistered
-from django.contrib.admin.utils import quote
 from django.http import HttpRequest, QueryDict
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -29,7 +27,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 
-from integrity.pages import change_url, with_changes
+from integrity.pages import change_url, row_change_url, with_changes
 
 __all__ = [
     "SEARCH",
@@ -186,15 +184,7 @@ def object_url(admin: Any, request: HttpRequest, label: str, pk: Any) -> str | N
         return None
     if not model_admin.has_view_or_change_permission(request):
         return None
-    opts = model._meta
-    try:
-        return reverse(
-            f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
-            args=[quote(pk)],
-            current_app=admin.admin_site.name,
-        )
-    except NoReverseMatch:
-        return None
+    return row_change_url(admin, model, pk)
 
 
 def pk_link(admin: Any, request: HttpRequest, label: str, pk: Any) -> SafeString:

@@ -34,6 +34,7 @@ __all__ = [
     "Refused",
     "FilterForm",
     "change_url",
+    "row_change_url",
     "is_htmx",
     "methods",
     "page_context",
@@ -253,11 +254,16 @@ def change_url(admin: PageAdmin, request: HttpRequest, obj: Model) -> str | None
         return None
     if not model_admin.has_view_or_change_permission(request, obj):
         return None
-    opts = obj._meta
+    return row_change_url(admin, type(obj), obj.pk)
+
+
+def row_change_url(admin: PageAdmin, model: type[Model], pk: Any) -> str | None:
+    """The change page's address of ``model``'s row ``pk`` on this AdminSite (no permission checked)."""
+    opts = model._meta
     try:
         return reverse(
             f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
-            args=[quote(obj.pk)],
+            args=[quote(pk)],
             current_app=admin.admin_site.name,
         )
     except NoReverseMatch:

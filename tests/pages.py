@@ -66,20 +66,35 @@ def visible_text(content: bytes) -> str:
     return " ".join(" ".join(parser.parts).split())
 
 
+def _is_submit(tag: str, attrs: dict[str, str]) -> bool:
+    return (tag == "button" and attrs.get("type", "submit") == "submit") or (
+        tag == "input" and attrs.get("type") == "submit"
+    )
+
+
 class _Forms(HTMLParser):
-    """Each form's action and the values it submits (hidden, checked, text); a radio left unchosen: its first."""
+    """Each form's action and the values it submits (hidden, checked, text); a radio left unchosen: its first.
+
+    Submitting a form unchanged presses its first submit button (as Enter does), which sends that button's
+    name and value when it has a name.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.forms: dict[str, tuple[str, list[tuple[str, str]]]] = {}
         self._current: list[tuple[str, str]] | None = None
         self._radios: dict[str, str] = {}
+        self._pressed = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self._current = []
+            self._current, self._pressed = [], False
             self.forms[a.get("id", "")] = (a.get("action", ""), self._current)
+        elif self._current is not None and not self._pressed and _is_submit(tag, a):
+            self._pressed = True
+            if a.get("name"):
+                self._current.append((a["name"], a.get("value", "")))
         elif tag == "input" and self._current is not None and a.get("name"):
             kind = a.get("type", "text")
             if kind == "radio":
@@ -146,6 +161,11 @@ def _merge_a_group(client: Client, rule_key: str, pk: Any) -> MergeRecord:
     action, data = form_of(group.content, "merge-form")
     preview = client.post(action, data)
     assert preview.status_code == 200, visible_text(preview.content)
+    if b'id="merge-pending"' in preview.content:
+        # A conflict's row to choose: keep the first offered and update the preview, as the page asks.
+        action, data = form_of(preview.content, "merge-confirm")
+        preview = client.post(action, {**data, "step": "preview"})
+        assert preview.status_code == 200 and b'id="merge-pending"' not in preview.content
     done = client.post(*form_of(preview.content, "merge-confirm"))
     assert done.status_code == 302, visible_text(done.content)
     return MergeRecord.objects.get()
@@ -246,6 +266,10 @@ SAMPLES: dict[str, Callable[[Demo], list[Sample]]] = {
     ],
     "integrity_duplicaterule_group": lambda d: [
         Sample("GET", f"{ADMIN}duplicaterule/group/", {"rule": VAT_KEY, "pk": d.group_pk})
+    ],
+    "integrity_duplicaterule_group_pager": lambda d: [
+        Sample("GET", f"{ADMIN}duplicaterule/group/pager/", {"rule": VAT_KEY, "pk": d.group_pk, **to})
+        for to in ({}, {"to": "next"}, {"to": "previous"})
     ],
     "integrity_duplicaterule_summary": lambda d: [Sample("GET", f"{ADMIN}duplicaterule/summary/")],
     "integrity_duplicaterule_merge": lambda d: [

@@ -20,6 +20,7 @@ from django.db import connection
 from django.test import Client, override_settings
 
 from demo.shop.models import Product
+from integrity.models import MergeRecord
 from tests.helpers import HOLD_SECONDS, MARGIN, held
 from tests.helpers import integrity_command as command
 
@@ -188,6 +189,38 @@ def test_the_merge_page_answers_409_promptly_while_a_referencing_table_is_locked
     assert response.status_code == 409
     assert "table locked by another transaction" in response.content.decode()
     assert Person.objects.filter(pk=b.pk).exists()
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+@pytest.mark.parametrize("step", ["preview", "run"])
+def test_merge_every_group_whose_scan_waits_for_a_lock_is_a_503_page_and_changes_nothing(
+    two_people, admin_client, step
+):
+    from tests.merging.models import Order, Person
+
+    url = "/admin/integrity/duplicaterule/merge-all/"
+    form = {"rule": "default:merging.Person:configured:email", "policy": "oldest", "step": step}
+    before = (
+        sorted(Person.objects.values_list("pk", flat=True)),
+        sorted(Order.objects.values_list("pk", "person_id")),
+    )
+    with override_settings(INTEGRITY_SCAN_TIMEOUT_MS=300), held(Person._meta.db_table), prompt():
+        page = admin_client.post(url, form, HTTP_REFERER="/admin/integrity/duplicaterule/")
+        fragment = admin_client.post(url, form, headers={"HX-Request": "true"})
+    for response in (page, fragment):
+        assert response.status_code == 503
+        shown = response.content.decode()
+        assert "This could not be done in time: the duplicate scan ran past 300 ms." in shown
+        assert "The step that waited changed nothing" in shown
+    assert (
+        'href="/admin/integrity/duplicaterule/"' in page.content.decode()
+    )  # back to the form, not a GET of a POST
+    after = (
+        sorted(Person.objects.values_list("pk", flat=True)),
+        sorted(Order.objects.values_list("pk", "person_id")),
+    )
+    assert after == before
+    assert not MergeRecord.objects.exists()
 
 
 @override_settings(**WRITE_TIMEOUTS)

@@ -146,8 +146,10 @@ class Units:
         try:
             yield
         except DatabaseError as exc:
-            if reads.sqlstate(exc) in (QUERY_CANCELED, reads.LOCK_NOT_AVAILABLE):
-                raise ScanTimedOut(self.rule.key) from exc
+            code = reads.sqlstate(exc)
+            if code in (QUERY_CANCELED, reads.LOCK_NOT_AVAILABLE):
+                locked = code == reads.LOCK_NOT_AVAILABLE
+                raise ScanTimedOut(self.rule.key, timeout_ms=self.timeout_ms, locked=locked) from exc
             raise
 
     def _begin(self, values: Sequence[str], snapshot: bool, read_only: bool) -> str:

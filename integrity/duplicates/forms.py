@@ -135,6 +135,8 @@ class MergeAllForm(RuleForm):
     policy = text_field()
     step = text_field()
     done = text_field()  # the page's own counter, not the user's input: a bad one restarts at 0
+    first = text_field()  # the first and last merge record of the run so far (ids; bad ones are dropped)
+    last = text_field()
     skip = MultipleValueField(required=False)
     skipped = MultipleValueField(required=False)
 
@@ -144,9 +146,18 @@ class MergeAllForm(RuleForm):
             raise ValidationError(_("Unknown survivor policy %(p)r.") % {"p": policy}, code="400")
         return policy
 
+    def _count(self, name: str) -> int:
+        raw = self.cleaned_data[name]
+        return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+
     def clean_done(self) -> int:
-        raw = self.cleaned_data["done"]
-        return int(raw) if raw.isascii() and raw.isdigit() else 0
+        return self._count("done")
+
+    def clean_first(self) -> int:
+        return self._count("first")
+
+    def clean_last(self) -> int:
+        return self._count("last")
 
 
 def can_merge(request: HttpRequest) -> bool:

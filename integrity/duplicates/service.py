@@ -16,6 +16,7 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Aggregate, Count, F, Field, Model, QuerySet
 from django.db.models.functions import Lower, LTrim, RTrim, Trim, Upper
+from django.utils.translation import gettext as _
 
 from integrity import reads
 from integrity.conf import settings
@@ -34,8 +35,24 @@ def most_referenced(members: Sequence[Model], totals: Mapping[Any, int]) -> Any:
     return min(members, key=lambda m: (-totals.get(m.pk, 0), m.pk)).pk
 
 
-class ScanTimedOut(Exception):
-    """The scan ran past ``INTEGRITY_SCAN_TIMEOUT_MS``; nothing was changed."""
+class ScanTimedOut(reads.ReadBusy):
+    """The scan ran past ``INTEGRITY_SCAN_TIMEOUT_MS``; nothing was changed.
+
+    A read not done in time like any other (``reads.ReadBusy``), so that a
+    page that lets it through is the guard's "try again" page, never a 500;
+    its text is the rule's key.
+    """
+
+    def __init__(self, key: str, *, timeout_ms: int, locked: bool = False) -> None:
+        if locked:
+            reason = _("the duplicate scan waited for a lock another transaction holds")
+        else:
+            reason = _("the duplicate scan ran past %(ms)s ms") % {"ms": f"{int(timeout_ms):,}"}
+        super().__init__(reason, locked=locked)
+        self.key = key
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class FirstKeys(Aggregate):
@@ -175,7 +192,7 @@ def scan(
         f"GROUP BY {keys}, p.{qn('n')}, p.total_groups, p.total_rows ORDER BY p.{qn('n')} DESC, {keys}"
     )
     params = (*params, int(limit), int(offset), *member_params)
-    rows = _run(rule, sql, params, timeout_ms)
+    rows = run(rule, sql, params, timeout_ms)
     result = ScanResult(rule, offset=offset)
     width = len(names)
     for row in rows:
@@ -192,11 +209,12 @@ def totals(rule: Rule, *, timeout_ms: int | None = None) -> tuple[int, int]:
     qs, _names = counted(rule)
     inner, params = qs.query.sql_with_params()
     sql = f"SELECT COUNT(*), COALESCE(SUM(g.n), 0) FROM ({inner}) g"  # noqa: S608
-    ((groups, rows),) = _run(rule, sql, params, timeout_ms)
+    ((groups, rows),) = run(rule, sql, params, timeout_ms)
     return int(groups), int(rows)
 
 
-def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) -> list[tuple[Any, ...]]:
+def run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) -> list[tuple[Any, ...]]:
+    """Rows of a scan's statement, under the scan's timeout; ``ScanTimedOut`` when it runs past it."""
     connection = connections[rule.database]
     nested = connection.in_atomic_block
     try:
@@ -211,7 +229,9 @@ def _run(rule: Rule, sql: str, params: Sequence[Any], timeout_ms: int | None) ->
     except DatabaseError as exc:
         if reads.sqlstate(exc) in (QUERY_CANCELED, reads.LOCK_NOT_AVAILABLE):
             # A lock not granted in time (INTEGRITY_READ_LOCK_TIMEOUT_MS) is a scan that could not finish too.
-            raise ScanTimedOut(rule.key) from exc
+            locked = reads.sqlstate(exc) == reads.LOCK_NOT_AVAILABLE
+            ms = settings.SCAN_TIMEOUT_MS if timeout_ms is None else timeout_ms
+            raise ScanTimedOut(rule.key, timeout_ms=ms, locked=locked) from exc
         raise
 
 

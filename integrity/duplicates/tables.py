@@ -132,6 +132,7 @@ class RuleTable(RowsTable):
     def _labels(self) -> dict[str, str]:
         return {
             "counting": str(_("counting…")),
+            "count": str(_("Count the duplicates of this rule")),
             "verify": str(_("verify")),
             "verify_title": str(_("The index makes duplicates impossible; scan anyway.")),
             "nulls": str(_("NULLs equal")),
@@ -178,9 +179,11 @@ class RuleTable(RowsTable):
         if record.lazy:
             href = escape(self.url_for(record.key))
             count = escape(f"{self.count_url}?{urlencode({'rule': record.key})}")
+            # Without JavaScript nothing counts: the link says what it does instead (CSS shows one of the two).
             return mark_safe(  # noqa: S308 - every part is escaped
                 f'<a class="dup-count integrity-lazy" href="{href}" hx-get="{count}" hx-trigger="revealed"'
-                f' hx-swap="outerHTML">{escape(labels["counting"])}</a>'
+                f' hx-swap="outerHTML"><span class="integrity-if-js">{escape(labels["counting"])}</span>'
+                f'<span class="integrity-if-no-js">{escape(labels["count"])}</span></a>'
             )
         if record.state == ENFORCED:
             href = escape(self.url_for(record.key, verify="1"))

@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
 from integrity import jobs, permissions
@@ -269,28 +270,16 @@ def _shown(value: Any, f: Any, empty: str) -> Any:
     """A member's value as the comparison shows it.
 
     Relations show the stored key (following them would cost a query per
-    member). Text keeps its whitespace visible: HTML collapses a leading or
-    trailing space (and Django 6.1's ``display_for_field`` strips it), which
-    would show " Acme Ltd" and "Acme Ltd" as the same while the row says they
-    differ.
+    member). Text stays as it is stored (Django 6.1's ``display_for_field``
+    strips it): where the members differ the template marks its invisible
+    characters (the ``invisibles`` filter), so that " Acme Ltd" and
+    "Acme Ltd" do not look the same while the row says they differ.
     """
     if f.is_relation:
         return display_for_value(value, empty)
     if isinstance(value, str) and value and not f.choices:
-        return visible_whitespace(value)
+        return value
     return display_for_field(value, f, empty)
-
-
-def visible_whitespace(value: str) -> str:
-    """``value`` with leading, trailing and repeated spaces as ``␣`` and tabs and newlines as ``⇥`` / ``↵``."""
-    value = value.replace("\t", "⇥").replace("\r\n", "↵").replace("\n", "↵").replace("\r", "↵")
-    core = value.strip(" ")
-    if not core:
-        return "␣" * len(value)
-    start = value.index(core)
-    end = start + len(core)
-    inner = re.sub(r" {2,}", lambda m: "␣" * len(m.group()), core)
-    return "␣" * start + inner + "␣" * (len(value) - end)
 
 
 def _field_rows(rule: Rule, members: list[Model]) -> list[dict[str, Any]]:
@@ -314,11 +303,27 @@ def _field_rows(rule: Rule, members: list[Model]) -> list[dict[str, Any]]:
     return rows
 
 
-def _key_display(rule: Rule, pk: Any) -> str:
+def _key_of(rule: Rule, pk: Any) -> list[tuple[str, Any]]:
+    """(name, value) of each part of the rule's key, for row ``pk``."""
     qs, names = duplicates.keyed(rule)
     key = qs.filter(pk=pk).values_list(*names).first() or ()
-    parts = [describe(e) for e in rule.key_expressions]
-    return ", ".join(f"{name} = {key_text(value)}" for name, value in zip(parts, key, strict=False))
+    return list(zip([describe(e) for e in rule.key_expressions], key, strict=False))
+
+
+def _key_display(key: list[tuple[str, Any]]) -> str:
+    return ", ".join(f"{name} = {key_text(value)}" for name, value in key)
+
+
+def _group_title(key: list[tuple[str, Any]], size: int, capped: bool) -> str:
+    """The group as a person knows it: its key (text quoted, so a stray space shows) and its size."""
+    shown = ", ".join(
+        f"{name} = {'NULL' if value is None else repr(value) if isinstance(value, str) else value}"
+        for name, value in key
+    )
+    rows = (
+        ngettext("%(n)s+ row", "%(n)s+ rows", size) if capped else ngettext("%(n)s row", "%(n)s rows", size)
+    ) % {"n": f"{size:,}"}
+    return f"{shown} – {rows}"
 
 
 @methods("GET")
@@ -346,17 +351,20 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     totals = [sum(r.counts[m.pk] for r in refs) for m in members]
     field_rows = _field_rows(rule, members)
     rule_url = with_query(page_url(admin, "rule"), rule=rule.key)
+    key = _key_of(rule, pk)
+    capped = len(members) >= GROUP_LIMIT
     context = page_context(
         admin,
         request,
-        title=_("Group of %(model)s row %(pk)s") % {"model": rule.label, "pk": pk},
+        title=_group_title(key, len(members), capped),
+        pager_url=with_query(page_url(admin, "group_pager"), rule=rule.key, pk=members[0].pk),
         rule=rule,
         rule_url=rule_url,
         db_table=rule.model._meta.db_table,
         enforcement=state,
         members=members,
-        capped=len(members) >= GROUP_LIMIT,
-        key_display=_key_display(rule, pk),
+        capped=capped,
+        key_display=_key_display(key),
         columns=[
             {"pk": m.pk, "pk_label": f"#{m.pk}", "text": str(m), "change_url": change_url(admin, request, m)}
             for m in members

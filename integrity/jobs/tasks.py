@@ -25,7 +25,10 @@ WORK = {
     Job.PRUNE: "integrity.events.jobs.prune",
 }
 # What a job's page adds once it has a result: (admin, request, job) -> template context.
-RESULTS = {Job.SCAN: "integrity.duplicates.jobs.scan_result"}
+RESULTS = {
+    Job.SCAN: "integrity.duplicates.jobs.scan_result",
+    Job.MERGE_ALL: "integrity.merge.jobs.merge_result",
+}
 
 
 class Work(dict[str, Callable[..., dict[str, Any]]]):

@@ -61,16 +61,18 @@ def check_policy(policy: str) -> None:
         )
 
 
-def first_group_statements(rule: Rule, policy: str) -> list[str]:
-    """The statements ``merge_all`` would run for the rule's first group (``execute.statements``), as an example.
+def first_group(rule: Rule) -> duplicates.ScanResult:
+    """The rule's totals and its first group (the one ``merge_all`` merges first), in one scan."""
+    return duplicates.scan(rule, limit=1, sample=GROUP_LIMIT)
 
-    Empty when there is no group, or when that group needs a choice (it would be skipped).
+
+def group_statements(rule: Rule, policy: str, group: duplicates.Group) -> list[str]:
+    """The statements ``merge_all`` would run for ``group`` (``execute.statements``), as an example.
+
+    Empty when that group needs a choice (it would be skipped).
     """
     check_policy(policy)
-    page = duplicates.scan(rule, limit=1, sample=GROUP_LIMIT)
-    if not page.groups:
-        return []
-    pks = page.groups[0].pks
+    pks = group.pks
     try:
         survivor = choose_survivor(build_plan(rule, pks[0], pks[1:]), policy)
         plan = build_plan(rule, survivor, [pk for pk in pks if pk != survivor])

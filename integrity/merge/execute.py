@@ -38,7 +38,7 @@ from integrity.merge import catalog
 from integrity.merge import postgresql as sql
 from integrity.merge.catalog import TableRelation
 from integrity.merge.exceptions import MergeBusy, MergeRefused, NeedsChoice, StalePreview
-from integrity.merge.plan import Move, Plan, build_plan, to_pk
+from integrity.merge.plan import Move, Plan, build_plan, choices_differ, to_pk
 from integrity.merge.references import chain, location, references
 from integrity.models import MergeRecord
 from integrity.transactions import writing
@@ -358,6 +358,12 @@ def merge(
         step("locked")
         plan = build_plan(rule, survivor_pk, dups, fields=fields, resolutions=resolutions)
         if token is not None and plan.token != token:
+            if choices_differ(token, plan):
+                message = _(
+                    "The rows to keep were changed after the preview counted them: check the preview of "
+                    "these choices, then confirm."
+                )
+                raise StalePreview(message, plan)
             raise StalePreview(_("The data changed since the preview: check the new preview."), plan)
         if plan.unresolved:
             raise NeedsChoice(_("Choose which row to keep for each conflict."), plan)

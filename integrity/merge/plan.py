@@ -94,7 +94,17 @@ class Plan:
 
     @property
     def collapsed(self) -> int:
-        return sum(len(c.losers) for c in self.conflicts if c.keep is not None)
+        """Conflicting child rows the chosen resolutions delete (each once, as the merge deletes them)."""
+        return len({(c.holder, pk) for c in self.conflicts if c.keep is not None for pk in c.losers})
+
+    @property
+    def deleted(self) -> int:
+        """Rows the merge deletes: each duplicate at every level of its inheritance chain, and the conflicts' losers.
+
+        What the merge record counts as ``deleted`` once the merge is done.
+        """
+        levels = len(self.references.levels) if self.references is not None else 1
+        return len(self.duplicates) * levels + self.collapsed
 
     def reference_totals(self) -> dict[Any, int]:
         """Per member, how many rows reference it across every relation."""
@@ -324,8 +334,19 @@ def _check_taken_over(refs: References, survivor: Model, moves: list[Move]) -> N
             raise Unsupported(message % {**what, "fk": key.name, "action": key.on_delete})
 
 
+def _digest(state: dict[str, Any]) -> str:
+    raw = json.dumps(state, cls=DjangoJSONEncoder, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
 def _token(plan: Plan, members: list[Model]) -> str:
-    state = {
+    """Two digests: the data the preview showed, then the rows it keeps in each conflict.
+
+    Both must match at the confirm: a merge only ever does what its preview
+    counted. Two halves so that a refusal can say which changed (the data, or a
+    choice made on the preview page after its counts were shown).
+    """
+    data = {
         "rule": plan.rule.key,
         "survivor": plan.survivor.pk,
         "duplicates": [m.pk for m in plan.duplicates],
@@ -335,8 +356,13 @@ def _token(plan: Plan, members: list[Model]) -> str:
         "conflicts": [[c.id, [str(r.pk) for r in c.rows]] for c in plan.conflicts],
         "changes": [[c.name, str(c.source), repr(c.after)] for c in plan.changes],
     }
-    raw = json.dumps(state, cls=DjangoJSONEncoder, sort_keys=True, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+    choices = {"keep": sorted([c.id, repr(c.keep)] for c in plan.conflicts)}
+    return _digest(data) + _digest(choices)
+
+
+def choices_differ(token: str, plan: Plan) -> bool:
+    """Whether ``token`` (a preview's) saw the same data as ``plan`` but other conflict choices."""
+    return token[:20] == plan.token[:20] and token != plan.token
 
 
 def _check_own_reference(survivor: Model, dups: list[Model], relations: list[Any]) -> None:

@@ -140,7 +140,7 @@ def preview_lines(plan: Plan, *, done: bool = False) -> list[str]:
         ]
         columns = [("field", "FIELD"), ("from", "FROM ROW"), ("before", "BEFORE"), ("after", "AFTER")]
         lines += ["", format_table(changes, columns)]
-    moved, gone = plan.moving, sum(d["n"] for d in deleted)
+    moved, gone = plan.moving, plan.deleted
     lines += ["", f"{moved} rows {'re-pointed' if done else 'to re-point'}, {gone} rows deleted."]
     return lines
 
@@ -157,7 +157,7 @@ def plans_lines(rule: Rule, policy: str, plans: Sequence[Plan]) -> list[str]:
             "survivor": p.survivor.pk,
             "duplicates": ", ".join(str(m.pk) for m in p.duplicates),
             "moving": p.moving,
-            "deleted": len(p.duplicates) + p.collapsed,
+            "deleted": p.deleted,
             "conflicts": len(p.conflicts),
             "choose": len(p.unresolved),
         }

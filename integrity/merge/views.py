@@ -23,7 +23,6 @@ from django_htmx.http import HttpResponseClientRedirect
 from integrity import jobs, permissions
 from integrity.conf import settings
 from integrity.db import transaction_text
-from integrity.duplicates import service as duplicates
 from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
 from integrity.duplicates.rules import Rule, RuleNotFound, get_rule
 from integrity.duplicates.service import POLICIES
@@ -33,6 +32,7 @@ from integrity.merge import plan as merge_plan
 from integrity.merge import undo as merge_undo
 from integrity.merge.exceptions import MergeRefused, NeedsChoice, StalePreview
 from integrity.merge.plan import Plan
+from integrity.merge.snapshots import deleted_rows
 from integrity.models import Job, MergeRecord
 from integrity.pages import (
     PageAdmin,
@@ -169,9 +169,12 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         url=page_url(admin, "merge_all"),
     )
     if step == "preview":
-        context["groups"], context["rows"] = duplicates.totals(rule)
+        first = merge_all.first_group(rule)
+        context["groups"], context["rows"] = first.total_groups, first.total_rows
         context["sql"] = (
-            transaction_text(merge_all.first_group_statements(rule, policy)) if context["groups"] else ""
+            transaction_text(merge_all.group_statements(rule, policy, first.groups[0]))
+            if first.groups
+            else ""
         )
         return render(request, "integrity/merge_all.html", context)
     if step == "run" and jobs.worker_backed():
@@ -182,8 +185,20 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         rule, policy, user=request.user, limit=0 if stop else settings.MERGE_BATCH, skip=skip
     )
     skipped = [*form.cleaned_data["skipped"], *(f"{pk}: {why}" for pk, why in result.skipped)]
+    made = [r.pk for r in result.merged]
+    first_record = form.cleaned_data["first"] or (made[0] if made else 0)
+    last = made[-1] if made else form.cleaned_data["last"]
+    site = admin.admin_site.name
     context.update(
         done=done + len(result.merged),
+        total=done + len(result.merged) + max(result.remaining, 0),
+        first=first_record,
+        last=last,
+        first_url=reverse(f"{site}:integrity_mergerecord_change", args=[first_record])
+        if first_record
+        else None,
+        last_url=reverse(f"{site}:integrity_mergerecord_change", args=[last]) if last else None,
+        log_url=with_query(reverse(f"{site}:integrity_mergerecord_changelist"), model__exact=rule.label),
         remaining=result.remaining,
         skip=[*skip, *(str(pk) for pk, _why in result.skipped)],
         skipped=skipped,
@@ -223,6 +238,7 @@ def _record_context(
         title=str(record),
         survivor_url=_survivor_url(admin, request, record),
         deleted=[{"model": d["model"], "rows": len(d["rows"])} for d in data.get("deleted", [])],
+        deleted_rows=deleted_rows(data),
         moved=[{"relation": m["relation"], "rows": m["count"]} for m in data.get("moved", [])],
         changed=data.get("survivor", {}).get("columns", []),
         can_undo=record.undone_at is None and can_merge(request),

@@ -8,11 +8,13 @@ from typing import Any
 from django import template
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from integrity.dashboard.cards import duplicate_cards, event_cards, same_page_note, sequence_cards
 from integrity.dashboard.problems import Problems, event_problems, rule_problems, sequence_problems
+from integrity.duplicates.invisibles import marked
 from integrity.lists import relative_time
 from integrity.pages import with_query
 from integrity.permissions import RESYNC_SEQUENCE, VIEW_DUPLICATES, VIEW_EVENTS, VIEW_SEQUENCES
@@ -186,3 +188,11 @@ def ago(value: datetime | None) -> SafeString:
 def number(value: int | None) -> str:
     """Thousands separators, as in the sequence table; a dash for nothing."""
     return "—" if value is None or value == "" else f"{int(value):,}"
+
+
+@register.filter
+def invisibles(value: Any) -> SafeString:
+    """Text with its invisible and look-alike characters marked (see ``integrity.duplicates.invisibles``)."""
+    if isinstance(value, str) and not isinstance(value, SafeString):
+        return marked(value)
+    return conditional_escape(value)

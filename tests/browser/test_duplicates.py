@@ -102,6 +102,13 @@ def test_counts_fill_in_lazily_then_a_group_opens_side_by_side(
         name = page.locator('#member-table tr[data-field="name"]')
         vat_number = page.locator('#member-table tr[data-field="vat_number"]')
         expect(name.locator("td")).to_have_text(["Acme Ltd", "␣Acme Ltd", "acme ltd"])
+        # The leading space is a marker of its own, styled unlike the text and named in its title.
+        marker = name.locator("td").nth(1).locator(".integrity-invisible")
+        expect(marker).to_have_count(1)
+        expect(marker).to_have_attribute("title", "U+0020 SPACE")
+        border = "el => getComputedStyle(el).borderTopStyle"
+        assert marker.evaluate(border) == "dotted"
+        expect(vat_number.locator(".integrity-invisible")).to_have_count(0)  # only where members differ
         expect(name).to_have_class(re.compile(r"\bdiffers\b"))
         expect(vat_number).not_to_have_class(re.compile(r"\bdiffers\b"))
         # The highlight is visible: the differing row is painted unlike an agreeing one.
@@ -119,8 +126,11 @@ def test_without_javascript_the_placeholder_is_a_link_to_the_rule(
     with browser_page(java_script_enabled=False) as page:
         log_in(page, base, superuser, RULES_PAGE)
         vat = rule_row(page, VAT_KEY)
-        expect(vat.locator("td.groups")).to_have_text("counting…")  # nothing fills it in
+        # Nothing fills it in: the link says what it does instead of "counting…" forever.
+        expect(vat.locator("td.groups")).to_have_text(
+            "Count the duplicates of this rule", use_inner_text=True
+        )
 
-        vat.get_by_role("link", name="counting…").click()
+        vat.get_by_role("link", name="Count the duplicates of this rule").click()
 
         expect(page.locator("#integrity-summary")).to_contain_text("2 groups of duplicates, 5 rows involved")

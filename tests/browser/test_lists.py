@@ -191,7 +191,7 @@ def test_resync_selected_confirms_then_resyncs_the_checked_rows(live_server, eve
         page.get_by_role("button", name="Resync selected…").click()
 
         expect(page.locator("#content h1")).to_have_text("Resync selected sequences")
-        expect(page.locator("#resync-skipped")).to_contain_text("metrics.Reading.id (default)")
+        expect(page.locator("#resync-skipped")).to_contain_text("public.metrics_reading_id_seq (Reading.id)")
         confirm = page.get_by_role("button", name="Yes, resync 1 sequence")
         expect(confirm).to_be_visible()
         confirm.click()

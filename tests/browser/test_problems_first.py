@@ -67,6 +67,9 @@ def test_default_views_show_only_what_needs_action(live_server, superuser) -> No
     assert states and "enforced" not in states
 
 
+RECTS = "els => els.map(e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y}; })"
+
+
 def test_dashboard_lists_problems_and_its_resync_button_fixes_the_row(live_server, superuser) -> None:
     seed.load()
     base = live_server.url
@@ -77,9 +80,12 @@ def test_dashboard_lists_problems_and_its_resync_button_fixes_the_row(live_serve
         expect(item).to_contain_text("next value 1, MAX 8")
         lists = page.locator("section.integrity-problem-list")
         expect(lists).to_have_count(4)
-        # The lists share the width: two side by side at 1280 px.
-        boxes = [lists.nth(i).bounding_box() for i in range(2)]
-        assert boxes[0] and boxes[1] and boxes[0]["y"] == boxes[1]["y"] and boxes[1]["x"] > boxes[0]["x"]
+        # The lists share the width: two side by side at 1280 px. The page's
+        # htmx fragments may still grow above the lists, so both boxes are read
+        # in one step, once the page is idle.
+        page.wait_for_load_state("networkidle")
+        boxes = lists.evaluate_all(RECTS)
+        assert boxes[0]["y"] == boxes[1]["y"] and boxes[1]["x"] > boxes[0]["x"]
         content = page.locator("#content").bounding_box()
         assert content and content["width"] > 1100
 
@@ -91,8 +97,8 @@ def test_dashboard_lists_problems_and_its_resync_button_fixes_the_row(live_serve
         expect(panel.locator("li", has_text="shop.Order.id")).to_have_count(1)  # the others still wait
 
         page.set_viewport_size({"width": 420, "height": 900})
-        narrow = [lists.nth(i).bounding_box() for i in range(2)]
-        assert narrow[0] and narrow[1] and narrow[1]["y"] > narrow[0]["y"]  # stacked
+        narrow = lists.evaluate_all(RECTS)
+        assert narrow[1]["y"] > narrow[0]["y"]  # stacked
     assert Product.objects.create(name="After resync").id == 9
     audit = SequenceResync.objects.get(model="shop.Product")
     assert (audit.value_before, audit.value_after) == (1, 9)

@@ -259,7 +259,8 @@ def test_the_run_page_shows_postgresqls_progress_while_the_build_waits(restore: 
         location = post_enforce(c, VAT)["Location"]
         deadline = time.monotonic() + 30
         fragment = b""
-        while time.monotonic() < deadline and b'id="enforce-progress"' not in fragment:
+        # PostgreSQL reports "initializing" first; the build then waits for the old snapshot until it ends.
+        while time.monotonic() < deadline and b"waiting for old snapshots" not in fragment:
             fragment = c.get(location, HTTP_HX_REQUEST="true").content
             time.sleep(0.05)
         old.rollback()

@@ -29,8 +29,8 @@ from demo import seed
 from demo.crm.models import Company, Customer, Mentorship
 from demo.shop.models import Coupon, Order, Product, Tag
 from integrity.duplicates import enforcement
+from integrity.duplicates.invisibles import marked, plain
 from integrity.duplicates.rules import rules_for
-from integrity.duplicates.views import visible_whitespace
 from tests import helpers
 from tests.helpers import (
     VAT_KEY,
@@ -43,6 +43,9 @@ from tests.helpers import (
 DB = pytest.mark.django_db(databases="__all__")
 
 BASE = "/admin/integrity/duplicaterule/"
+# A lazy count's placeholder: "counting…" with JavaScript (which fills it in), and without it
+# (CSS shows one of the two) a link that says what it does.
+PLACEHOLDER = "counting…Count the duplicates of this rule"
 RULES_PAGE = BASE
 COUNT = f"{BASE}count/"
 RULE = f"{BASE}rule/"
@@ -331,13 +334,16 @@ def test_rules_page_runs_no_scan_and_leaves_counts_to_lazy_requests(shop: dict[s
         state = row.attrs["data-state"]
         if state in ("missing", "invalid", "configured"):
             # A placeholder that counts itself when it comes into view, and is a plain link without JavaScript.
-            (placeholder,) = row.links("counting…")
+            (placeholder,) = row.links(PLACEHOLDER)
             assert placeholder["hx-get"] == url(COUNT, rule=key)
             assert placeholder["hx-trigger"] == "revealed"
             assert placeholder["hx-swap"] == "outerHTML"
             assert placeholder["href"] == url(RULE, rule=key)
             assert row.cell("rows") == "…"
             assert set(row.spans) == {f"{row.attrs['id']}-rows"}
+            assert '<span class="integrity-if-no-js">Count the duplicates of this rule</span>' in str(
+                response.content.decode()
+            )
         else:
             assert state == "enforced"
             assert not [a for a in row.anchors if "hx-get" in a]
@@ -753,9 +759,10 @@ def test_group_page_shows_the_members_side_by_side(shop: dict[str, Product]) -> 
         response = client_for("viewer").get(GROUP, {"rule": PRODUCT_KEY, "pk": str(lower.pk)})
 
     assert response.status_code == 200
-    assert scans(sql) == []
+    assert scans(sql) == []  # placing the group among the rule's groups is the pager's own request
     body = text(response)
     assert "3 rows share the key Lower(name) = apple." in body
+    assert "<title>Lower(name) = &#x27;apple&#x27; – 3 rows |" in response.content.decode()
     columns = re.findall(r'<th scope="col" class="member">\s*(?:<a [^>]*>)?#(\d+)', response.content.decode())
     assert columns == [str(apple.pk), str(lower.pk), str(upper.pk)]
     fields = field_rows(response.content)
@@ -868,7 +875,7 @@ def test_from_the_rules_page_to_a_group(companies: dict[str, Company]) -> None:
     client = client_for("viewer")
 
     row = rule_rows(client.get(RULES_PAGE).content)[VAT_KEY]
-    count = client.get(row.links("counting…")[0]["hx-get"])
+    count = client.get(row.links(PLACEHOLDER)[0]["hx-get"])
     rule_href = re.search(r'<a class="dup-count found" href="([^"]+)">2 groups</a>', count.content.decode())
     assert rule_href is not None
     rule_page = client.get(rule_href[1].replace("&amp;", "&"))
@@ -905,7 +912,7 @@ def test_second_site_links_stay_under_second_admin(shop: dict[str, Product]) -> 
         urls = re.findall(r'(?:href|hx-get)="(/[^"]*)"', response.content.decode())
         assert [u for u in urls if u.startswith("/admin/")] == []
     row = rule_rows(page.content)[ORDER_KEY]
-    assert row.links("counting…")[0]["hx-get"] == url(f"{SECOND}count/", rule=ORDER_KEY)
+    assert row.links(PLACEHOLDER)[0]["hx-get"] == url(f"{SECOND}count/", rule=ORDER_KEY)
     assert f'href="{url(f"{SECOND}rule/", rule=ORDER_KEY).replace("&", "&amp;")}"' in count.content.decode()
     assert group_rows(rule.content)[0].links("Compare side by side")[0]["href"].startswith(f"{SECOND}group/?")
     assert f'href="{SECOND}"' in group.content.decode()  # breadcrumbs back to the rules
@@ -977,7 +984,20 @@ def test_summary_card_says_which_rules_it_could_not_count() -> None:
         ("Acme  Ltd", "Acme␣␣Ltd"),
         ("Acme\tLtd\n", "Acme⇥Ltd↵"),
         ("   ", "␣␣␣"),
+        ("Acme\u00a0Ltd", "Acme<U+00A0>Ltd"),  # a non-breaking space
+        ("Acme\u200bLtd", "Acme<U+200B>Ltd"),  # a zero-width space
+        ("\ufeffAcme", "<U+FEFF>Acme"),  # a byte order mark from a CSV import
+        ("Café", "Café"),  # composed (NFC): nothing to point out
+        ("Cafe\u0301", "Cafe<U+0301>"),  # decomposed: unequal to the composed one, and shown so
     ],
 )
 def test_whitespace_that_makes_values_differ_is_visible(value: str, shown: str) -> None:
-    assert visible_whitespace(value) == shown
+    assert plain(value) == shown
+
+
+def test_invisible_markers_are_labelled_and_the_rest_escaped() -> None:
+    html = marked("<b>\u00a0x</b> ")
+    assert html == (
+        '&lt;b&gt;<span class="integrity-invisible" title="U+00A0 NO-BREAK SPACE">&lt;U+00A0&gt;</span>'
+        'x&lt;/b&gt;<span class="integrity-invisible" title="U+0020 SPACE">␣</span>'
+    )

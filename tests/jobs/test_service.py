@@ -63,6 +63,8 @@ def test_a_merge_all_job_merges_every_group_and_says_how_many(rule: Rule) -> Non
     assert job.result["merged"] == 25
     assert Person.objects.count() == 25
     assert MergeRecord.objects.filter(user=user).count() == 25
+    made = list(MergeRecord.objects.order_by("pk").values_list("pk", flat=True))
+    assert job.result["records"] == [made[0], made[-1]]
     assert job.started_at and job.finished_at and job.task_id
 
 

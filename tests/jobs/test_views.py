@@ -72,6 +72,18 @@ def test_a_running_job_polls_while_visible_and_offers_cancel_a_finished_one_neit
     assert "10 groups merged" in text
 
 
+def test_a_finished_merge_all_job_links_its_first_and_last_records_and_the_merge_log(rule: Rule) -> None:
+    result = {"merged": 3, "skipped_count": 0, "skipped": [], "records": [7, 9]}
+    j = job(
+        status=Job.FINISHED, done=3, total=3, params={"rule": rule.key, "policy": "oldest"}, result=result
+    )
+    text = client_for("superuser").get(f"{JOBS}{j.pk}/").content.decode()
+    assert 'id="merge-all-done"' in text
+    assert 'href="/admin/integrity/mergerecord/7/change/">#7</a>' in text
+    assert 'href="/admin/integrity/mergerecord/9/change/">#9</a>' in text
+    assert f'href="/admin/integrity/mergerecord/?model__exact={rule.label}"' in text
+
+
 def test_polling_a_job_that_ended_reloads_the_page_for_its_result() -> None:
     j = job(status=Job.FINISHED)
     response = client_for("superuser").get(f"{JOBS}{j.pk}/", headers={"HX-Request": "true"})

@@ -25,9 +25,12 @@ def test_conflict_resolutions_are_chosen_after_the_preview(rule: Rule) -> None:
     assert keep_mine.conflicts[0].keep == mine.pk
     assert keep_theirs.conflicts[0].keep == theirs.pk
     assert keep_theirs.conflicts[0].losers == [mine.pk]
-    # The rows to keep are chosen on the confirm form, after the preview: the token
-    # guards the data the preview showed, not the choices made after it.
-    assert keep_mine.token == keep_theirs.token == merge_plan.build_plan(rule, a.pk, [b.pk]).token
+    # The rows kept are part of what the preview counts: its token covers them (second half),
+    # beside the data it showed (first half), so that a confirm only ever does what was counted.
+    unresolved = merge_plan.build_plan(rule, a.pk, [b.pk]).token
+    assert len({keep_mine.token, keep_theirs.token, unresolved}) == 3
+    assert keep_mine.token[:20] == keep_theirs.token[:20] == unresolved[:20]
+    assert merge_plan.choices_differ(unresolved, keep_mine)
 
 
 def test_conflict_ids_are_stable_and_differ_per_key(rule: Rule) -> None:

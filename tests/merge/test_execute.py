@@ -774,7 +774,14 @@ def test_the_row_to_keep_is_chosen_after_the_preview(rule: Rule) -> None:
     preview = merge_plan.build_plan(rule, a.pk, [b.pk])
     [conflict] = preview.unresolved
     refused(lambda: merge.merge(rule, a.pk, [b.pk], token=preview.token), NeedsChoice)
-    merge.merge(rule, a.pk, [b.pk], resolutions={conflict.id: str(theirs.pk)}, token=preview.token)
+    # Chosen after that preview counted: refused with the preview of the choice, which then goes through.
+    choice = {conflict.id: str(theirs.pk)}
+    exc = refused(
+        lambda: merge.merge(rule, a.pk, [b.pk], resolutions=choice, token=preview.token), StalePreview
+    )
+    assert "changed after the preview counted them" in str(exc)
+    assert exc.plan is not None and exc.plan.collapsed == 1
+    merge.merge(rule, a.pk, [b.pk], resolutions=choice, token=exc.plan.token)
     assert list(Seat.objects.values_list("pk", "person_id")) == [(theirs.pk, a.pk)]
 
 

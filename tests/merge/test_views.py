@@ -20,28 +20,13 @@ from tests.helpers import (
     make_user,
     text,
 )
+from tests.merge.addresses import GROUP, KEY, MERGE, MERGE_ALL, MERGER, RECORDS, RULE
 from tests.merging.models import Order, Person, Profile, Seat
 
 pytestmark = [
     pytest.mark.django_db(databases="__all__"),
     pytest.mark.usefixtures("email_rule"),
 ]
-
-KEY = "default:merging.Person:configured:email"
-MERGE = "/admin/integrity/duplicaterule/merge/"
-MERGE_ALL = "/admin/integrity/duplicaterule/merge-all/"
-GROUP = "/admin/integrity/duplicaterule/group/"
-RULE = "/admin/integrity/duplicaterule/rule/"
-RECORDS = "/admin/integrity/mergerecord/"
-MERGER = ["view_duplicaterule", "merge_duplicates", "view_mergerecord"]
-
-
-@pytest.fixture
-def email_rule() -> Any:
-    with override_settings(
-        INTEGRITY_DUPLICATE_RULES=[{"model": "merging.Person", "fields": ["email"], "name": "email"}]
-    ):
-        yield
 
 
 @pytest.fixture
@@ -188,10 +173,13 @@ def test_conflicts_need_a_choice_before_the_merge_runs(people: list[Person]) -> 
     )
     assert bad.status_code == 400
     assert state() == before
-    done = client.post(
-        MERGE,
-        form(a, [b, c], step="confirm", token=token_of(preview), **{f"keep-{conflict.group(1)}": seat_b.pk}),
-    )
+    keep = {f"keep-{conflict.group(1)}": seat_b.pk}
+    # A row chosen after the preview counted: the confirm shows the preview of that choice, and does nothing.
+    changed = client.post(MERGE, form(a, [b, c], step="confirm", token=token_of(preview), **keep))
+    assert changed.status_code == 409
+    assert "The rows to keep were changed after the preview counted them" in text(changed)
+    assert state() == before
+    done = client.post(MERGE, form(a, [b, c], step="confirm", token=token_of(changed), **keep))
     assert done.status_code == 302
     assert list(Seat.objects.values_list("pk", "person_id", "row")) == [(seat_b.pk, a.pk, "B")]
 
