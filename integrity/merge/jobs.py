@@ -32,7 +32,14 @@ def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
     unit.progress(0, total)
     while True:
         # A stop is looked at between batches (unit.progress), so each batch is merged whole.
-        batch = bulk.merge_all(rule, policy, user=job.user, limit=settings.MERGE_BATCH, skip=skip)
+        batch = bulk.merge_all(
+            rule,
+            policy,
+            user=job.user,
+            limit=settings.MERGE_BATCH,
+            skip=skip,
+            timeout_ms=settings.JOB_SCAN_TIMEOUT_MS,  # each batch finds its groups: the job's timeout, too
+        )
         merged += len(batch.merged)
         if batch.merged:
             records = [records[0] if records else batch.merged[0].pk, batch.merged[-1].pk]
