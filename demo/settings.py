@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_htmx",
     "django_tables2",
+    # The task queue of the demo's long operations (scans, merge every group): `demo` runs its worker.
+    "django_tasks_db",
     "integrity",
     "demo",
     "demo.clinic.apps.ClinicConfig",
@@ -104,3 +106,7 @@ INTEGRITY_DUPLICATE_RULES = [
         "name": "customer_name_ci",
     },
 ]
+
+# Long operations (scans, merge every group, Enforce builds) are jobs on this backend; the demo
+# command runs its worker (`manage.py db_worker`) beside the web server.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

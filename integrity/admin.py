@@ -25,8 +25,10 @@ from integrity.duplicates import views as duplicates
 from integrity.events import actions as event_actions
 from integrity.events import views as events
 from integrity.guard import GuardedPageAdmin
+from integrity.jobs import service as job_service
+from integrity.jobs import views as jobs
 from integrity.merge import views as merge
-from integrity.models import DuplicateRule, EventGroup, MergeRecord, Sequence, SequenceResync
+from integrity.models import DuplicateRule, EventGroup, Job, MergeRecord, Sequence, SequenceResync
 from integrity.pages import PageAdmin
 from integrity.sequences import views as sequences
 from integrity.tables import breakable
@@ -35,6 +37,7 @@ __all__ = [
     "DuplicateRuleAdmin",
     "EventGroupAdmin",
     "GuardedPageAdmin",
+    "JobAdmin",
     "MergeRecordAdmin",
     "PageAdmin",
     "SequenceAdmin",
@@ -75,6 +78,8 @@ class DuplicateRuleAdmin(GuardedPageAdmin):
             self.route("summary/", dashboard.summary_card, "summary"),  # the app index's lazy card
             self.route("merge/", merge.merge_view, "merge"),
             self.route("merge-all/", merge.merge_all_view, "merge_all"),
+            self.route("scan-job/", duplicates.scan_job, "scan_job"),
+            self.route("scan-all-job/", duplicates.scan_all_job, "scan_all_job"),
             self.route("enforce/", enforce.enforce_view, "enforce"),
             self.route("enforce/run/", enforce.enforce_run_view, "enforce_run"),
         ]
@@ -203,4 +208,28 @@ class EventGroupAdmin(GuardedPageAdmin):
             self.route("", events.event_list, "changelist"),
             self.route("group/", events.group_detail, "group"),
             self.route("state/", event_actions.group_state, "state"),
+            self.route("prune/", event_actions.prune, "prune"),
+        ]
+
+
+@admin.register(Job)
+class JobAdmin(GuardedPageAdmin):
+    """The Jobs pages: long operations run by the project's task workers, their progress and results."""
+
+    home_url_name = "jobs_url"
+    refused_template = "integrity/jobs_error.html"
+    object_page = "job"  # a job's Cancel posts from the job's page
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A job is seen with the permissions of the operation it runs: the model has none of its own.
+        return bool(job_service.visible_kinds(request.user))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            self.route("", jobs.job_list, "changelist"),
+            self.route("<str:object_id>/", jobs.job_detail, "job"),
+            self.route("<str:object_id>/cancel/", jobs.job_cancel, "cancel"),
         ]

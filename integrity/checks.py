@@ -169,3 +169,20 @@ def check_notify_email(app_configs: Iterable[Any] | None = None, **kwargs: Any) 
             )
         )
     return found
+
+
+@register(Tags.compatibility)
+def check_task_backend(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``INTEGRITY_TASK_BACKEND`` names a backend of ``TASKS`` that loads: else jobs would fail when started."""
+    from integrity.jobs.service import backend_error
+
+    message = backend_error()
+    if message is None:
+        return []
+    return [
+        Error(
+            message,
+            hint="Set INTEGRITY_TASK_BACKEND to an alias of TASKS (default 'default'); see the README's Jobs section.",
+            id="integrity.E005",
+        )
+    ]

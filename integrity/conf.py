@@ -164,6 +164,36 @@ class Settings:
         value = self._get("AFTER_MIGRATE", "warn")
         return value if value in AFTER_MIGRATE_CHOICES else "warn"
 
+    @property
+    def TASK_BACKEND(self) -> str:
+        """The alias in ``TASKS`` that long operations are enqueued on (default "default").
+
+        A worker-backed backend runs them as jobs; Django's immediate or dummy
+        backend keeps them in the request (``integrity.jobs.service.worker_backed``).
+        """
+        return str(self._get("TASK_BACKEND", "default"))
+
+    @property
+    def JOB_STALE_SECONDS(self) -> int:
+        """A running job whose heartbeat is older than this is marked failed: its worker stopped (default 60)."""
+        return max(int(self._get("JOB_STALE_SECONDS", 60)), 1)
+
+    @property
+    def JOB_SCAN_TIMEOUT_MS(self) -> int:
+        """Statement timeout of a scan run as a job, in ms (default 3600000, an hour)."""
+        return max(int(self._get("JOB_SCAN_TIMEOUT_MS", 3_600_000)), 1)
+
+    @property
+    def SCAN_CHUNK_ROWS(self) -> int:
+        """Rows per unit of a chunked duplicate scan (a scan job's), each one statement (default 1000000:
+        about 0.6 s of grouping here, far inside the scan timeout)."""
+        return max(int(self._get("SCAN_CHUNK_ROWS", 1_000_000)), 1)
+
+    @property
+    def JOB_RESULT_GROUPS(self) -> int:
+        """Duplicate groups a scan job keeps in its result, largest first (default 1000)."""
+        return max(int(self._get("JOB_RESULT_GROUPS", 1000)), 1)
+
 
 settings = Settings()
 
@@ -183,6 +213,10 @@ INTEGER_MINIMUMS = {
     "EVENTS_POLL_SECONDS": 1,
     "WRITE_STATEMENT_TIMEOUT_MS": 1,
     "NOTIFY_INTERVAL": 0,
+    "JOB_STALE_SECONDS": 1,
+    "JOB_SCAN_TIMEOUT_MS": 1,
+    "JOB_RESULT_GROUPS": 1,
+    "SCAN_CHUNK_ROWS": 1,
 }
 BOOLEANS = ("EVENT_TRENDS", "NOTIFY_EMAIL")  # the switches of newer features: True or False, nothing else
 FRACTIONS = ("CAPACITY_WARNING", "CAPACITY_CRITICAL")

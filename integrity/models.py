@@ -315,3 +315,76 @@ class EventBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.start:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class Job(models.Model):
+    """One long operation run by a task worker (or in the request, with no worker): its progress and outcome.
+
+    Written by the worker as it goes (``done``/``total`` per unit of work,
+    ``updated_at`` as its heartbeat), so any web process shows it. A job is
+    seen with the permissions of the operation it runs
+    (``integrity.jobs.service.PERMISSIONS``); the model has none of its own.
+    """
+
+    SCAN, SCAN_ALL, MERGE_ALL, ENFORCE, RESYNC_ALL, PRUNE = (
+        "scan",
+        "scan_all",
+        "merge_all",
+        "enforce",
+        "resync_all",
+        "prune",
+    )
+    KINDS = [
+        (SCAN, _("Scan a rule")),
+        (SCAN_ALL, _("Scan every unenforced rule")),
+        (MERGE_ALL, _("Merge every group")),
+        (ENFORCE, _("Enforce a rule")),
+        (RESYNC_ALL, _("Resync sequences")),
+        (PRUNE, _("Prune old events")),
+    ]
+    QUEUED, RUNNING, FINISHED, FAILED, CANCELLED = "queued", "running", "finished", "failed", "cancelled"
+    STATUSES = [
+        (QUEUED, _("queued")),
+        (RUNNING, _("running")),
+        (FINISHED, _("finished")),
+        (FAILED, _("failed")),
+        (CANCELLED, _("cancelled")),
+    ]
+
+    kind = models.CharField(_("kind"), max_length=20, choices=KINDS, db_index=True)
+    what = models.CharField(_("what"), max_length=500)  # the rule or database, as the pages show it
+    params = models.JSONField(_("parameters"), default=dict)
+    status = models.CharField(_("status"), max_length=20, choices=STATUSES, default=QUEUED, db_index=True)
+    done = models.PositiveBigIntegerField(_("done"), default=0)
+    total = models.PositiveBigIntegerField(_("total"), null=True, blank=True)
+    result = models.JSONField(_("result"), default=dict)
+    error = models.TextField(_("error"), blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("who"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    backend = models.CharField(_("task backend"), max_length=100, blank=True)
+    task_id = models.CharField(_("task id"), max_length=200, blank=True)
+    cancel_requested = models.BooleanField(_("cancel requested"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("heartbeat"), auto_now=True)
+
+    class Meta:
+        default_permissions = ()
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.what} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: a worker may still change it."""
+        return self.status in (self.QUEUED, self.RUNNING)

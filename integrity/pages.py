@@ -64,6 +64,7 @@ class PageAdmin(admin.ModelAdmin):
     refused_fragment_template = "integrity/messages.html"
     refused_retarget: str | None = None
     refused_title: Any = None  # by default from the status: "Not found", "Conflict", "Bad request"
+    object_page = "change"  # the name of an object's own page (with the buttons that post to its addresses)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -103,7 +104,8 @@ def _form_page(admin: PageAdmin, kwargs: dict[str, Any]) -> dict[str, Any]:
     opts = admin.model._meta
     try:
         url = reverse(
-            f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[kwargs["object_id"]]
+            f"{admin.admin_site.name}:{opts.app_label}_{opts.model_name}_{admin.object_page}",
+            args=[kwargs["object_id"]],
         )
     except NoReverseMatch:
         return {}

@@ -17,11 +17,13 @@ ENFORCE_DUPLICATES = "integrity.enforce_duplicaterule"
 VIEW_MERGE_RECORDS = "integrity.view_mergerecord"
 VIEW_EVENTS = "integrity.view_eventgroup"
 RESOLVE_EVENTS = "integrity.resolve_eventgroup"
+DELETE_EVENTS = "integrity.delete_eventgroup"  # what a prune of old events needs
 VIEW_RESYNCS = "integrity.view_sequenceresync"
 # Each lets a user see one of the app's pages: any one of them opens the dashboard.
 VIEWS = (VIEW_SEQUENCES, VIEW_DUPLICATES, VIEW_EVENTS, VIEW_MERGE_RECORDS, VIEW_RESYNCS)
 
 __all__ = [
+    "DELETE_EVENTS",
     "ENFORCE_DUPLICATES",
     "MERGE_DUPLICATES",
     "RESOLVE_EVENTS",

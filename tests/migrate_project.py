@@ -7,6 +7,7 @@ the apps the stories need, so that each subprocess migrates in seconds.
 """
 
 import os
+from importlib.util import find_spec
 
 from demo.settings import *  # noqa: F403
 from demo.settings import DATABASES
@@ -25,6 +26,9 @@ INSTALLED_APPS = [
     "tests.dedupe.apps.DedupeConfig",
 ]
 ROOT_URLCONF = "tests.migrate_urls"
+# Django's default (no worker): the demo's database task backend needs its app, not installed here.
+_TASKS_MODULE = "django.tasks" if find_spec("django.tasks") else "django_tasks"
+TASKS = {"default": {"BACKEND": f"{_TASKS_MODULE}.backends.immediate.ImmediateBackend"}}
 INTEGRITY_DUPLICATE_RULES = []  # the demo's rule names a demo model
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if "INTEGRITY_AFTER_MIGRATE" in os.environ:

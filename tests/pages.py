@@ -21,7 +21,7 @@ from django.urls import URLPattern
 
 from demo import seed
 from integrity import duplicates, sequences
-from integrity.models import EnforceRun, EventGroup, MergeRecord, SequenceResync
+from integrity.models import EnforceRun, EventGroup, Job, MergeRecord, SequenceResync
 from tests.helpers import PRODUCT_KEY, VAT_KEY, make_user
 
 ADMIN = "/admin/integrity/"
@@ -135,6 +135,7 @@ class Demo:
     resync: SequenceResync
     run: EnforceRun
     events: list[EventGroup] = field(default_factory=list)
+    job: Job | None = None
 
     @property
     def keys(self) -> list[str]:
@@ -188,6 +189,24 @@ def load_demo(username: str = "pat") -> Demo:
     assert client.post(f"{ADMIN}sequence/resync/", {"key": PRODUCT_KEY}).status_code == 302
     run = EnforceRun.objects.create(database="default", rule=VAT_KEY, index="crm_company_vat_uniq", sql="-")
     [report] = sequences.collect(["default"])
+    # A scan that ran as a job (the demo's worker): its page shows the stored groups.
+    scan = duplicates.scan(vat)
+    job = Job.objects.create(
+        kind=Job.SCAN,
+        what=f"{vat.label}: {vat.description}",
+        params={"rule": VAT_KEY},
+        status=Job.FINISHED,
+        done=1,
+        total=1,
+        result={
+            "rule": VAT_KEY,
+            "taken_at": "2026-12-03T10:00:00+00:00",
+            "total_groups": scan.total_groups,
+            "total_rows": scan.total_rows,
+            "complete": True,
+            "groups": [{"key": list(g.key), "size": g.size, "pks": g.pks} for g in scan.groups],
+        },
+    )
     return Demo(
         client=client,
         rules=rules,
@@ -197,6 +216,7 @@ def load_demo(username: str = "pat") -> Demo:
         resync=SequenceResync.objects.get(),
         run=run,
         events=list(EventGroup.objects.all()),
+        job=job,
     )
 
 
@@ -266,6 +286,11 @@ SAMPLES: dict[str, Callable[[Demo], list[Sample]]] = {
     "integrity_duplicaterule_enforce_run": lambda d: [
         Sample("GET", f"{ADMIN}duplicaterule/enforce/run/", {"run": d.run.pk})
     ],
+    "integrity_duplicaterule_scan_job": lambda d: [Sample("GET", f"{ADMIN}duplicaterule/scan-job/")],
+    "integrity_duplicaterule_scan_all_job": lambda d: [Sample("GET", f"{ADMIN}duplicaterule/scan-all-job/")],
+    "integrity_job_changelist": lambda d: [Sample("GET", f"{ADMIN}job/")],
+    "integrity_job_job": lambda d: [Sample("GET", f"{ADMIN}job/{d.job.pk if d.job else 0}/")],
+    "integrity_job_cancel": lambda d: [Sample("GET", f"{ADMIN}job/{d.job.pk if d.job else 0}/cancel/")],
     "integrity_sequenceresync_changelist": lambda d: [Sample("GET", f"{ADMIN}sequenceresync/")],
     "integrity_sequenceresync_add": lambda d: [Sample("GET", f"{ADMIN}sequenceresync/add/")],
     "integrity_sequenceresync_history": lambda d: [
@@ -291,6 +316,7 @@ SAMPLES: dict[str, Callable[[Demo], list[Sample]]] = {
         Sample("GET", f"{ADMIN}eventgroup/group/", {"id": g.pk}) for g in d.events
     ],
     "integrity_eventgroup_state": lambda d: [Sample("GET", f"{ADMIN}eventgroup/state/")],
+    "integrity_eventgroup_prune": lambda d: [Sample("GET", f"{ADMIN}eventgroup/prune/")],
     # Django's redirect of <object_id>/ to its change page (the merge log's and the resync log's).
     "": lambda d: [Sample("GET", f"{ADMIN}sequenceresync/{d.resync.pk}/"), Sample("GET", _undo_record(d))],
 }

@@ -101,6 +101,7 @@ def _index_links(content: bytes) -> set[str]:
                 "/admin/integrity/duplicaterule/",
                 "/admin/integrity/mergerecord/",
                 "/admin/integrity/eventgroup/",
+                "/admin/integrity/job/",  # the jobs of the operations the user may run
             },
         ),
     ],

@@ -183,6 +183,7 @@ def test_the_demo_settings_and_middleware_pass():
         ),
         ("INTEGRITY_LOCK_TIMEOUT_MS", "2s", "INTEGRITY_LOCK_TIMEOUT_MS must be a whole number, not '2s'."),
         ("INTEGRITY_MERGE_BATCH", None, "INTEGRITY_MERGE_BATCH must be a whole number, not None."),
+        ("INTEGRITY_SCAN_CHUNK_ROWS", "1e6", "INTEGRITY_SCAN_CHUNK_ROWS must be a whole number, not '1e6'."),
         (
             "INTEGRITY_CAPACITY_WARNING",
             75,
@@ -256,3 +257,15 @@ def test_w003_when_the_events_middleware_comes_before_authentication():
     last = [*others, EVENTS_MIDDLEWARE]
     with override_settings(MIDDLEWARE=last):
         assert check_events_middleware() == []
+
+
+@override_settings(INTEGRITY_TASK_BACKEND="workers")
+def test_e005_when_the_task_backend_is_not_in_tasks():
+    errors = [e for e in run_checks() if e.id == "integrity.E005"]
+    assert len(errors) == 1
+    assert "INTEGRITY_TASK_BACKEND is 'workers', which is not a backend in TASKS" in errors[0].msg
+
+
+@override_settings(INTEGRITY_TASK_BACKEND="db")
+def test_e005_is_quiet_for_a_backend_of_tasks():
+    assert [e for e in run_checks() if e.id == "integrity.E005"] == []

@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent / "integrity"
 
 # The rooms and what each may import besides the core (README, "Layout").
 ROOMS = {
-    "sequences": set(),
-    "duplicates": {"sequences"},
-    "merge": {"sequences", "duplicates"},
-    "events": {"sequences", "duplicates"},
-    "dashboard": {"sequences", "duplicates", "events"},  # a card per room's problems
+    "jobs": set(),  # long work on task workers: every room may start a job; each room's jobs.py does the work
+    "sequences": {"jobs"},
+    "duplicates": {"sequences", "jobs"},
+    "merge": {"sequences", "duplicates", "jobs"},
+    "events": {"sequences", "duplicates", "jobs"},
+    "dashboard": {"sequences", "duplicates", "events", "jobs"},  # a card per room's problems
 }
 # The shared plumbing: it imports nothing but itself.
 CORE = {

@@ -18,13 +18,13 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from integrity import permissions, reads
+from integrity import jobs, permissions, reads
 from integrity.conf import settings
 from integrity.duplicates import build, enforce, enforcement
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.forms import EnforceForm, EnforceRunForm, rule_from
 from integrity.duplicates.rules import Rule
-from integrity.models import EnforceRun
+from integrity.models import EnforceRun, Job
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -104,9 +104,21 @@ def _start(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
             "The rule's state changed since the confirmation was shown: nothing was changed. Look again."
         )
         raise Refused(message, 409)
-    running = _running(rule)
-    run = running or build.start(plan, request.user)
+    run = _running(rule) or _build(plan, request.user)
     return HttpResponseRedirect(query(page_url(admin, "enforce_run"), run=run.pk), status=303)
+
+
+def _build(plan: enforce.Plan, user: Any) -> EnforceRun:
+    """The build: a job on the task workers when there are some, else a thread of this process."""
+    if not jobs.worker_backed():
+        return build.start(plan, user)
+    run = build.new_run(plan, user)
+    params = {"rule": plan.rule.key, "run": run.pk, "token": plan.token}
+    try:
+        jobs.start(Job.ENFORCE, f"{plan.rule.label}: {plan.rule.description}", params, user)
+    except jobs.JobNotStarted as exc:
+        build.record(run, status=EnforceRun.FAILED, message=str(exc))
+    return run
 
 
 def _running(rule: Rule) -> EnforceRun | None:

@@ -18,13 +18,14 @@ from typing import Any
 from django.contrib.admin.utils import display_for_field, display_for_value
 from django.db import DatabaseError, connections
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
-from integrity import permissions
+from integrity import jobs, permissions
 from integrity.conf import settings
 from integrity.duplicates import enforce, enforcement
 from integrity.duplicates import service as duplicates
@@ -33,6 +34,7 @@ from integrity.duplicates.rules import InvalidPk, Rule, describe, parse_pk, rule
 from integrity.duplicates.service import GROUP_LIMIT, POLICIES, ScanTimedOut
 from integrity.duplicates.tables import GroupPages, GroupTable, RuleRow, RuleTable, dom_id, key_text
 from integrity.lists import Filter, app_and_database, list_context, matches, object_url, problems_first
+from integrity.models import Job
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -135,6 +137,7 @@ def rule_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         shown_count=len(shown),
         all_count=len(every),
         show_all_url=f"?{with_changes(request.GET, show='all')}",
+        scan_all_job_url=page_url(admin, "scan_all_job") if jobs.worker_backed() else None,
         show_problems_url=f"?{with_changes(request.GET, show='', enforcement='')}",
         search_help=_("Searches the model, the fields or expression, and the rule's name."),
         **list_context(
@@ -226,6 +229,7 @@ def rule_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         verify=verify,
         verify_url=with_query(page_url(admin, "rule"), rule=rule.key, verify="1"),
         timeout_ms=settings.SCAN_TIMEOUT_MS,
+        scan_job_url=page_url(admin, "scan_job") if jobs.worker_backed() else None,
         merge_all_url=page_url(admin, "merge_all")
         if request.user.has_perm(permissions.MERGE_DUPLICATES)
         else None,
@@ -373,3 +377,39 @@ def group_detail(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         ),
     )
     return render(request, "integrity/group.html", context)
+
+
+def _start_job(
+    admin: PageAdmin, request: HttpRequest, kind: str, what: str, params: dict[str, Any]
+) -> HttpResponse:
+    """Start (or join the running) scan job and follow it on its page; never a scan in the request."""
+    if not jobs.worker_backed():
+        message = _(
+            "No task worker is configured (INTEGRITY_TASK_BACKEND): scans run on their pages, with the "
+            "scan timeout. Nothing was changed."
+        )
+        return refused(admin, request, Refused(message, 409))
+    try:
+        job = jobs.service.start_once(kind, what, params, request.user)
+    except jobs.JobNotStarted as exc:
+        return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
+    url = reverse(f"{admin.admin_site.name}:integrity_job_job", args=[job.pk])
+    return HttpResponseRedirect(url, status=303)
+
+
+@methods("POST")
+def scan_job(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Scan one rule as a job (the rule page offers it when its in-request scan timed out); its page follows it."""
+    require(request, *jobs.service.PERMISSIONS[Job.SCAN])
+    try:
+        rule = rule_from(request.POST.get("rule", ""))
+    except Refused as exc:
+        return refused(admin, request, exc)
+    return _start_job(admin, request, Job.SCAN, f"{rule.label}: {rule.description}", {"rule": rule.key})
+
+
+@methods("POST")
+def scan_all_job(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Count every rule the database does not enforce, as one job (the rules page offers it with workers)."""
+    require(request, *jobs.service.PERMISSIONS[Job.SCAN_ALL])
+    return _start_job(admin, request, Job.SCAN_ALL, _("Every rule the database does not enforce"), {})

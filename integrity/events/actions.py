@@ -1,4 +1,5 @@
-"""The events pages' one changing view: resolve, ignore or reopen groups (one from its page, or many from the list).
+"""The events pages' changing views: resolve, ignore or reopen groups (one from its page, or many from the list),
+and prune old samples (the list's form; ``integrity.delete_eventgroup``).
 
 POST only, with CSRF (the admin's), and ``integrity.resolve_eventgroup``
 besides ``integrity.view_eventgroup``. The form names the groups (``ids``),
@@ -10,19 +11,21 @@ is on this site) with a message.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from integrity import permissions
-from integrity.events import lifecycle
+from integrity import jobs, permissions
+from integrity.events import lifecycle, retention
+from integrity.models import Job
 from integrity.pages import PageAdmin, Refused, methods, page_url, refusal, refused, require
 
 ACTIONS = ("resolve", "reopen", "ignore")
@@ -96,3 +99,38 @@ def _message(action: str, n: int) -> str:
         "ignore": ngettext("%(n)d group ignored.", "%(n)d groups ignored.", n),
     }
     return texts[action] % {"n": n}
+
+
+class PruneForm(forms.Form):
+    days = forms.IntegerField(
+        min_value=0,
+        max_value=36_500,
+        error_messages={"required": _("Say how many days of samples to keep.")},
+    )
+
+
+@methods("POST")
+def prune(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
+    """Remove the samples older than ``days`` days and the groups left empty: a job with workers, else here."""
+    require(request, *jobs.service.PERMISSIONS[Job.PRUNE])
+    form = PruneForm(request.POST)
+    if not form.is_valid():
+        return refused(admin, request, refusal(form))
+    days = int(form.cleaned_data["days"])
+    what = ngettext("Samples older than %(n)d day", "Samples older than %(n)d days", days) % {"n": days}
+    if jobs.worker_backed():
+        try:
+            job = jobs.service.start(Job.PRUNE, what, {"older_than_seconds": days * 86_400}, request.user)
+        except jobs.JobNotStarted as exc:
+            return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
+        return HttpResponseRedirect(
+            reverse(f"{admin.admin_site.name}:integrity_job_job", args=[job.pk]), status=303
+        )
+    try:  # three set-based statements, bounded by the write timeouts
+        found = retention.prune(timedelta(days=days))
+    except retention.PruneBusy as exc:
+        return refused(admin, request, Refused(f"{exc} {_('Nothing was removed.')}", 409))
+    removed = ngettext("%(n)d sample removed", "%(n)d samples removed", found.samples) % {"n": found.samples}
+    groups = ngettext("%(n)d group removed", "%(n)d groups removed", found.groups) % {"n": found.groups}
+    messages.success(request, f"{what}: {removed}, {groups}.")
+    return HttpResponseRedirect(page_url(admin, "changelist"), status=303)

@@ -24,7 +24,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django_tables2 import RequestConfig
 
-from integrity import permissions, sequences
+from integrity import jobs, permissions, sequences
 from integrity.conf import settings
 from integrity.db import transaction_text
 from integrity.events import charts, lifecycle, locations, trends, violations
@@ -33,7 +33,7 @@ from integrity.events.recording import MAX_SOURCES
 from integrity.events.tables import EventGroupTable, SampleTable, explain_group, target_text, when
 from integrity.inputs import BadValue, pk_value
 from integrity.lists import Filter, list_context, user_link
-from integrity.models import EventGroup
+from integrity.models import EventGroup, Job
 from integrity.pages import PageAdmin, Refused, is_htmx, methods, page_context, page_url, refused, require
 
 # The kinds the parser gives; kinds found in the data count too.
@@ -146,6 +146,8 @@ def event_list(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         **list_context(request.GET, _filters(choices)),
         can_resolve=request.user.has_perm(permissions.RESOLVE_EVENTS),
         state_url=page_url(admin, "state"),
+        prune_url=page_url(admin, "prune") if jobs.service.allowed(request.user, Job.PRUNE) else None,
+        prune_as_job=jobs.worker_backed(),
         list_url=request.get_full_path(),
         poll_seconds=settings.EVENTS_POLL_SECONDS,
         refresh_url=f"{base}?{query}" if query else base,

@@ -98,8 +98,11 @@ def merge_all(
     skip: Iterable[Any] = (),
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[MergeAllResult], None] | None = None,
+    timeout_ms: int | None = None,
 ) -> MergeAllResult:
     """Merge every group of the rule, each in its own transaction and record, until done, ``limit`` or a stop.
+
+    ``timeout_ms`` bounds each scan for the next groups (default the scan timeout; a job gives its own).
 
     Groups whose merge needs a choice (or is refused) are skipped and listed;
     a stop between groups leaves every finished merge complete and every other
@@ -109,7 +112,7 @@ def merge_all(
     result = MergeAllResult()
     skipped = {str(pk) for pk in skip}
     while True:
-        page = duplicates.scan(rule, limit=len(skipped) + 20, sample=GROUP_LIMIT)
+        page = duplicates.scan(rule, limit=len(skipped) + 20, sample=GROUP_LIMIT, timeout_ms=timeout_ms)
         todo = [g for g in page.groups if str(g.pks[0]) not in skipped]
         result.remaining = page.total_groups - len(skipped)
         if not todo:

@@ -18,8 +18,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django_htmx.http import HttpResponseClientRedirect
 
-from integrity import permissions
+from integrity import jobs, permissions
 from integrity.conf import settings
 from integrity.db import transaction_text
 from integrity.duplicates.forms import FIELD_PREFIX, KEEP_PREFIX, MergeAllForm, MergeForm, can_merge
@@ -32,7 +33,7 @@ from integrity.merge import undo as merge_undo
 from integrity.merge.exceptions import MergeRefused, NeedsChoice, StalePreview
 from integrity.merge.plan import Plan
 from integrity.merge.snapshots import deleted_rows
-from integrity.models import MergeRecord
+from integrity.models import Job, MergeRecord
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -176,6 +177,8 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
             else ""
         )
         return render(request, "integrity/merge_all.html", context)
+    if step == "run" and jobs.worker_backed():
+        return _as_job(admin, request, rule, policy)
     skip, done = form.cleaned_data["skip"], form.cleaned_data["done"]
     stop = step == "stop"
     result = merge_all.merge_all(
@@ -204,6 +207,18 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     )
     template = "integrity/merge_all_progress.html" if is_htmx(request) else "integrity/merge_all.html"
     return render(request, template, context)
+
+
+def _as_job(admin: PageAdmin, request: HttpRequest, rule: Rule, policy: str) -> HttpResponse:
+    """With task workers: the whole merge-all is one job (the tab may close); its page follows it."""
+    params = {"rule": rule.key, "policy": policy}
+    what = f"{rule.label}: {rule.description} ({policy})"
+    try:
+        job = jobs.service.start_once(Job.MERGE_ALL, what, params, request.user)
+    except jobs.JobNotStarted as exc:
+        return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
+    url = reverse(f"{admin.admin_site.name}:integrity_job_job", args=[job.pk])
+    return HttpResponseClientRedirect(url) if is_htmx(request) else HttpResponseRedirect(url, status=303)
 
 
 # ---------------------------------------------------------------------------

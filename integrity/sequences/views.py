@@ -12,15 +12,17 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django_tables2 import RequestConfig
 
-from integrity import permissions
+from integrity import jobs, permissions
 from integrity.conf import settings
 from integrity.db import transaction_text
 from integrity.lists import Filter, app_and_database, list_context, matches, problems_first
+from integrity.models import Job
 from integrity.pages import (
     PageAdmin,
     Refused,
@@ -219,6 +221,8 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
         parsed = [sequences.parse_key(k) for k in keys]
     except SequenceNotFound as exc:
         return refused(admin, request, Refused(str(exc), 400))
+    if jobs.worker_backed():
+        return _resync_job(admin, request, keys)
     done, failed = 0, []
     for alias, label, column in parsed:
         try:
@@ -232,6 +236,17 @@ def sequence_resync_all(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     for failure in failed:
         messages.error(request, _("Not resynced: %(why)s") % {"why": failure})
     return HttpResponseRedirect(page_url(admin, "changelist"))
+
+
+def _resync_job(admin: PageAdmin, request: HttpRequest, keys: list[str]) -> HttpResponse:
+    """With task workers: every sequence resynced by one job, one sequence per unit; its page follows it."""
+    what = ngettext("%(n)d sequence", "%(n)d sequences", len(keys)) % {"n": len(keys)}
+    try:
+        job = jobs.start(Job.RESYNC_ALL, what, {"keys": keys}, request.user)
+    except jobs.JobNotStarted as exc:
+        return refused(admin, request, Refused(f"{exc} {_('Nothing was changed.')}", 503))
+    url = reverse(f"{admin.admin_site.name}:integrity_job_job", args=[job.pk])
+    return HttpResponseRedirect(url, status=303)
 
 
 def _shown_key(key: str) -> str:

@@ -208,7 +208,7 @@ def test_select_all_checks_every_row_of_the_page(live_server, every_list_filled)
     with browser_page(viewport={"width": 1400, "height": 900}) as page:
         log_in(page, base, "browser-admin", SEQUENCES)
         boxes = page.locator("#sequence-table tbody input.action-select")
-        expect(boxes.nth(1)).to_be_attached()
+        expect(boxes.nth(1)).to_be_attached()  # count() does not wait: the table may still be loading
 
         page.locator("#sequence-table thead input.integrity-select-all").check()
 

@@ -63,10 +63,14 @@ def test_get_on_every_post_only_address_is_an_admin_page_saying_what_to_do(
         f"{ADMIN}duplicaterule/merge/",
         f"{ADMIN}duplicaterule/merge-all/",
         f"{ADMIN}eventgroup/state/",
+        f"{ADMIN}duplicaterule/scan-job/",
+        f"{ADMIN}duplicaterule/scan-all-job/",
+        f"{ADMIN}eventgroup/prune/",
     }
     assert expected <= set(post_only_urls)
     undo = [u for u in post_only_urls if u.endswith("/undo/")]
     assert len(undo) == 1
+    [cancel] = [u for u in post_only_urls if u.endswith("/cancel/")]
     base = live_server.url
     with browser_page() as page:
         log_in(page, base, ADMIN_USER, ADMIN)
@@ -89,6 +93,12 @@ def test_get_on_every_post_only_address_is_an_admin_page_saying_what_to_do(
         page.goto(f"{base}{undo[0]}")
         page.locator("#content-main p a", has_text="Back to its page").click()
         expect(page.locator("#undo-form")).to_be_visible()
+        # A job's Cancel leads back to the job's page, and to the Jobs list.
+        page.goto(f"{base}{cancel}")
+        expect(page.locator(".breadcrumbs")).to_contain_text("Jobs")
+        expect(page.locator("#content-main p a", has_text="Back to the jobs")).to_be_visible()
+        page.locator("#content-main p a", has_text="Back to its page").click()
+        expect(page.locator("h1")).to_contain_text("Scan")
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from django.utils import timezone
 from integrity.events import recording as events
 from integrity.events import retention
 from integrity.events.violations import UNIQUE, Violation
-from integrity.models import Event, EventGroup
+from integrity.models import Event, EventGroup, Job
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,3 +166,17 @@ def test_statements_do_not_grow_with_groups_or_samples(groups: int) -> None:
 def test_a_negative_age_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         retention.prune(timedelta(days=-1))
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_without_workers_the_events_page_prunes_in_the_request_and_says_what_went() -> None:
+    hit("gone", NOW - 40 * DAY)
+    hit("mixed", NOW - 40 * DAY, NOW - DAY)
+    client = client_for("staff", ["view_eventgroup", "delete_eventgroup"])
+    page = client.get("/admin/integrity/eventgroup/").content.decode()
+    assert 'id="events-prune"' in page and "Prune as a job" not in page
+    response = client.post("/admin/integrity/eventgroup/prune/", {"days": "30"}, follow=True)
+    assert response.redirect_chain == [("/admin/integrity/eventgroup/", 303)]
+    assert "Samples older than 30 days: 2 samples removed, 1 group removed." in response.content.decode()
+    assert sorted(state()) == ["mixed"]
+    assert not Job.objects.exists()

@@ -7,8 +7,12 @@ command shows it failing on the loaded duplicates.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
@@ -24,6 +28,31 @@ FILTERING_MANAGER_CHECK = "integrity.W001"
 USERNAME = "admin"
 PASSWORD = "admin"
 PRODUCT_MIGRATION = "0002_initial_products"
+
+
+def start_worker() -> subprocess.Popen[bytes]:
+    """The task worker of the demo's jobs (django-tasks-db), a process beside the web server."""
+    command = [
+        sys.executable,
+        "manage.py",
+        "db_worker",
+        "--no-reload",
+        "--no-startup-delay",
+        "--interval",
+        "0.5",
+    ]
+    return subprocess.Popen(command, cwd=settings.BASE_DIR, env=os.environ.copy())
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Stop the worker with the server: a job it is running ends its current unit, then it exits."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
 
 
 def replay_product_migration() -> None:
@@ -110,4 +139,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Violations:   {base}/demo/violations/  (pages that raise IntegrityErrors: events)"
         )
-        call_command("runserver", addrport, use_reloader=False)
+        self.stdout.write(
+            "Worker:       python manage.py db_worker  (scans and merge-alls run as jobs on it)"
+        )
+        worker = start_worker()
+        try:
+            call_command("runserver", addrport, use_reloader=False)
+        finally:
+            stop_worker(worker)
