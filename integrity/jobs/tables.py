@@ -13,7 +13,6 @@ from django.utils.translation import gettext_lazy as _
 from integrity.models import Job
 from integrity.tables import RowsTable, cells_html
 
-
 # What a job's work says it is doing (``result["phase"]``), before its numbers: the units change meaning.
 PHASES = {"scanning": _("Scanning the table:"), "merging": _("Merging groups:")}
 

@@ -157,7 +157,7 @@ def test_a_cancel_mid_list_stops_between_two_groups(rule: Rule) -> None:
         press_cancel_after_three()
         return real(unit)
 
-    runner.Unit.should_stop = should_stop  # type: ignore[method-assign]
+    runner.Unit.should_stop = should_stop  # type: ignore[method-assign,assignment]
     try:
         assert runner.execute(job.pk, Work()) == Job.CANCELLED
     finally:
