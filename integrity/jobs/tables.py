@@ -13,13 +13,18 @@ from django.utils.translation import gettext_lazy as _
 from integrity.models import Job
 from integrity.tables import RowsTable, cells_html
 
+# What a job's work says it is doing (``result["phase"]``), before its numbers: the units change meaning.
+PHASES = {"scanning": _("Scanning the table:"), "merging": _("Merging groups:")}
+
 
 def progress_html(job: Job) -> str:
     """A ``<progress>`` with its numbers beside it (the numbers alone say it without the bar)."""
+    phase = PHASES.get(str(job.result.get("phase", "")), "")
+    label = f"{escape(phase)} " if phase else ""
     if job.total:
         bar = f'<progress max="{int(job.total)}" value="{min(int(job.done), int(job.total))}"></progress>'
-        return f"{bar} {job.done:,} / {job.total:,}"
-    return f"{job.done:,}" if job.done else ""
+        return f"{label}{bar} {job.done:,} / {job.total:,}"
+    return f"{label}{job.done:,}" if job.done else label.strip()
 
 
 def badge_html(job: Job) -> str:

@@ -8,7 +8,7 @@ groups that need a human choice are skipped and listed rather than guessed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,31 +93,40 @@ def merge_all(
     rule: Rule,
     policy: str,
     *,
+    groups: Iterable[duplicates.Group] | None = None,
     user: Any = None,
     limit: int | None = None,
     skip: Iterable[Any] = (),
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[MergeAllResult], None] | None = None,
     timeout_ms: int | None = None,
+    count_left: Callable[[], int] | None = None,
 ) -> MergeAllResult:
     """Merge every group of the rule, each in its own transaction and record, until done, ``limit`` or a stop.
 
-    ``timeout_ms`` bounds each scan for the next groups (default the scan timeout; a job gives its own).
+    Without ``groups`` the groups come from scans of the next few (a page's
+    batch, bounded by the scan's timeout); a job scans once and gives them all
+    as ``groups``, merged as scanned, then counts once what is left
+    (``count_left``, default one counting scan). ``timeout_ms`` bounds each
+    scan (default the scan timeout; a job gives its own).
 
-    Groups whose merge needs a choice (or is refused) are skipped and listed;
-    a stop between groups leaves every finished merge complete and every other
-    group untouched.
+    Every group's members are read again and checked under lock before its
+    merge: a group no longer duplicates, or whose merge needs a choice (or is
+    refused), is skipped and listed; a stop between groups leaves every
+    finished merge complete and every other group untouched.
     """
     check_policy(policy)
     result = MergeAllResult()
     skipped = {str(pk) for pk in skip}
-    while True:
-        page = duplicates.scan(rule, limit=len(skipped) + 20, sample=GROUP_LIMIT, timeout_ms=timeout_ms)
-        todo = [g for g in page.groups if str(g.pks[0]) not in skipped]
-        result.remaining = page.total_groups - len(skipped)
-        if not todo:
-            return result
+    if groups is None:
+        lists: Iterable[Iterable[duplicates.Group]] = _scanned(rule, skipped, result, timeout_ms)
+    else:
+        lists = [groups]
+        result.remaining = len(groups) if isinstance(groups, Sized) else 0
+    for todo in lists:
         for group in todo:
+            if str(group.pks[0]) in skipped:
+                continue
             # Asked once per group: a stop request may be a one-shot signal.
             stop = should_stop()
             if stop or (limit is not None and len(result.merged) + len(result.skipped) >= limit):
@@ -134,3 +143,21 @@ def merge_all(
             result.remaining -= 1
             if progress is not None:
                 progress(result)
+    if groups is not None:
+        # The list is done: what is left now (groups that were skipped, or formed after the scan).
+        left = count_left() if count_left else duplicates.totals(rule, timeout_ms=timeout_ms)[0]
+        result.remaining = left - len(skipped)
+    return result
+
+
+def _scanned(
+    rule: Rule, skipped: set[str], result: MergeAllResult, timeout_ms: int | None
+) -> Iterator[list[duplicates.Group]]:
+    """The next groups not skipped, a scan for each batch, until none is left (``result.remaining`` set)."""
+    while True:
+        page = duplicates.scan(rule, limit=len(skipped) + 20, sample=GROUP_LIMIT, timeout_ms=timeout_ms)
+        todo = [g for g in page.groups if str(g.pks[0]) not in skipped]
+        result.remaining = page.total_groups - len(skipped)
+        if not todo:
+            return
+        yield todo

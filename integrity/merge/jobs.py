@@ -1,4 +1,4 @@
-"""The merge room's job: merge every group of a rule, a batch of groups per unit (``integrity.jobs``)."""
+"""The merge room's job: merge every group of a rule, from one chunked scan, a group at a time (``integrity.jobs``)."""
 
 from __future__ import annotations
 
@@ -8,54 +8,90 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from integrity.conf import settings
-from integrity.duplicates import service as duplicates
+from integrity.duplicates import chunked
 from integrity.duplicates.rules import RuleNotFound, get_rule
-from integrity.jobs.runner import Unit
+from integrity.duplicates.service import GROUP_LIMIT
+from integrity.jobs.runner import Cancelled, Unit
 from integrity.merge import bulk
 from integrity.models import Job
 from integrity.pages import PageAdmin, with_query
 
 LISTED = 100  # skipped groups listed in the result at most
+EVERY = 2**62  # groups the scan keeps: all of them (each with its first GROUP_LIMIT pks)
+SCANNING, MERGING, DONE = "scanning", "merging", "done"  # the job's phase, as its progress says it
 
 
 def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
-    """Every group of the rule merged, a batch of ``INTEGRITY_MERGE_BATCH`` per unit, each group its own transaction."""
+    """Every group of the rule merged, each its own transaction, from one chunked scan of the table.
+
+    The scan (units of ``INTEGRITY_SCAN_CHUNK_ROWS`` rows, each with the job's
+    timeout) lists every group once; then each is merged as scanned (its
+    members read again and checked under lock), a cancel looked at before each
+    group; at the end one more (counting) scan says how many groups are left.
+    """
     rule = get_rule(job.params["rule"])
     policy = job.params["policy"]
     bulk.check_policy(policy)
-    merged = 0
-    skipped: list[list[str]] = []
-    skip: list[str] = []
     records: list[int] = list(job.result.get("records", []))  # [first, last] made, kept when resumed
-    # Counted once, with the job's timeout: the page's would end a job on a big table before it starts.
-    total, _rows = duplicates.totals(rule, timeout_ms=settings.JOB_SCAN_TIMEOUT_MS)
-    unit.progress(0, total)
-    while True:
-        # A stop is looked at between batches (unit.progress), so each batch is merged whole.
-        batch = bulk.merge_all(
-            rule,
-            policy,
-            user=job.user,
-            limit=settings.MERGE_BATCH,
-            skip=skip,
-            timeout_ms=settings.JOB_SCAN_TIMEOUT_MS,  # each batch finds its groups: the job's timeout, too
+    timeout = settings.JOB_SCAN_TIMEOUT_MS  # the page's would end a job on a big table
+    found = chunked.scan_chunked(
+        rule,
+        sample=GROUP_LIMIT,
+        limit=EVERY,
+        timeout_ms=timeout,
+        should_stop=unit.should_stop,
+        progress=lambda done, total: unit.progress(done, total, check=False, phase=SCANNING),
+    )
+    if not found.complete:
+        raise Cancelled
+    groups, total = found.groups, len(found.groups)
+    del found
+    unit.progress(0, total, phase=MERGING)
+    every = settings.MERGE_BATCH
+
+    def outcome(result: bulk.MergeAllResult) -> dict[str, Any]:
+        made = (
+            [records[0] if records else result.merged[0].pk, result.merged[-1].pk]
+            if result.merged
+            else records
         )
-        merged += len(batch.merged)
-        if batch.merged:
-            records = [records[0] if records else batch.merged[0].pk, batch.merged[-1].pk]
-        skip += [str(pk) for pk, _why in batch.skipped]
-        skipped += [[str(pk), why] for pk, why in batch.skipped]
-        done = merged + len(skip)
-        outcome = {
-            "merged": merged,
-            "skipped_count": len(skip),
-            "skipped": skipped[:LISTED],
-            "records": records,  # the first and the last merge record made
+        return {
+            "merged": len(result.merged),
+            "skipped_count": len(result.skipped),
+            "skipped": [[str(pk), why] for pk, why in result.skipped[:LISTED]],
+            "records": made,  # the first and the last merge record made
         }
-        last = batch.remaining <= 0 or not (batch.merged or batch.skipped)
-        unit.progress(done, max(total, done + batch.remaining), check=not last, **outcome)
-        if last:
-            return outcome
+
+    def progress(result: bulk.MergeAllResult) -> None:
+        done = len(result.merged) + len(result.skipped)
+        if done % every == 0 or done == total:  # the job's row written once a batch, not once a group
+            unit.progress(done, total, check=False, **outcome(result))
+
+    counted: list[int] = []  # the groups there are once the list is done, skipped ones included
+
+    def count_left() -> int:
+        left = chunked.scan_chunked(rule, limit=0, timeout_ms=timeout, should_stop=unit.should_stop)
+        if not left.complete:
+            raise Cancelled  # every group of the list is done; only the count of what is left was stopped
+        counted.append(left.total_groups)
+        return left.total_groups
+
+    result = bulk.merge_all(
+        rule,
+        policy,
+        groups=groups,
+        user=job.user,
+        should_stop=unit.should_stop,
+        progress=progress,
+        timeout_ms=timeout,
+        count_left=count_left,
+    )
+    done = len(result.merged) + len(result.skipped)
+    final = {**outcome(result), "phase": DONE if not result.stopped else MERGING}
+    if result.stopped:
+        unit.progress(done, total, check=False, **final)
+        raise Cancelled
+    return {**final, "remaining": counted[-1] if counted else max(result.remaining, 0)}
 
 
 def merge_result(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]:

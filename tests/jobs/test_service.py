@@ -7,10 +7,14 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.db.models import Count
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integrity import jobs
+from integrity.duplicates import chunked
 from integrity.duplicates import service as duplicates
 from integrity.duplicates.rules import Rule
 from integrity.jobs import runner, service
@@ -66,6 +70,103 @@ def test_a_merge_all_job_merges_every_group_and_says_how_many(rule: Rule) -> Non
     made = list(MergeRecord.objects.order_by("pk").values_list("pk", flat=True))
     assert job.result["records"] == [made[0], made[-1]]
     assert job.started_at and job.finished_at and job.task_id
+
+
+def table_scans(queries: CaptureQueriesContext) -> int:
+    """Statements that read the people table for a duplicate scan (a grouping, or a chunk staged)."""
+    return sum(
+        1
+        for q in queries.captured_queries
+        if 'FROM "merging_person"' in q["sql"] and ("HAVING" in q["sql"] or "integrity_scan_" in q["sql"])
+    )
+
+
+@pytest.mark.parametrize("chunk_rows", [1_000_000, 8], ids=["one statement", "chunks"])
+@pytest.mark.parametrize("n", [15, 60])
+def test_a_merge_all_job_scans_the_table_once_then_counts_what_is_left(
+    rule: Rule, chunk_rows: int, n: int
+) -> None:
+    """Not a scan per batch of groups: one scan lists them all, one more counts what is left."""
+    groups_of(n)
+    with override_settings(INTEGRITY_SCAN_CHUNK_ROWS=chunk_rows, INTEGRITY_MERGE_BATCH=5):
+        with CaptureQueriesContext(connection) as one:
+            chunked.scan_chunked(rule, limit=0)
+        with CaptureQueriesContext(connection) as queries:
+            job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
+    assert (job.status, job.done, job.total, job.result["merged"]) == (Job.FINISHED, n, n, n), job.error
+    assert job.result["remaining"] == 0 and job.result["phase"] == "done"
+    assert Person.objects.count() == n and MergeRecord.objects.count() == n
+    assert 1 <= table_scans(one) and table_scans(queries) <= 2 * table_scans(one)
+    if chunk_rows > n * 2:
+        assert table_scans(queries) == 2
+
+
+def run_with(job: Job, *, at: Callable[[dict[str, object], int], None]) -> str:
+    """Run ``job`` here, calling ``at(result, done)`` as each unit reports (a user, or another writer)."""
+    real = runner.Unit.progress
+
+    def progress(unit: runner.Unit, done: int, total: int | None = None, **kw: object) -> None:
+        real(unit, done, total, **kw)  # type: ignore[arg-type]
+        at(unit.job.result, done)
+
+    runner.Unit.progress = progress  # type: ignore[method-assign,assignment]
+    try:
+        return runner.execute(job.pk, Work())
+    finally:
+        runner.Unit.progress = real  # type: ignore[method-assign]
+
+
+@override_settings(TASKS=DUMMY)
+def test_a_merge_all_job_skips_a_group_changed_after_its_scan_and_merges_a_grown_one_as_scanned(
+    rule: Rule,
+) -> None:
+    changed, grown, *rest = groups_of(6)
+    job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
+    late: list[Person] = []
+
+    def meanwhile(result: dict[str, object], done: int) -> None:
+        if result.get("phase") == "merging" and done == 0:  # scanned, nothing merged yet
+            Person.objects.filter(pk=changed[1].pk).update(email="moved@example.com")
+            late.append(person(grown[0].email))
+
+    assert run_with(job, at=meanwhile) == Job.FINISHED
+    job.refresh_from_db()
+    assert (job.result["merged"], job.result["skipped_count"], job.done, job.total) == (5, 1, 6, 6)
+    [(pk, why)] = job.result["skipped"]
+    assert pk == str(changed[0].pk) and why
+    assert {p.pk for p in Person.objects.filter(pk__in=[m.pk for m in changed])} == {m.pk for m in changed}
+    # The grown group was merged as scanned: its late member is left with the survivor, a group still.
+    assert Person.objects.filter(email=grown[0].email).count() == 2
+    assert Person.objects.filter(pk=late[0].pk).exists()
+    assert job.result["remaining"] == 1
+    assert all(Person.objects.filter(email=g[0].email).count() == 1 for g in rest)
+
+
+@override_settings(TASKS=DUMMY, INTEGRITY_MERGE_BATCH=100)
+def test_a_cancel_mid_list_stops_between_two_groups(rule: Rule) -> None:
+    groups_of(9)
+    job = jobs.start(Job.MERGE_ALL, rule.description, {"rule": rule.key, "policy": "oldest"})
+
+    def press_cancel_after_three() -> None:
+        if MergeRecord.objects.count() == 3:
+            Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+
+    real = runner.Unit.should_stop
+
+    def should_stop(unit: runner.Unit) -> bool:
+        press_cancel_after_three()
+        return real(unit)
+
+    runner.Unit.should_stop = should_stop  # type: ignore[method-assign,assignment]
+    try:
+        assert runner.execute(job.pk, Work()) == Job.CANCELLED
+    finally:
+        runner.Unit.should_stop = real  # type: ignore[method-assign]
+    job.refresh_from_db()
+    assert (job.done, job.total, job.result["merged"]) == (3, 9, 3)
+    assert MergeRecord.objects.count() == 3
+    counts = sorted(Person.objects.values_list("email").annotate(n=Count("id")).values_list("n", flat=True))
+    assert counts == [1, 1, 1, 2, 2, 2, 2, 2, 2]  # 3 merged whole, 6 untouched
 
 
 def test_a_scan_job_stores_the_groups_largest_first(rule: Rule) -> None:

@@ -114,3 +114,26 @@ def test_merge_all_skip_leaves_those_groups(rule: Rule) -> None:
     assert len(result.merged) == 2
     assert Person.objects.filter(email=groups[0][0].email).count() == 2
     assert result.remaining == 0
+
+
+def test_merge_all_of_given_groups_merges_them_as_scanned_and_counts_what_is_left(rule: Rule) -> None:
+    """The job's way: one scan's groups, each re-read under lock; a group changed since is skipped, untouched."""
+    from integrity.duplicates import service as duplicates
+
+    changed, grown, *rest = groups_of(5)
+    scanned = duplicates.scan(rule, limit=100, sample=duplicates.GROUP_LIMIT).groups
+    Person.objects.filter(pk=changed[1].pk).update(email="elsewhere@example.com")
+    late = person(grown[0].email)
+    seen: list[int] = []
+    result = merge_all.merge_all(
+        rule, merge_all.OLDEST, groups=scanned, progress=lambda r: seen.append(r.remaining)
+    )
+    assert seen == [4, 3, 2, 1, 0]
+    assert len(result.merged) == 4 and not result.stopped
+    [(pk, why)] = result.skipped
+    assert pk == changed[0].pk and why
+    assert Person.objects.filter(pk__in=[p.pk for p in changed]).count() == 2
+    assert Person.objects.filter(email=grown[0].email).count() == 2  # the survivor and the late one
+    assert Person.objects.filter(pk=late.pk).exists()
+    assert result.remaining == 0  # as the scanning loop counts: groups now (the grown one) less those skipped
+    assert all(Person.objects.filter(email=g[0].email).count() == 1 for g in rest)
