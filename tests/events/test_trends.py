@@ -8,6 +8,7 @@ statement count of the error path.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -45,11 +46,24 @@ def violation(constraint: str = "shop_product_name_key") -> Violation:
     )
 
 
-def hit(*when: timedelta, constraint: str = "shop_product_name_key") -> EventGroup:
-    """One occurrence at NOW minus each offset; the group as it is then."""
+def hit(
+    *when: timedelta, constraint: str = "shop_product_name_key", at: datetime | None = None
+) -> EventGroup:
+    """One occurrence at ``at`` (default NOW) minus each offset; the group as it is then."""
     for ago in when:
-        events.write(violation(constraint), "default", events.request_context(None), now=NOW - ago)
+        events.write(violation(constraint), "default", events.request_context(None), now=(at or NOW) - ago)
     return EventGroup.objects.get(constraint=constraint)
+
+
+def this_hour() -> datetime:
+    """Now, a few seconds inside its hour: the pages draw from the real clock, so the occurrences a page test
+    writes must fall in the hour the page is read in (NOW is the hour of the test run's start)."""
+    now = timezone.now()
+    left = trends.hour_start(now) + HOUR - now
+    if left < timedelta(seconds=5):
+        time.sleep(left.total_seconds() + 0.1)
+        now = timezone.now()
+    return now
 
 
 def buckets(group: EventGroup, kind: str) -> dict:
@@ -156,8 +170,9 @@ def drawn(svg: str) -> list[int]:
 
 
 def test_the_list_draws_a_sparkline_per_row_from_one_query() -> None:
+    now = this_hour()
     for i in range(12):
-        hit(*[timedelta(0)] * (i + 1), HOUR, constraint=f"k{i:02d}_key")
+        hit(*[timedelta(0)] * (i + 1), HOUR, constraint=f"k{i:02d}_key", at=now)
     client = viewer()
     with CaptureQueriesContext(connection) as queries:
         page = client.get("/admin/integrity/eventgroup/?evt-per_page=50").content.decode()
@@ -171,7 +186,7 @@ def test_the_list_draws_a_sparkline_per_row_from_one_query() -> None:
 
 
 def test_the_group_page_draws_48_hours_and_30_days() -> None:
-    group = hit(timedelta(0), timedelta(0), 2 * HOUR, 3 * DAY)
+    group = hit(timedelta(0), timedelta(0), 2 * HOUR, 3 * DAY, at=this_hour())
     page = viewer().get(f"/admin/integrity/eventgroup/group/?id={group.pk}").content.decode()
     hourly = re.search(r'<svg class="integrity-chart" id="event-chart-hourly".*?</svg>', page, re.S)
     daily = re.search(r'<svg class="integrity-chart" id="event-chart-daily".*?</svg>', page, re.S)
