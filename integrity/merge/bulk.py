@@ -52,6 +52,12 @@ def choose_survivor(plan: Plan, policy: str) -> Any:
     return max(members, key=lambda m: (when(m) is not None, when(m), m.pk)).pk
 
 
+def chooser(policy: str) -> Callable[[Plan], Any]:
+    """``choose_survivor`` with ``policy`` (checked now), as ``build_plan`` and ``merge`` take it."""
+    check_policy(policy)
+    return lambda plan: choose_survivor(plan, policy)
+
+
 def check_policy(policy: str) -> None:
     """``MergeRefused`` unless ``policy`` is one of ``POLICIES``."""
     if policy not in POLICIES:
@@ -71,11 +77,9 @@ def group_statements(rule: Rule, policy: str, group: duplicates.Group) -> list[s
 
     Empty when that group needs a choice (it would be skipped).
     """
-    check_policy(policy)
-    pks = group.pks
+    choose = chooser(policy)
     try:
-        survivor = choose_survivor(build_plan(rule, pks[0], pks[1:]), policy)
-        plan = build_plan(rule, survivor, [pk for pk in pks if pk != survivor])
+        plan = build_plan(rule, group.pks[0], group.pks[1:], choose=choose)
     except MergeRefused:
         return []
     return [] if plan.unresolved else statements(plan)
@@ -115,7 +119,7 @@ def merge_all(
     refused), is skipped and listed; a stop between groups leaves every
     finished merge complete and every other group untouched.
     """
-    check_policy(policy)
+    choose = chooser(policy)
     result = MergeAllResult()
     skipped = {str(pk) for pk in skip}
     if groups is None:
@@ -133,10 +137,8 @@ def merge_all(
                 result.stopped = stop
                 return result
             try:
-                plan = build_plan(rule, group.pks[0], group.pks[1:])
-                survivor = choose_survivor(plan, policy)
-                others = [m.pk for m in plan.members if m.pk != survivor]
-                result.merged.append(merge(rule, survivor, others, user=user))
+                # The survivor is picked under the merge's lock, from the plan it carries out.
+                result.merged.append(merge(rule, group.pks[0], group.pks[1:], user=user, choose=choose))
             except MergeRefused as exc:
                 skipped.add(str(group.pks[0]))
                 result.skipped.append((group.pks[0], str(exc)))

@@ -164,20 +164,16 @@ def tally(alias: str, rel: TableRelation, values: Sequence[Any]) -> list[tuple[A
         return [(value, int(n), int(h or 0)) for value, n, h in cursor.fetchall()]
 
 
-def any_referencing(alias: str, rel: TableRelation, values: Sequence[Any]) -> bool:
-    """Whether a row of the table still references one of ``values``."""
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {rel.key.in_statement} WHERE {escaped(quote(rel.column))} = ANY(%s))",  # noqa: S608
-            [list(values)],
-        )
-        return bool(cursor.fetchone()[0])
+def any_referencing_sql(rel: TableRelation, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """The rows of the table that still reference one of ``values``."""
+    column = escaped(quote(rel.column))
+    return f"SELECT 1 FROM {rel.key.in_statement} WHERE {column} = ANY(%s)", [list(values)]  # noqa: S608
 
 
-def referencing(
-    alias: str, key: ForeignKey, pk_column: str, pks: Sequence[Any], keep: Sequence[Any] | None = None
-) -> bool:
-    """Whether a row references, by this constraint, one of the rows ``pks`` of the referenced table.
+def referencing_sql(
+    key: ForeignKey, pk_column: str, pks: Sequence[Any], keep: Sequence[Any] | None = None
+) -> tuple[str, list[Any]]:
+    """The rows that reference, by this constraint, one of the rows ``pks`` of the referenced table.
 
     With ``keep`` (values of the referenced columns another row takes in the
     same transaction), rows referencing exactly those are not counted, if the
@@ -191,10 +187,8 @@ def referencing(
     if keep is not None and key.checked_at_commit:
         kept = f" AND ({mine}) IS DISTINCT FROM ({', '.join(['%s'] * len(keep))})"
         params += list(keep)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {key.in_statement} t WHERE ({mine}) IN "  # noqa: S608
-            f"(SELECT {theirs} FROM {ref} r WHERE r.{escaped(quote(pk_column))} = ANY(%s)){kept})",
-            params,
-        )
-        return bool(cursor.fetchone()[0])
+    sql = (
+        f"SELECT 1 FROM {key.in_statement} t WHERE ({mine}) IN "  # noqa: S608
+        f"(SELECT {theirs} FROM {ref} r WHERE r.{escaped(quote(pk_column))} = ANY(%s)){kept}"
+    )
+    return sql, params

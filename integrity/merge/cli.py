@@ -244,15 +244,11 @@ def plan_every_group(rule: Rule, policy: str) -> list[Plan]:
     """A plan for every duplicate group of the rule, with the survivor ``policy`` picks."""
     plans = []
     offset = 0
+    choose = merge_all.chooser(policy)
     while True:
         page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=duplicates.GROUP_LIMIT)
         for group in page.groups:
-            plan = merge_plan.build_plan(rule, group.pks[0], group.pks[1:])
-            survivor = merge_all.choose_survivor(plan, policy)
-            if survivor != plan.survivor.pk:
-                others = [m.pk for m in plan.members if m.pk != survivor]
-                plan = merge_plan.build_plan(rule, survivor, others)
-            plans.append(plan)
+            plans.append(merge_plan.build_plan(rule, group.pks[0], group.pks[1:], choose=choose))
         offset += len(page.groups)
         if not page.groups or offset >= page.total_groups:
             return plans

@@ -80,7 +80,9 @@ def find_conflicts(rule: Rule, members: list[Model], moves: list[Move]) -> list[
     moves = [m for m in moves if m.relation.holder is not None]
     by_holder: dict[type[Model], list[Move]] = {}
     for move in moves:
-        if move.olds:
+        # A relation no row of a duplicate is referenced by moves nothing, so it breaks no rule
+        # (its counts are read under the merge's lock; a preview's are checked by its token).
+        if move.olds and any(move.counts.get(pk) for pk in move.moved_from):
             by_holder.setdefault(move.relation.holder, []).append(move)
     owners = {}
     for move in moves:

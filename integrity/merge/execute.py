@@ -68,22 +68,28 @@ def _referenced_by(
 ) -> list[str]:
     """What still references one of these rows: any foreign key of the catalog, any relation of ``_meta``.
 
-    One query per foreign key and per relation. The catalog's keys come from
-    every schema, model or not, so that no ``ON DELETE`` action of the
+    One statement for all of them (``exist_each``). The catalog's keys come
+    from every schema, model or not, so that no ``ON DELETE`` action of the
     database can fire on a row the merge did not plan. ``keep`` (by column):
     the values the survivor holds at commit; references to those may stay
     where nothing fires before the commit (a ``to_field`` value it takes over).
     """
     keys = references(alias, model).keys[model._meta.concrete_model]  # type: ignore[index]
-    found = []
+    checks: list[tuple[str, sql.Statement | None]] = []
     for k in keys:
         kept = None if keep is None else [keep.get(c) for c in k.ref_columns]
-        if catalog.referencing(alias, k, _pk_column(model), list(pks), kept):
-            found.append(f"{k.label} ({k.name}, ON DELETE {k.on_delete})")
-    return found + _meta_referenced_by(alias, model, pks, keep or {})
+        label = f"{k.label} ({k.name}, ON DELETE {k.on_delete})"
+        checks.append((label, catalog.referencing_sql(k, _pk_column(model), list(pks), kept)))
+    checks += _meta_referencing(alias, model, pks, keep or {})
+    with connections[alias].cursor() as cursor:
+        found = sql.exist_each(cursor, [check for _label, check in checks])
+    return [label for (label, _check), left in zip(checks, found, strict=True) if left]
 
 
-def _meta_referenced_by(alias: str, model: type[Model], pks: list[Any], keep: dict[str, Any]) -> list[str]:
+def _meta_referencing(
+    alias: str, model: type[Model], pks: list[Any], keep: dict[str, Any]
+) -> list[tuple[str, sql.Statement | None]]:
+    """Per relation of ``_meta``: its label and the SELECT of its rows referencing one of ``pks``."""
     relations = relations_to(alias, model)
     targets = sorted({r.target for r in relations} - {_pk_attname(model)})
     values: dict[str, list[Any]] = {_pk_attname(model): list(pks)}
@@ -93,7 +99,10 @@ def _meta_referenced_by(alias: str, model: type[Model], pks: list[Any], keep: di
         for i, target in enumerate(targets):
             kept = keep.get(columns[target])
             values[target] = [row[i] for row in rows if row[i] is not None and row[i] != kept]
-    return [r.label for r in relations if values[r.target] and r.rows(alias, values[r.target]).exists()]
+    return [
+        (r.label, sql.queryset_sql(r.rows(alias, values[r.target])) if values[r.target] else None)
+        for r in relations
+    ]
 
 
 def _lock_targets(rule: Rule, plan_pks: list[Any]) -> tuple[list[tuple[str, str, list[Any]]], list[str]]:
@@ -307,14 +316,16 @@ class _Writer:
 
     def check_unreferenced(self) -> None:
         """No row may reference a duplicate now: else a delete would CASCADE, SET_NULL or PROTECT."""
-        for move in self.plan.moves:
-            rel = move.relation
-            if not move.olds:
-                continue
-            if isinstance(rel, TableRelation):
-                left = catalog.any_referencing(self.alias, rel, move.olds)
-            else:
-                left = rel.rows(self.alias, move.olds).exists()
+        moves = [m for m in self.plan.moves if m.olds]
+        selects = [
+            catalog.any_referencing_sql(m.relation, m.olds)
+            if isinstance(m.relation, TableRelation)
+            else sql.queryset_sql(m.relation.rows(self.alias, m.olds))
+            for m in moves
+        ]
+        with connections[self.alias].cursor() as cursor:
+            found = sql.exist_each(cursor, selects)
+        for move, left in zip(moves, found, strict=True):
             if left:
                 message = _(
                     "Rows of %(rel)s still reference the duplicates after re-pointing: nothing was changed."
@@ -343,20 +354,24 @@ def merge(
     token: str | None = None,
     user: Any = None,
     step: Step = _quiet,
+    choose: Callable[[Plan], Any] | None = None,
 ) -> MergeRecord:
     """Merge the duplicates into the survivor; return the record. ``MergeRefused`` (and nothing changed) otherwise.
 
     With ``token`` (from a preview), a plan that no longer matches raises
     ``StalePreview`` carrying the new plan; unresolved conflicts raise
     ``NeedsChoice``. ``step`` is called between phases (progress, tests).
+    ``choose`` (a survivor policy, no ``token``): the survivor is the member
+    it picks from the plan read under the lock (``build_plan``).
     """
+    assert token is None or choose is None, "a preview's token names its survivor"
     alias = rule.database
     survivor_pk = to_pk(rule, survivor_pk)
     dups = [to_pk(rule, pk) for pk in duplicate_pks]
     with writing(alias, MergeBusy):
         _lock(rule, [survivor_pk, *dups])
         step("locked")
-        plan = build_plan(rule, survivor_pk, dups, fields=fields, resolutions=resolutions)
+        plan = build_plan(rule, survivor_pk, dups, fields=fields, resolutions=resolutions, choose=choose)
         if token is not None and plan.token != token:
             if choices_differ(token, plan):
                 message = _(

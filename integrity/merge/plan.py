@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -394,15 +394,25 @@ def build_plan(
     *,
     fields: Mapping[str, Any] | None = None,
     resolutions: Mapping[str, Any] | None = None,
+    choose: Callable[[Plan], Any] | None = None,
 ) -> Plan:
     """What merging ``duplicate_pks`` into ``survivor_pk`` would do, read from the database now.
+
+    ``choose`` (a survivor policy): given this plan, the member to keep
+    instead; the plan is built again only when that is another member, so
+    that a policy's pick costs no second plan when the first guess was right.
 
     Every read is bounded (``integrity.reads``): a table another transaction
     holds locked is a ``MergeBusy`` ("try again"), never a wait.
     """
     try:
         with reads.bounded(rule.database):
-            return _build_plan(rule, survivor_pk, duplicate_pks, fields=fields, resolutions=resolutions)
+            plan = _build_plan(rule, survivor_pk, duplicate_pks, fields=fields, resolutions=resolutions)
+            chosen = plan.survivor.pk if choose is None else choose(plan)
+            if chosen == plan.survivor.pk:
+                return plan
+            others = [m.pk for m in plan.members if m.pk != chosen]
+            return _build_plan(rule, chosen, others, fields=fields, resolutions=resolutions)
     except reads.ReadBusy as exc:
         message = _("Rows the merge reads could not be read in time (%(why)s); nothing was changed.")
         raise MergeBusy(message % {"why": exc.reason}) from exc

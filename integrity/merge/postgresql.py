@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Func, IntegerField
+from django.db.models import Func, IntegerField, QuerySet
 
 from integrity.db import escaped, quote, quote_table
 from integrity.reads import sqlstate
@@ -52,6 +53,37 @@ def _name(name: str) -> str:
 
 def _is_busy(exc: BaseException) -> bool:
     return sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+
+EXISTS_PER_STATEMENT = 500  # well under PostgreSQL's 1,664 entries of a select list
+
+
+def queryset_sql(qs: QuerySet[Any]) -> Statement | None:
+    """The queryset's SELECT on its own database; None when it can match no row (``__in`` an empty list)."""
+    try:
+        sql, params = qs.query.get_compiler(using=qs.db).as_sql()
+    except EmptyResultSet:
+        return None
+    return sql, list(params)
+
+
+def exist_each(cursor: Any, selects: Sequence[Statement | None]) -> list[bool]:
+    """For each SELECT, whether it finds a row, in one statement per 500 (None: a SELECT matching nothing).
+
+    A merge checks every relation of the model before it deletes: one round
+    trip for all of them instead of one for each.
+    """
+    found = [False] * len(selects)
+    asked = [(i, s) for i, s in enumerate(selects) if s is not None]
+    for start in range(0, len(asked), EXISTS_PER_STATEMENT):
+        part = asked[start : start + EXISTS_PER_STATEMENT]
+        cursor.execute(
+            "SELECT " + ", ".join(f"EXISTS ({sql})" for _i, (sql, _params) in part),
+            [p for _i, (_sql, params) in part for p in params],
+        )
+        for (i, _s), value in zip(part, cursor.fetchone(), strict=True):
+            found[i] = bool(value)
+    return found
 
 
 def set_lock_timeout(cursor: Any, ms: int) -> None:
