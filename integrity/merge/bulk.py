@@ -90,7 +90,10 @@ class MergeAllResult:
     merged: list[MergeRecord] = field(default_factory=list)
     skipped: list[tuple[Any, str]] = field(default_factory=list)  # (first pk of the group, why)
     stopped: bool = False
-    remaining: int = 0
+    remaining: int = 0  # groups still to do, those skipped not counted
+    # Given ``groups``, once the list is done: the groups there are now (skipped ones, and
+    # those formed or grown after the scan), counted once; None until then.
+    left: int | None = None
 
 
 def merge_all(
@@ -111,7 +114,7 @@ def merge_all(
     Without ``groups`` the groups come from scans of the next few (a page's
     batch, bounded by the scan's timeout); a job scans once and gives them all
     as ``groups``, merged as scanned, then counts once what is left
-    (``count_left``, default one counting scan). ``timeout_ms`` bounds each
+    (``result.left``: ``count_left``, default one counting scan). ``timeout_ms`` bounds each
     scan (default the scan timeout; a job gives its own).
 
     Every group's members are read again and checked under lock before its
@@ -146,9 +149,10 @@ def merge_all(
             if progress is not None:
                 progress(result)
     if groups is not None:
-        # The list is done: what is left now (groups that were skipped, or formed after the scan).
-        left = count_left() if count_left else duplicates.totals(rule, timeout_ms=timeout_ms)[0]
-        result.remaining = left - len(skipped)
+        # The list is done: nothing is to do from it; what is there now is counted once, skipped
+        # groups included (a skipped group may have dissolved since: it can't be subtracted).
+        result.remaining = 0
+        result.left = count_left() if count_left else duplicates.totals(rule, timeout_ms=timeout_ms)[0]
     return result
 
 

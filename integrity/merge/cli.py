@@ -274,7 +274,11 @@ def merge_every_group(
             raise _needs_choice(sum(len(p.unresolved) for p in plans))
         return
     verbose = options.get("verbosity", 1) >= 1
-    result = _run_all(rule, policy, len(plans), stderr if verbose else None)
+    # The planned groups, survivor first: each is re-read under its lock, the table not scanned again.
+    groups = [
+        duplicates.Group((), len(p.members), [p.survivor.pk, *(d.pk for d in p.duplicates)]) for p in plans
+    ]
+    result = _run_all(rule, policy, groups, stderr if verbose else None)
     head["dry_run"] = False
     if as_json:
         stdout.write(dumps({**head, **result_json(result)}))
@@ -282,13 +286,17 @@ def merge_every_group(
         stdout.write("\n".join(result_lines(result)))
     if result.stopped or result.skipped:
         what = "stopped" if result.stopped else f"{len(result.skipped)} groups skipped"
+        left = result.remaining if result.left is None else result.left
         raise CommandError(
-            f"{what}: {len(result.merged)} groups merged, {result.remaining} left as they were.", returncode=1
+            f"{what}: {len(result.merged)} groups merged, {left} left as they were.", returncode=1
         )
 
 
-def _run_all(rule: Rule, policy: str, total: int, stderr: OutputWrapper | None) -> merge_all.MergeAllResult:
-    """``merge_all`` with progress on stderr; Ctrl-C stops it between groups."""
+def _run_all(
+    rule: Rule, policy: str, groups: list[duplicates.Group], stderr: OutputWrapper | None
+) -> merge_all.MergeAllResult:
+    """``merge_all`` of ``groups`` with progress on stderr; Ctrl-C stops it between groups."""
+    total = len(groups)
     seen = merge_all.MergeAllResult(remaining=total)
 
     def progress(result: merge_all.MergeAllResult) -> None:
@@ -303,7 +311,9 @@ def _run_all(rule: Rule, policy: str, total: int, stderr: OutputWrapper | None) 
 
     with _stop_on_interrupt(stopping) as should_stop:
         try:
-            return merge_all.merge_all(rule, policy, should_stop=should_stop, progress=progress)
+            return merge_all.merge_all(
+                rule, policy, groups=groups, should_stop=should_stop, progress=progress
+            )
         except KeyboardInterrupt:
             # Raised between two groups or inside one (rolled back): what finished is in `seen`.
             seen.stopped = True

@@ -67,13 +67,10 @@ def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
         if done % every == 0 or done == total:  # the job's row written once a batch, not once a group
             unit.progress(done, total, check=False, **outcome(result))
 
-    counted: list[int] = []  # the groups there are once the list is done, skipped ones included
-
     def count_left() -> int:
         left = chunked.scan_chunked(rule, limit=0, timeout_ms=timeout, should_stop=unit.should_stop)
         if not left.complete:
             raise Cancelled  # every group of the list is done; only the count of what is left was stopped
-        counted.append(left.total_groups)
         return left.total_groups
 
     result = bulk.merge_all(
@@ -91,7 +88,8 @@ def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
     if result.stopped:
         unit.progress(done, total, check=False, **final)
         raise Cancelled
-    return {**final, "remaining": counted[-1] if counted else max(result.remaining, 0)}
+    # The groups there are once the list is done, skipped ones included.
+    return {**final, "remaining": result.left if result.left is not None else max(result.remaining, 0)}
 
 
 def merge_result(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]:

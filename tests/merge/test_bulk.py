@@ -135,5 +135,26 @@ def test_merge_all_of_given_groups_merges_them_as_scanned_and_counts_what_is_lef
     assert Person.objects.filter(pk__in=[p.pk for p in changed]).count() == 2
     assert Person.objects.filter(email=grown[0].email).count() == 2  # the survivor and the late one
     assert Person.objects.filter(pk=late.pk).exists()
-    assert result.remaining == 0  # as the scanning loop counts: groups now (the grown one) less those skipped
+    assert result.remaining == 0  # nothing of the list is left to do
+    assert result.left == 1  # the grown group is still a group; the skipped one dissolved
     assert all(Person.objects.filter(email=g[0].email).count() == 1 for g in rest)
+
+
+def test_merge_all_reads_each_plan_once_and_checks_references_in_one_statement(rule: Rule) -> None:
+    """Per group: one tally per relation (the plan read under the lock), one statement for each reference check."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    groups = groups_of(3)
+    Order.objects.create(person=groups[0][1])
+    with CaptureQueriesContext(connection) as queries:
+        result = merge_all.merge_all(rule, merge_all.OLDEST)
+    assert len(result.merged) == 3
+    statements = [q["sql"] for q in queries.captured_queries]
+    tallies = [s for s in statements if 'FROM "merging_order"' in s and 'COUNT(*) AS "c"' in s]
+    assert len(tallies) == 3
+    checks = [s for s in statements if s.startswith("SELECT EXISTS (")]
+    # After re-pointing, then before deleting: two per group, every relation in each.
+    assert len(checks) == 6
+    assert all('"merging_order"' in s for s in checks)
+    assert Order.objects.get().person_id == groups[0][0].pk
