@@ -701,3 +701,16 @@ def test_demo_all_needs_the_billing_choice_then_merges_by_most_referenced(crm):
     names = set(Company.objects.values_list("name", flat=True))
     assert set(Customer.objects.exclude(company=None).values_list("company_id", flat=True)) <= names
     assert "2 groups merged, 0 skipped." in out
+
+
+def test_all_merges_the_groups_it_planned_without_scanning_again(people):
+    """One scan plans every group, one count at the end: the merges don't re-scan the table per batch."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        code, result = as_json("--rule", "configured:email", "--all", "--survivor", "oldest")
+    assert code == 0
+    assert [m["survivor"] for m in result["merged"]] == [pk(people["ann1"]), pk(people["bob1"])]
+    scans = [q["sql"] for q in queries.captured_queries if "HAVING COUNT(*) > 1" in q["sql"]]
+    assert len(scans) == 2, scans  # the plans' page of groups, then the count of what is left
