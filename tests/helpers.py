@@ -584,6 +584,19 @@ def violation(constraint: str, **overrides: Any) -> Violation:
     return Violation(**values)
 
 
+def name_taken(constraint: str = "shop_product_name_key") -> Violation:
+    """A duplicate ``shop_product.name``, as a unique constraint of the table's own reports it (no model)."""
+    return violation(
+        constraint,
+        columns=("name",),
+        values=("Trackpad",),
+        detail="Key (name)=(Trackpad) already exists.",
+        model=None,
+        fields=(),
+        primary_key=False,
+    )
+
+
 REQUEST = {"method": "POST", "path": "/shop/products/add/", "view": "shop:product_add", "user_pk": "42"}
 
 
