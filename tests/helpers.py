@@ -597,6 +597,26 @@ def name_taken(constraint: str = "shop_product_name_key") -> Violation:
     )
 
 
+def write_in_thread(write: Callable[[], Any]) -> None:
+    """Run a database write in another thread (no event loop there) and wait for it."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            write()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the write did not finish"
+    if failures:
+        raise failures[0]
+
+
 REQUEST = {"method": "POST", "path": "/shop/products/add/", "view": "shop:product_add", "user_pk": "42"}
 
 
