@@ -173,6 +173,13 @@ def sql_rows(sql: str, params: Any = None, using: str = "default") -> list[tuple
         return cursor.fetchall() if cursor.description else []
 
 
+def run_all(*statements: str, using: str = "default") -> None:
+    """Run each of ``statements`` (no parameters) on ``using``, in order."""
+    with connections[using].cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
 def set_sequence_next(sequence: str, value: int, using: str = "default") -> None:
     """Make ``value`` the next value ``sequence`` hands out."""
     sql_rows("SELECT setval(%s::regclass, %s, false)", [sequence, value], using)
