@@ -40,8 +40,10 @@ script again, on the same database), timed from the job's start to its end as
 the job records them, interleaved with (b); its stored groups must equal (a)'s;
 and the rules page loaded over and over while the job runs.
 
-Targets: (a) <= 1.3 x (b) with the index; page during a scan <= 1.5 x without;
-with ``--job`` the same for (c) and the page during the job.
+Targets: (a) <= 1.3 x (b) with the index; with ``--job`` the same for (c), and
+the page during the job <= 1.5 x without. The page during the in-process scan is
+printed, not a target: that scan runs in a thread of this process and shares its
+interpreter lock with the page, which a deployment's worker process does not.
 The case without an index is printed (it writes every key once more: from
 1.3x to 3x (b) here), not a target. Exit code 0 when the targets are met, 1 otherwise.
 The database is dropped at the end, also on error.
@@ -362,7 +364,7 @@ def benchmark(args: argparse.Namespace) -> bool:
         f"({scans} scans finished meanwhile): {page:.2f}x"
     )
     verdict = {True: "PASS", False: "FAIL"}
-    met = indexed <= TARGET and page <= PAGE_TARGET
+    met = indexed <= TARGET
     if args.job:
         c, b, during, before = measured["c"], measured["b"], measured["busy"], measured["quiet"]
         job_page = median(during) / median(before)
@@ -378,7 +380,7 @@ def benchmark(args: argparse.Namespace) -> bool:
         met = met and c / b <= TARGET and job_page <= PAGE_TARGET
     print(f"\nwith an index, a/b {indexed:.2f}x (target <= {TARGET}x)  {verdict[indexed <= TARGET]}")
     print(f"without an index, a/b {plain:.2f}x (shown, no target)")
-    print(f"page during a scan {page:.2f}x (target <= {PAGE_TARGET}x)  {verdict[page <= PAGE_TARGET]}")
+    print(f"page during the in-process scan {page:.2f}x (shown, no target: the scan shares this process)")
     return met
 
 

@@ -173,6 +173,13 @@ def sql_rows(sql: str, params: Any = None, using: str = "default") -> list[tuple
         return cursor.fetchall() if cursor.description else []
 
 
+def run_all(*statements: str, using: str = "default") -> None:
+    """Run each of ``statements`` (no parameters) on ``using``, in order."""
+    with connections[using].cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
 def set_sequence_next(sequence: str, value: int, using: str = "default") -> None:
     """Make ``value`` the next value ``sequence`` hands out."""
     sql_rows("SELECT setval(%s::regclass, %s, false)", [sequence, value], using)
@@ -582,6 +589,39 @@ def violation(constraint: str, **overrides: Any) -> Violation:
         **overrides,
     }
     return Violation(**values)
+
+
+def name_taken(constraint: str = "shop_product_name_key") -> Violation:
+    """A duplicate ``shop_product.name``, as a unique constraint of the table's own reports it (no model)."""
+    return violation(
+        constraint,
+        columns=("name",),
+        values=("Trackpad",),
+        detail="Key (name)=(Trackpad) already exists.",
+        model=None,
+        fields=(),
+        primary_key=False,
+    )
+
+
+def write_in_thread(write: Callable[[], Any]) -> None:
+    """Run a database write in another thread (no event loop there) and wait for it."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            write()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the write did not finish"
+    if failures:
+        raise failures[0]
 
 
 REQUEST = {"method": "POST", "path": "/shop/products/add/", "view": "shop:product_add", "user_pk": "42"}

@@ -253,15 +253,15 @@ def _safe_to_load(session: Any) -> bool:
 
 
 @contextmanager
-def _writer(alias: str) -> Iterator[Any]:
+def _writer(alias: str, timeout_ms: int | None = None) -> Iterator[Any]:
     """A cursor outside any transaction of the caller's: the connection itself, or one of its own.
 
     Best effort, never a wait: the writes run in one transaction whose lock
     and statement timeouts are ``INTEGRITY_EVENT_WRITE_TIMEOUT_MS`` (``SET
     LOCAL``: they end with it), so a locked events table costs the response
-    that much, then a warning.
+    that much, then a warning. ``timeout_ms`` replaces the setting for one write.
     """
-    ms = settings.EVENT_WRITE_TIMEOUT_MS
+    ms = timeout_ms or settings.EVENT_WRITE_TIMEOUT_MS
     connection = connections[alias]
     if not connection.in_atomic_block and connection.get_autocommit():
         with transaction.atomic(using=alias), connection.cursor() as cursor:
@@ -374,6 +374,7 @@ def write(
     now: datetime | None = None,
     started: datetime | None = None,
     frames: list[dict[str, Any]] | None = None,
+    write_timeout_ms: int | None = None,
 ) -> int | None:
     """Count the occurrence in its group (created on first sight) and keep a sample if a slot is free.
 
@@ -383,7 +384,8 @@ def write(
     Two statements (a third when the occurrence regresses a resolved group); the first
     also counts it in its hour's and day's buckets (``trends``, unless ``INTEGRITY_EVENT_TRENDS`` is off).
     ``started`` is when the failing request (or ``capture()`` block) began. Returns the group's id, or None when the events database
-    is not PostgreSQL (nothing is recorded there).
+    is not PostgreSQL (nothing is recorded there). ``write_timeout_ms`` replaces
+    ``INTEGRITY_EVENT_WRITE_TIMEOUT_MS`` for this write (a caller that may wait longer than a request).
     """
     target = router.db_for_write(EventGroup)
     connection = connections[target]
@@ -422,7 +424,7 @@ def write(
         "location_entry": json.dumps(frames[0] if frames else {}),
         "locations_new": json.dumps({location: {**frames[0], "count": 1}} if frames else {}),
     }
-    with _writer(target) as cursor:
+    with _writer(target, write_timeout_ms) as cursor:
         qn = cursor.db.ops.quote_name
         upsert = _upsert_sql(qn)
         if settings.EVENT_TRENDS:
@@ -461,12 +463,14 @@ def record(
     handled: bool = False,
     origin: str = "request",
     started: float | None = None,
+    write_timeout_ms: int | None = None,
 ) -> int | None:
     """Record one IntegrityError, or a sequence's DataError (once: a second call for the same exception does nothing).
 
     ``started`` (a ``time.time()``) is when the failing work began; by default
     the request's, as the middleware noted it. Other DataErrors are not
     recorded. Never raises: a failure to record is a warning in the log.
+    ``write_timeout_ms`` as for ``write``.
     """
     if getattr(exc, "integrity_recorded", False) or not recordable(exc):
         return None
@@ -483,7 +487,16 @@ def record(
         moment = datetime.fromtimestamp(began, tz=UTC) if began is not None else None
         context = request_context(request)
         frames = locations.frames(exc)  # from the error's own traceback: the error path only
-        return write(violation, alias, context, handled=handled, origin=origin, started=moment, frames=frames)
+        return write(
+            violation,
+            alias,
+            context,
+            handled=handled,
+            origin=origin,
+            started=moment,
+            frames=frames,
+            write_timeout_ms=write_timeout_ms,
+        )
     except Exception:  # noqa: BLE001  (recording must never replace the application's error)
         logger.warning("Could not record an IntegrityError event", exc_info=True)
         return None

@@ -9,18 +9,16 @@ an event loop in the test's thread, where Django refuses database access.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from integrity.events import recording as events
 from integrity.events import trends
-from tests.helpers import PASSWORD, REQUEST, browser_page, log_in, violation
+from tests.helpers import PASSWORD, REQUEST, browser_page, log_in, violation, write_in_thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 
@@ -49,16 +47,7 @@ def occur(constraint: str, *ago: timedelta) -> int:
 
 
 def occur_in_thread(constraint: str) -> None:
-    def run() -> None:
-        try:
-            occur(constraint)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "the write did not finish"
+    write_in_thread(lambda: occur(constraint))
 
 
 def bar_counts(page: Page, selector: str) -> list[int]:

@@ -9,14 +9,11 @@ done. The live server answers from its own thread too.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from django.test import override_settings
 from playwright.sync_api import Page, Request, expect
 
@@ -28,6 +25,7 @@ from tests.helpers import (
     group,
     log_in,
     violation,
+    write_in_thread,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -44,26 +42,6 @@ def superuser() -> str:
 @pytest.fixture
 def one_old_group() -> None:
     group("shop_product_name_key", ago=timedelta(hours=2), count=3)
-
-
-def write_in_thread(write: Callable[[], Any]) -> None:
-    """Run a database write in another thread (no event loop there) and wait for it."""
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            write()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "the write did not finish"
-    if failures:
-        raise failures[0]
 
 
 def record_pkey_violation() -> None:

@@ -7,15 +7,12 @@ refuses database access.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 from playwright.sync_api import expect
 
 from integrity.events import recording as events
-from tests.helpers import PASSWORD, REQUEST, browser_page, log_in, violation
+from tests.helpers import PASSWORD, REQUEST, browser_page, log_in, violation, write_in_thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases="__all__")]
 
@@ -35,16 +32,7 @@ def occur(constraint: str = "shop_product_pkey") -> int:
 
 
 def occur_in_thread() -> None:
-    def run() -> None:
-        try:
-            occur()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "the write did not finish"
+    write_in_thread(occur)
 
 
 def test_resolve_on_the_group_page_then_it_regresses(live_server, superuser) -> None:

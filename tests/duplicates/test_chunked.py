@@ -23,6 +23,7 @@ from demo.crm.models import Customer, Device, Membership, Mentorship
 from integrity.duplicates import ScanTimedOut, scan
 from integrity.duplicates.chunked import CHUNKS, ONE, RANGES, ChunkedScan, scan_chunked
 from integrity.duplicates.rules import Rule, get_rule, rules_for
+from tests.helpers import run_all as sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -30,12 +31,6 @@ NAME_CI = "default:crm.Customer:configured:customer_name_ci"
 MENTORSHIP = "default:crm.Mentorship:unique_together:mentee,mentor"
 MEMBERSHIP = "default:crm.Membership:crm_membership_active_code_uniq"
 DEVICE = "default:crm.Device:crm_device_vendor_serial_uniq"
-
-
-def sql(*statements: str) -> None:
-    with connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
 
 
 def configured(model: str, fields: list[str], **options: object) -> Rule:

@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext, isolate_apps
 from demo.crm.models import Company
 from integrity.duplicates.enforcement import Enforcement, classify
 from integrity.duplicates.rules import FIELD, Rule, get_rule, rules_for
+from tests.helpers import run_all as sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -46,12 +47,6 @@ DROP_MENTORSHIP = "DROP INDEX crm_mentorship_mentor_mentee_uniq"
 DROP_EMAIL = "DROP INDEX crm_customer_email_ci_uniq"
 DROP_MEMBERSHIP = "DROP INDEX crm_membership_active_code_uniq"
 DROP_DEVICE = "ALTER TABLE crm_device DROP CONSTRAINT crm_device_vendor_serial_uniq"
-
-
-def sql(*statements: str, using: str = "default") -> None:
-    with connections[using].cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
 
 
 def state(key: str) -> Enforcement:

@@ -24,6 +24,7 @@ from integrity import duplicates
 from integrity.duplicates import Group, Reference, ScanTimedOut, group_of, references, scan, totals
 from integrity.duplicates.relations import relations_to
 from integrity.duplicates.rules import Rule, get_rule, rules_for
+from tests.helpers import run_all as sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -34,12 +35,6 @@ MEMBERSHIP = "default:crm.Membership:crm_membership_active_code_uniq"
 DEVICE = "default:crm.Device:crm_device_vendor_serial_uniq"
 VAT = "default:crm.Company:unique:vat_number"
 LEGACY = "default:crm.LegacyContact:unique:email"
-
-
-def sql(*statements: str) -> None:
-    with connection.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
 
 
 def show_timeout(alias: str = "default") -> str:

@@ -18,9 +18,8 @@ from django.utils import timezone
 
 from integrity.events import recording as events
 from integrity.events import retention
-from integrity.events.violations import UNIQUE, Violation
 from integrity.models import Event, EventGroup, Job
-from tests.helpers import client_for
+from tests.helpers import client_for, name_taken
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,25 +27,10 @@ NOW = timezone.now().replace(microsecond=0)
 DAY = timedelta(days=1)
 
 
-def violation(constraint: str) -> Violation:
-    return Violation(
-        kind=UNIQUE,
-        sqlstate="23505",
-        vendor="postgresql",
-        constraint=constraint,
-        schema="public",
-        table="shop_product",
-        columns=("name",),
-        values=("Trackpad",),
-        message=f'duplicate key value violates unique constraint "{constraint}"',
-        detail="Key (name)=(Trackpad) already exists.",
-    )
-
-
 def hit(constraint: str, *when: datetime) -> EventGroup:
     """Record one occurrence of the constraint's violation at each moment; the group as it is then."""
     for moment in when:
-        events.write(violation(constraint), "default", events.request_context(None), now=moment)
+        events.write(name_taken(constraint), "default", events.request_context(None), now=moment)
     return EventGroup.objects.get(constraint=constraint)
 
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 from demo.violations.models import Member
 from integrity.events import lifecycle, retention, trends
 from integrity.events import recording as events
-from integrity.events.violations import UNIQUE, Violation
 from integrity.models import EventActivity, EventBucket, EventGroup
+from tests.helpers import name_taken
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -31,27 +31,12 @@ DAY = timedelta(days=1)
 NOW = trends.hour_start(timezone.now()) + timedelta(minutes=30)
 
 
-def violation(constraint: str = "shop_product_name_key") -> Violation:
-    return Violation(
-        kind=UNIQUE,
-        sqlstate="23505",
-        vendor="postgresql",
-        constraint=constraint,
-        schema="public",
-        table="shop_product",
-        columns=("name",),
-        values=("Trackpad",),
-        message=f'duplicate key value violates unique constraint "{constraint}"',
-        detail="Key (name)=(Trackpad) already exists.",
-    )
-
-
 def hit(
     *when: timedelta, constraint: str = "shop_product_name_key", at: datetime | None = None
 ) -> EventGroup:
     """One occurrence at ``at`` (default NOW) minus each offset; the group as it is then."""
     for ago in when:
-        events.write(violation(constraint), "default", events.request_context(None), now=(at or NOW) - ago)
+        events.write(name_taken(constraint), "default", events.request_context(None), now=(at or NOW) - ago)
     return EventGroup.objects.get(constraint=constraint)
 
 
