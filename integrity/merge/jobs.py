@@ -88,8 +88,8 @@ def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
     if result.stopped:
         unit.progress(done, total, check=False, **final)
         raise Cancelled
-    # The groups there are once the list is done, skipped ones included.
-    return {**final, "remaining": result.left if result.left is not None else max(result.remaining, 0)}
+    # The list is done (a stop raised above): the groups there are now, skipped ones included.
+    return {**final, "remaining": result.left}
 
 
 def merge_result(admin: PageAdmin, request: HttpRequest, job: Job) -> dict[str, Any]:
