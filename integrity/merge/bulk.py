@@ -79,7 +79,7 @@ def group_statements(rule: Rule, policy: str, group: duplicates.Group) -> list[s
     """
     choose = chooser(policy)
     try:
-        plan = build_plan(rule, group.pks[0], group.pks[1:], choose=choose)
+        plan = build_plan(rule, group.pks[0], group.pks[1:], choose=choose, group=False)
     except MergeRefused:
         return []
     return [] if plan.unresolved else statements(plan)

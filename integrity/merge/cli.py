@@ -248,7 +248,7 @@ def plan_every_group(rule: Rule, policy: str) -> list[Plan]:
     while True:
         page = duplicates.scan(rule, limit=SCAN_PAGE, offset=offset, sample=duplicates.GROUP_LIMIT)
         for group in page.groups:
-            plans.append(merge_plan.build_plan(rule, group.pks[0], group.pks[1:], choose=choose))
+            plans.append(merge_plan.build_plan(rule, group.pks[0], group.pks[1:], choose=choose, group=False))
         offset += len(page.groups)
         if not page.groups or offset >= page.total_groups:
             return plans

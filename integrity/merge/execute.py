@@ -371,7 +371,17 @@ def merge(
     with writing(alias, MergeBusy):
         _lock(rule, [survivor_pk, *dups])
         step("locked")
-        plan = build_plan(rule, survivor_pk, dups, fields=fields, resolutions=resolutions, choose=choose)
+        # The whole group is read by its key only for a preview's token: without an index on
+        # the key (a rule the database doesn't enforce) that read is a scan of the table.
+        plan = build_plan(
+            rule,
+            survivor_pk,
+            dups,
+            fields=fields,
+            resolutions=resolutions,
+            choose=choose,
+            group=token is not None,
+        )
         if token is not None and plan.token != token:
             if choices_differ(token, plan):
                 message = _(

@@ -73,6 +73,8 @@ class Plan:
     rule: Rule
     survivor: Model
     duplicates: list[Model]
+    # The group's first GROUP_LIMIT pks by its key, for a preview's token (a row that joins
+    # the group makes the preview stale); a plan read without the group: its members' pks.
     group: list[Any]
     moves: list[Move] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
@@ -129,9 +131,14 @@ def to_pk(rule: Rule, raw: Any) -> Any:
 
 
 def load_members(
-    rule: Rule, survivor_pk: Any, duplicate_pks: Iterable[Any]
+    rule: Rule, survivor_pk: Any, duplicate_pks: Iterable[Any], *, group: bool = True
 ) -> tuple[Model, list[Model], list[Any]]:
-    """The survivor, the duplicates and the whole group, checked to be duplicates of each other."""
+    """The survivor, the duplicates and the whole group, checked to be duplicates of each other.
+
+    The members are read by primary key. ``group=False``: the group is not read
+    by its key (the members' pks stand for it): the key of a rule the database
+    doesn't enforce has no index, so that read is a scan of the whole table.
+    """
     # Keys from a form or the command line are text: compare them as primary keys.
     survivor_pk = to_pk(rule, survivor_pk)
     dups = list(dict.fromkeys(pk for pk in (to_pk(rule, raw) for raw in duplicate_pks) if pk != survivor_pk))
@@ -169,12 +176,14 @@ def load_members(
         message = _("%(model)s rows %(pks)s are not duplicates of row %(pk)s under this rule.")
         others = ", ".join(str(pk) for pk in sorted([*strangers, *existing], key=str))
         raise NotDuplicates(message % {"model": rule.label, "pks": others, "pk": survivor_pk})
-    group = list(
-        qs.filter(**dict(zip(names, key, strict=True)))
-        .order_by("pk")
-        .values_list("pk", flat=True)[:GROUP_LIMIT]
-    )
-    return survivor, sorted((rows[pk] for pk in dups), key=lambda m: m.pk), group
+    pks = wanted  # the survivor, then the duplicates
+    if group:
+        pks = list(
+            qs.filter(**dict(zip(names, key, strict=True)))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:GROUP_LIMIT]
+        )
+    return survivor, sorted((rows[pk] for pk in dups), key=lambda m: m.pk), pks
 
 
 # ---------------------------------------------------------------------------
@@ -395,24 +404,27 @@ def build_plan(
     fields: Mapping[str, Any] | None = None,
     resolutions: Mapping[str, Any] | None = None,
     choose: Callable[[Plan], Any] | None = None,
+    group: bool = True,
 ) -> Plan:
     """What merging ``duplicate_pks`` into ``survivor_pk`` would do, read from the database now.
 
     ``choose`` (a survivor policy): given this plan, the member to keep
     instead; the plan is built again only when that is another member, so
     that a policy's pick costs no second plan when the first guess was right.
+    ``group=False``: a plan no preview's token is checked against (a policy's
+    merge, a dry run) does not read the whole group by its key (``load_members``).
 
     Every read is bounded (``integrity.reads``): a table another transaction
     holds locked is a ``MergeBusy`` ("try again"), never a wait.
     """
     try:
         with reads.bounded(rule.database):
-            plan = _build_plan(rule, survivor_pk, duplicate_pks, fields=fields, resolutions=resolutions)
+            plan = _build_plan(rule, survivor_pk, duplicate_pks, fields, resolutions, group)
             chosen = plan.survivor.pk if choose is None else choose(plan)
             if chosen == plan.survivor.pk:
                 return plan
             others = [m.pk for m in plan.members if m.pk != chosen]
-            return _build_plan(rule, chosen, others, fields=fields, resolutions=resolutions)
+            return _build_plan(rule, chosen, others, fields, resolutions, group)
     except reads.ReadBusy as exc:
         message = _("Rows the merge reads could not be read in time (%(why)s); nothing was changed.")
         raise MergeBusy(message % {"why": exc.reason}) from exc
@@ -422,11 +434,11 @@ def _build_plan(
     rule: Rule,
     survivor_pk: Any,
     duplicate_pks: Iterable[Any],
-    *,
-    fields: Mapping[str, Any] | None = None,
-    resolutions: Mapping[str, Any] | None = None,
+    fields: Mapping[str, Any] | None,
+    resolutions: Mapping[str, Any] | None,
+    whole_group: bool,
 ) -> Plan:
-    survivor, dups, group = load_members(rule, survivor_pk, duplicate_pks)
+    survivor, dups, group = load_members(rule, survivor_pk, duplicate_pks, group=whole_group)
     members = [survivor, *dups]
     refs = references(rule.database, rule.model)
     if refs.refusals:

@@ -158,3 +158,24 @@ def test_merge_all_reads_each_plan_once_and_checks_references_in_one_statement(r
     assert len(checks) == 6
     assert all('"merging_order"' in s for s in checks)
     assert Order.objects.get().person_id == groups[0][0].pk
+
+
+def test_merge_all_reads_no_group_by_its_key(rule: Rule) -> None:
+    """A policy's merge reads its members by primary key only: the key of an unenforced rule has no index.
+
+    (Reading each group again by its key was a scan of the whole table per group.) The
+    only statements that filter by the key are the scans' own: none with a given list.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from integrity.duplicates import service as duplicates
+
+    groups = groups_of(3)
+    scanned = duplicates.scan(rule, limit=100, sample=duplicates.GROUP_LIMIT).groups
+    with CaptureQueriesContext(connection) as queries:
+        result = merge_all.merge_all(rule, merge_all.OLDEST, groups=scanned, count_left=lambda: 0)
+    assert len(result.merged) == 3
+    by_key = [q["sql"] for q in queries.captured_queries if '"merging_person"."email" = ' in q["sql"]]
+    assert by_key == []
+    assert all(Person.objects.filter(email=g[0].email).count() == 1 for g in groups)
