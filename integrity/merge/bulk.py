@@ -87,7 +87,10 @@ def group_statements(rule: Rule, policy: str, group: duplicates.Group) -> list[s
 
 @dataclass
 class MergeAllResult:
+    # The records made: all of them, or the first and the last (``keep_all=False``: a job's
+    # hundred thousand groups would otherwise hold as many records in the worker's memory).
     merged: list[MergeRecord] = field(default_factory=list)
+    made: int = 0  # groups merged (records made), however many ``merged`` keeps
     skipped: list[tuple[Any, str]] = field(default_factory=list)  # (first pk of the group, why)
     stopped: bool = False
     remaining: int = 0  # groups still to do, those skipped not counted
@@ -108,6 +111,7 @@ def merge_all(
     progress: Callable[[MergeAllResult], None] | None = None,
     timeout_ms: int | None = None,
     count_left: Callable[[], int] | None = None,
+    keep_all: bool = True,
 ) -> MergeAllResult:
     """Merge every group of the rule, each in its own transaction and record, until done, ``limit`` or a stop.
 
@@ -115,7 +119,8 @@ def merge_all(
     batch, bounded by the scan's timeout); a job scans once and gives them all
     as ``groups``, merged as scanned, then counts once what is left
     (``result.left``: ``count_left``, default one counting scan). ``timeout_ms`` bounds each
-    scan (default the scan timeout; a job gives its own).
+    scan (default the scan timeout; a job gives its own). ``keep_all=False``: ``result.merged``
+    keeps only the first and the last record (``result.made`` counts them all).
 
     Every group's members are read again and checked under lock before its
     merge: a group no longer duplicates, or whose merge needs a choice (or is
@@ -136,12 +141,17 @@ def merge_all(
                 continue
             # Asked once per group: a stop request may be a one-shot signal.
             stop = should_stop()
-            if stop or (limit is not None and len(result.merged) + len(result.skipped) >= limit):
+            if stop or (limit is not None and result.made + len(result.skipped) >= limit):
                 result.stopped = stop
                 return result
             try:
                 # The survivor is picked under the merge's lock, from the plan it carries out.
-                result.merged.append(merge(rule, group.pks[0], group.pks[1:], user=user, choose=choose))
+                record = merge(rule, group.pks[0], group.pks[1:], user=user, choose=choose)
+                result.made += 1
+                if keep_all or len(result.merged) < 2:
+                    result.merged.append(record)
+                else:
+                    result.merged[-1] = record  # the first and the last
             except MergeRefused as exc:
                 skipped.add(str(group.pks[0]))
                 result.skipped.append((group.pks[0], str(exc)))

@@ -56,14 +56,14 @@ def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
             else records
         )
         return {
-            "merged": len(result.merged),
+            "merged": result.made,
             "skipped_count": len(result.skipped),
             "skipped": [[str(pk), why] for pk, why in result.skipped[:LISTED]],
             "records": made,  # the first and the last merge record made
         }
 
     def progress(result: bulk.MergeAllResult) -> None:
-        done = len(result.merged) + len(result.skipped)
+        done = result.made + len(result.skipped)
         if done % every == 0 or done == total:  # the job's row written once a batch, not once a group
             unit.progress(done, total, check=False, **outcome(result))
 
@@ -82,8 +82,9 @@ def merge_all(job: Job, unit: Unit) -> dict[str, Any]:
         progress=progress,
         timeout_ms=timeout,
         count_left=count_left,
+        keep_all=False,  # the job keeps counts and its first and last record, not every record
     )
-    done = len(result.merged) + len(result.skipped)
+    done = result.made + len(result.skipped)
     final = {**outcome(result), "phase": DONE if not result.stopped else MERGING}
     if result.stopped:
         unit.progress(done, total, check=False, **final)

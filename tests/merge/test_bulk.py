@@ -179,3 +179,17 @@ def test_merge_all_reads_no_group_by_its_key(rule: Rule) -> None:
     by_key = [q["sql"] for q in queries.captured_queries if '"merging_person"."email" = ' in q["sql"]]
     assert by_key == []
     assert all(Person.objects.filter(email=g[0].email).count() == 1 for g in groups)
+
+
+def test_merge_all_without_keeping_every_record(rule: Rule) -> None:
+    """``keep_all=False`` (a job's): every group merged and counted; only the first and last records kept."""
+    groups = groups_of(5)
+    seen: list[tuple[int, int]] = []
+    result = merge_all.merge_all(
+        rule, merge_all.OLDEST, keep_all=False, progress=lambda r: seen.append((r.made, len(r.merged)))
+    )
+    assert seen == [(1, 1), (2, 2), (3, 2), (4, 2), (5, 2)]
+    made = list(MergeRecord.objects.order_by("pk"))
+    assert len(made) == 5 and result.made == 5
+    assert [r.pk for r in result.merged] == [made[0].pk, made[-1].pk]
+    assert all(Person.objects.filter(email=g[0].email).count() == 1 for g in groups)
