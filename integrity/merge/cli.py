@@ -287,9 +287,7 @@ def merge_every_group(
     if result.stopped or result.skipped:
         what = "stopped" if result.stopped else f"{len(result.skipped)} groups skipped"
         left = result.remaining if result.left is None else result.left
-        raise CommandError(
-            f"{what}: {len(result.merged)} groups merged, {left} left as they were.", returncode=1
-        )
+        raise CommandError(f"{what}: {result.made} groups merged, {left} left as they were.", returncode=1)
 
 
 def _run_all(
@@ -303,7 +301,7 @@ def _run_all(
         nonlocal seen
         seen = result
         if stderr is not None:
-            stderr.write(f"merged {len(result.merged)}/{total} groups")
+            stderr.write(f"merged {result.made}/{total} groups")
 
     def stopping() -> None:
         if stderr is not None:

@@ -173,7 +173,7 @@ def summary(rule: Rule, policy: str, result: MergeAllResult) -> str:
     moved = sum(r.repointed for r in result.merged)
     records = ", ".join(f"#{r.pk}" for r in result.merged)
     return (
-        f"merged {len(result.merged)} group(s) of {rule.label} by {rule.description} (survivor: {policy}): "
+        f"merged {result.made} group(s) of {rule.label} by {rule.description} (survivor: {policy}): "
         f"{removed} row(s) removed, {moved} reference(s) moved; merge log {records} "
         "(each can be undone from /admin/integrity/mergerecord/)."
     )

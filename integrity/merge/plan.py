@@ -419,12 +419,14 @@ def build_plan(
     """
     try:
         with reads.bounded(rule.database):
-            plan = _build_plan(rule, survivor_pk, duplicate_pks, fields, resolutions, group)
+            plan = _build_plan(
+                rule, survivor_pk, duplicate_pks, fields=fields, resolutions=resolutions, group=group
+            )
             chosen = plan.survivor.pk if choose is None else choose(plan)
             if chosen == plan.survivor.pk:
                 return plan
             others = [m.pk for m in plan.members if m.pk != chosen]
-            return _build_plan(rule, chosen, others, fields, resolutions, group)
+            return _build_plan(rule, chosen, others, fields=fields, resolutions=resolutions, group=group)
     except reads.ReadBusy as exc:
         message = _("Rows the merge reads could not be read in time (%(why)s); nothing was changed.")
         raise MergeBusy(message % {"why": exc.reason}) from exc
@@ -434,11 +436,12 @@ def _build_plan(
     rule: Rule,
     survivor_pk: Any,
     duplicate_pks: Iterable[Any],
+    *,
     fields: Mapping[str, Any] | None,
     resolutions: Mapping[str, Any] | None,
-    whole_group: bool,
+    group: bool,
 ) -> Plan:
-    survivor, dups, group = load_members(rule, survivor_pk, duplicate_pks, group=whole_group)
+    survivor, dups, group_pks = load_members(rule, survivor_pk, duplicate_pks, group=group)
     members = [survivor, *dups]
     refs = references(rule.database, rule.model)
     if refs.refusals:
@@ -446,7 +449,7 @@ def _build_plan(
         raise Unsupported(message % {"why": "; ".join(refs.refusals)})
     relations = refs.relations
     targets = {r.target for r in relations if r.target != rule.model._meta.pk.attname}
-    plan = Plan(rule, survivor, dups, group, references=refs)
+    plan = Plan(rule, survivor, dups, group_pks, references=refs)
     plan.changes = field_changes(rule, survivor, {m.pk: m for m in members}, fields or {}, targets)
     plan.moves = _moves(rule, survivor, members, plan.changes, relations)
     adopted = _adopted(rule, {m.pk: m for m in members}, plan.moves)

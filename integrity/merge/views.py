@@ -190,8 +190,8 @@ def merge_all_view(admin: PageAdmin, request: HttpRequest) -> HttpResponse:
     last = made[-1] if made else form.cleaned_data["last"]
     site = admin.admin_site.name
     context.update(
-        done=done + len(result.merged),
-        total=done + len(result.merged) + max(result.remaining, 0),
+        done=done + result.made,
+        total=done + result.made + max(result.remaining, 0),
         first=first_record,
         last=last,
         first_url=reverse(f"{site}:integrity_mergerecord_change", args=[first_record])
